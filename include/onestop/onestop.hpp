@@ -1,0 +1,10 @@
+#pragma once
+
+// The umbrella header: everything a host needs.
+
+#include <onestop/version.hpp>
+#include <onestop/error.hpp>
+#include <onestop/expr.hpp>
+#include <onestop/model.hpp>
+#include <onestop/definitions.hpp>
+#include <onestop/identity.hpp>

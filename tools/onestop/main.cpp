@@ -1,0 +1,214 @@
+// The onestop command line: a thin shell over the library.
+//   onestop validate PATH...            report every problem in a set of definitions
+//   onestop graph PATH... [--flow ID]   render a flow as Graphviz DOT or SVG
+//   onestop summary PATH...             themes and items: departments, limits
+
+#include <onestop/onestop.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <set>
+
+namespace {
+
+using onestop::Catalog;
+using onestop::Diagnostic;
+using onestop::Severity;
+
+std::vector<std::filesystem::path> to_paths(const std::vector<std::string>& in) {
+  return {in.begin(), in.end()};
+}
+
+void print_diagnostics(const std::vector<Diagnostic>& diagnostics, bool warnings) {
+  for (const auto& d : diagnostics) {
+    if (d.severity != Severity::error && !warnings) continue;
+    std::cerr << d.to_string() << '\n';
+  }
+}
+
+int validate(const std::vector<std::string>& paths, const std::string& format) {
+  const auto result = onestop::load_catalog(to_paths(paths));
+  std::size_t errors = 0;
+  std::size_t warnings = 0;
+  for (const auto& d : result.diagnostics) (d.severity == Severity::error ? errors : warnings) += 1;
+  if (format == "json") {
+    std::cout << onestop::diagnostics_to_json(result.diagnostics);
+  } else {
+    for (const auto& d : result.diagnostics) std::cout << d.to_string() << '\n';
+    const Catalog& c = *result.catalog;
+    std::cout << fmt::format("{} error{}, {} warning{} ({} items, {} flows, {} themes, {} calendars, {} departments)\n",
+                             errors, errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s", c.items.size(),
+                             c.flows.size(), c.themes.size(), c.calendars.size(), c.departments.size());
+  }
+  return errors == 0 ? 0 : 1;
+}
+
+const onestop::Flow* pick_flow(const Catalog& c, const std::string& id, int version) {
+  if (!id.empty()) {
+    if (const auto* f = c.find_flow(id, version > 0 ? std::optional<int>(version) : std::nullopt)) return f;
+    if (const auto* t = c.find_theme(id)) return c.find_flow(t->flow);
+    std::cerr << fmt::format("onestop graph: no flow or theme '{}'", id);
+    if (version > 0) std::cerr << fmt::format(" version {}", version);
+    std::cerr << '\n';
+    return nullptr;
+  }
+  if (c.themes.size() == 1) return c.find_flow(c.themes.front().flow);
+  std::set<std::string> ids;
+  for (const auto& f : c.flows) ids.insert(f.id);
+  if (ids.size() == 1) return c.find_flow(*ids.begin());
+  std::cerr << "onestop graph: " << (ids.empty() ? "no flow found" : "several flows; choose one with --flow:");
+  for (const auto& i : ids) std::cerr << ' ' << i;
+  std::cerr << '\n';
+  return nullptr;
+}
+
+int graph(const std::vector<std::string>& paths, const std::string& flow_id, int version, const std::string& format,
+          const std::string& output) {
+  const auto result = onestop::load_catalog(to_paths(paths));
+  print_diagnostics(result.diagnostics, false);
+  const auto* flow = pick_flow(*result.catalog, flow_id, version);
+  if (flow == nullptr) return 1;
+  const std::string dot = onestop::render_dot(*flow, *result.catalog);
+  if (format == "dot") {
+    if (output.empty() || output == "-") {
+      std::cout << dot;
+    } else {
+      std::ofstream(output) << dot;
+    }
+    return 0;
+  }
+  // SVG through Graphviz's dot program.
+  const std::string target = output.empty() ? "-" : output;
+  const std::string command = target == "-" ? "dot -Tsvg" : fmt::format("dot -Tsvg -o '{}'", target);
+  FILE* pipe = popen(command.c_str(), "w");
+  if (pipe == nullptr) {
+    std::cerr << "onestop graph: cannot run Graphviz 'dot' (apt-get install graphviz)\n";
+    return 1;
+  }
+  std::fwrite(dot.data(), 1, dot.size(), pipe);
+  const int status = pclose(pipe);
+  if (status != 0) {
+    std::cerr << "onestop graph: Graphviz 'dot' failed; is it installed? (apt-get install graphviz)\n";
+    return 1;
+  }
+  return 0;
+}
+
+std::string limit_text(const onestop::TimeLimits& l) {
+  std::string out;
+  if (l.promised) out += "promised " + l.promised->to_string();
+  if (l.statutory) out += (out.empty() ? "" : ", ") + std::string("statutory ") + l.statutory->to_string();
+  return out.empty() ? "no limit" : out;
+}
+
+std::string department_name(const Catalog& c, const std::string& id) {
+  const auto* d = c.find_department(id);
+  return d ? d->name : id;
+}
+
+void print_item(const Catalog& c, const onestop::Item& it, const onestop::Node* via) {
+  std::size_t from_library = 0;
+  std::size_t conditional = 0;
+  for (const auto& m : it.materials) {
+    from_library += m.source != onestop::MaterialSource::applicant ? 1 : 0;
+    conditional += m.necessity == onestop::Necessity::conditional ? 1 : 0;
+  }
+  std::cout << fmt::format("    {:<16} {}\n", it.code, it.name);
+  std::cout << fmt::format("    {:<16} department: {}; {} [{} {}]\n", "", department_name(c, it.department),
+                           limit_text(it.time_limit), onestop::gb_code(it.type), onestop::to_string(it.type));
+  std::string step;
+  if (via != nullptr && via->time_limit) {
+    step = fmt::format("; step limit {}{}", via->time_limit->to_string(),
+                       via->on_timeout == onestop::TimeoutAction::deem_consent ? ", silence counts as consent" : "");
+  }
+  std::cout << fmt::format("    {:<16} {} materials ({} fetched, {} conditional); max visits {}{}\n", "",
+                           it.materials.size(), from_library, conditional, it.max_visits, step);
+}
+
+int summary(const std::vector<std::string>& paths) {
+  const auto result = onestop::load_catalog(to_paths(paths));
+  print_diagnostics(result.diagnostics, false);
+  const Catalog& c = *result.catalog;
+  std::set<std::string> in_theme;
+  for (const auto& t : c.themes) {
+    std::cout << fmt::format("Theme {} — {} (v{})\n", t.id, t.name, t.version);
+    std::cout << fmt::format("  lead department: {}\n", department_name(c, t.lead_department));
+    std::cout << fmt::format("  overall limit:   {}\n", limit_text(t.time_limit));
+    const auto* flow = c.find_flow(t.flow);
+    std::cout << fmt::format("  flow:            {} v{} ({} nodes, {} edges)\n", t.flow, flow ? flow->version : 0,
+                             flow ? flow->nodes.size() : 0, flow ? flow->edges.size() : 0);
+    const auto codes = c.theme_items(t);
+    std::set<std::string> departments{t.lead_department};
+    std::cout << fmt::format("  items ({}):\n", codes.size());
+    for (const auto& code : codes) {
+      in_theme.insert(code);
+      const auto* it = c.find_item(code);
+      if (it == nullptr) continue;
+      departments.insert(it->department);
+      const onestop::Node* via = nullptr;
+      if (flow) {
+        for (const auto& n : flow->nodes) {
+          if (n.kind == onestop::NodeKind::subflow && n.item == code) via = &n;
+        }
+      }
+      print_item(c, *it, via);
+    }
+    std::cout << fmt::format("  departments ({}):", departments.size());
+    for (const auto& d : departments) std::cout << ' ' << d;
+    std::cout << "\n\n";
+  }
+  bool header = false;
+  for (const auto& it : c.items) {
+    if (in_theme.count(it.code)) continue;
+    if (!header) std::cout << "Items outside themes:\n";
+    header = true;
+    print_item(c, it, nullptr);
+  }
+  return result.ok() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"onestop — government-service approval engine"};
+  app.set_version_flag("--version", std::string(onestop::version));
+  app.require_subcommand(1);
+
+  std::vector<std::string> paths;
+  std::string format = "text";
+  auto* validate_cmd = app.add_subcommand("validate", "Load definitions and report every problem");
+  validate_cmd->add_option("paths", paths, "YAML files or directories")->required();
+  validate_cmd->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+
+  std::string flow_id;
+  int flow_version = 0;
+  std::string graph_format = "dot";
+  std::string output;
+  auto* graph_cmd = app.add_subcommand("graph", "Render a flow as Graphviz DOT (or SVG through dot)");
+  graph_cmd->add_option("paths", paths, "YAML files or directories")->required();
+  graph_cmd->add_option("--flow", flow_id, "flow or theme id (needed when several flows are loaded)");
+  graph_cmd->add_option("--flow-version", flow_version, "flow version (the newest by default)");
+  graph_cmd->add_option("--format", graph_format, "dot or svg")->check(CLI::IsMember({"dot", "svg"}));
+  graph_cmd->add_option("-o,--output", output, "output file (standard output by default)");
+
+  auto* summary_cmd = app.add_subcommand("summary", "Summarise themes and items: departments and limits");
+  summary_cmd->add_option("paths", paths, "YAML files or directories")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*validate_cmd) return validate(paths, format);
+    if (*graph_cmd) return graph(paths, flow_id, flow_version, graph_format, output);
+    if (*summary_cmd) return summary(paths);
+  } catch (const onestop::Error& e) {
+    std::cerr << "onestop: " << onestop::to_string(e.code()) << ": " << e.what() << '\n';
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "onestop: " << e.what() << '\n';
+    return 2;
+  }
+  return 0;
+}

@@ -69,14 +69,16 @@ std::string label_of(const Node& n, const Catalog& catalog, const DotOptions& op
   }
   if (n.kind == NodeKind::automatic) label += fmt::format("\nhandler: {}", n.handler);
   if (n.kind == NodeKind::timer && n.wait) label = fmt::format("{}\nwait {}", label, n.wait->to_string());
-  if (n.kind == NodeKind::end) label = fmt::format("{}\n({})", label, to_string(n.outcome));
+  if (n.kind == NodeKind::end) {
+    label = n.name.empty() ? std::string(to_string(n.outcome)) : fmt::format("{}\n({})", n.name, to_string(n.outcome));
+  }
   std::string who;
   for (const auto& d : n.assignees.departments) who += (who.empty() ? "" : ", ") + d;
   for (const auto& r : n.assignees.roles) who += (who.empty() ? "" : ", ") + r;
   for (const auto& u : n.assignees.users) who += (who.empty() ? "" : ", ") + u;
   if (!who.empty()) label += "\n" + who;
   if (options.show_limits && n.time_limit) {
-    label += "\n⏱ " + n.time_limit->to_string();
+    label += "\nlimit " + n.time_limit->to_string();
     if (n.on_timeout == TimeoutAction::deem_consent) label += ", silence = consent";
     if (n.on_timeout == TimeoutAction::escalate) label += ", escalate";
   }

@@ -8,3 +8,8 @@
 #include <onestop/model.hpp>
 #include <onestop/definitions.hpp>
 #include <onestop/identity.hpp>
+#include <onestop/calendar.hpp>
+#include <onestop/clock.hpp>
+#include <onestop/case.hpp>
+#include <onestop/store.hpp>
+#include <onestop/engine.hpp>

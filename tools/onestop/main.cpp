@@ -2,6 +2,9 @@
 //   onestop validate PATH...            report every problem in a set of definitions
 //   onestop graph PATH... [--flow ID]   render a flow as Graphviz DOT or SVG
 //   onestop summary PATH...             themes and items: departments, limits
+//   onestop calendar days|due ...       check a working-day calendar by hand
+
+#include "calendar_cmd.hpp"
 
 #include <onestop/onestop.hpp>
 
@@ -197,6 +200,8 @@ int main(int argc, char** argv) {
 
   auto* summary_cmd = app.add_subcommand("summary", "Summarise themes and items: departments and limits");
   summary_cmd->add_option("paths", paths, "YAML files or directories")->required();
+
+  add_calendar_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   try {

@@ -698,6 +698,32 @@ void run(const Catalog& catalog, bool graphs, std::vector<Diagnostic>& diagnosti
   Checker(catalog, diagnostics).run(graphs);
 }
 
+std::vector<std::size_t> post_dominators(const Flow& flow) {
+  const std::size_t n = flow.nodes.size();
+  std::unordered_map<std::string_view, std::size_t> index;
+  for (std::size_t i = 0; i < n; ++i) index.emplace(flow.nodes[i].id, i);
+  Graph g(n + 1);
+  for (const auto& e : flow.edges) {
+    auto a = index.find(e.from);
+    auto b = index.find(e.to);
+    if (!e.loop && a != index.end() && b != index.end()) boost::add_edge(a->second, b->second, g);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (flow.nodes[i].kind == NodeKind::end) boost::add_edge(i, n, g);
+  }
+  const auto none = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> out(n, none);
+  const std::vector<Vertex> null_idom(n + 1, boost::graph_traits<Graph>::null_vertex());
+  std::vector<Vertex> idom = null_idom;
+  const auto rg = boost::make_reverse_graph(g);
+  boost::lengauer_tarjan_dominator_tree(
+      rg, boost::vertex(n, rg), boost::make_iterator_property_map(idom.begin(), boost::get(boost::vertex_index, rg)));
+  for (std::size_t i = 0; i < n; ++i) {
+    if (idom[i] != boost::graph_traits<Graph>::null_vertex() && idom[i] < n) out[i] = idom[i];
+  }
+  return out;
+}
+
 }  // namespace check
 
 std::vector<Diagnostic> check_catalog(const Catalog& catalog) {

@@ -1,0 +1,111 @@
+#pragma once
+
+// Persistence behind one interface. Every engine action is one Commit: the
+// new case state, the events to append and the indexes to update, applied
+// atomically or not at all, guarded by the case version (optimistic
+// concurrency). Implementations: open_memory_store() here; SQLite and
+// PostgreSQL stores come with their own factories.
+
+#include <onestop/case.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace onestop {
+
+// The engine's full internal state of one case; opaque to hosts and stores.
+// Persistent stores keep it as bytes through encode_snapshot/decode_snapshot.
+struct CaseSnapshot;
+
+// An open task as stores index it for inbox queries. `node` points into the
+// immutable catalog the engine runs on (candidates, name, kind).
+struct InboxEntry {
+  CaseId case_id = 0;
+  TaskId task = 0;
+  const Node* node = nullptr;
+  std::string item;           // item code of the task's flow
+  std::string assigned_user;  // set after a transfer
+  std::vector<std::string> extra_users;  // countersign signers added later
+  Instant created{};
+  std::optional<Instant> due;
+};
+
+// One atomic unit of change.
+struct Commit {
+  CaseId case_id = 0;
+  std::uint64_t expected_version = 0;  // the version the action was applied to; 0 for a new case
+  std::uint64_t new_version = 0;
+  std::shared_ptr<const CaseSnapshot> snapshot;
+  std::vector<Event> events;           // appended in order
+  std::vector<InboxEntry> open_tasks;  // every open task of the case after the change
+  std::optional<Instant> next_timer;   // earliest due timer of the case, if any
+  bool finished = false;
+};
+
+// What an inbox query asks for: tasks any of whose candidates match.
+struct InboxQuery {
+  std::string user;
+  std::vector<std::string> roles;
+  std::vector<std::string> departments;
+  std::string item;  // only tasks of this item, when set
+  std::size_t offset = 0;
+  std::size_t limit = 50;
+};
+
+// Stores case state, history, inbox and timer indexes.
+// Implementations must be safe for concurrent use by several engine threads.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // A fresh case id, never handed out before.
+  virtual CaseId allocate_case_id() = 0;
+  // The latest snapshot of a case; nullptr when there is no such case.
+  virtual std::shared_ptr<const CaseSnapshot> load(CaseId id) = 0;
+  // Applies `commit` atomically. Throws Error(conflict) when the stored
+  // version is not commit.expected_version (someone else acted first), and
+  // Error(storage) when it cannot write; either way nothing changes.
+  virtual void commit(const Commit& commit) = 0;
+  // Applies several commits in one transaction (imports, the simulator).
+  // The default commits them one by one.
+  virtual void commit_batch(const std::vector<Commit>& commits) {
+    for (const auto& c : commits) commit(c);
+  }
+  // The whole history of a case, in sequence order.
+  virtual std::vector<Event> history(CaseId id) = 0;
+  // Open tasks matching the query, oldest first.
+  virtual std::vector<InboxEntry> inbox(const InboxQuery& query) = 0;
+  // Cases with a timer due at or before `now`, earliest first.
+  virtual std::vector<CaseId> due_cases(Instant now, std::size_t limit) = 0;
+  // Ids of every case, in id order (replay, export).
+  virtual std::vector<CaseId> case_ids() = 0;
+};
+
+// A store that keeps everything in memory (tests, simulation, caches).
+std::shared_ptr<Store> open_memory_store();
+
+// Decorates another store; override what you need (metrics, fault injection).
+class StoreWrapper : public Store {
+ public:
+  explicit StoreWrapper(std::shared_ptr<Store> target) : target_(std::move(target)) {}
+  CaseId allocate_case_id() override { return target_->allocate_case_id(); }
+  std::shared_ptr<const CaseSnapshot> load(CaseId id) override { return target_->load(id); }
+  void commit(const Commit& c) override { target_->commit(c); }
+  void commit_batch(const std::vector<Commit>& c) override { target_->commit_batch(c); }
+  std::vector<Event> history(CaseId id) override { return target_->history(id); }
+  std::vector<InboxEntry> inbox(const InboxQuery& q) override { return target_->inbox(q); }
+  std::vector<CaseId> due_cases(Instant now, std::size_t limit) override { return target_->due_cases(now, limit); }
+  std::vector<CaseId> case_ids() override { return target_->case_ids(); }
+
+ protected:
+  Store& target() { return *target_; }
+
+ private:
+  std::shared_ptr<Store> target_;
+};
+
+}  // namespace onestop

@@ -1,0 +1,282 @@
+// Inputs as JSON for the history (so replay can re-apply them), and the
+// public views of the internal state.
+
+#include "core/machine.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+namespace onestop::core {
+
+using json = nlohmann::json;
+
+std::string quote_json(const std::string& s) { return json(s).dump(); }
+
+namespace {
+
+json to_json(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::null: return nullptr;
+    case Value::Type::boolean: return v.as_bool();
+    case Value::Type::number: return v.as_number();
+    case Value::Type::string: return v.as_string();
+    case Value::Type::list: {
+      json out = json::array();
+      for (const auto& x : v.as_list()) out.push_back(to_json(x));
+      return out;
+    }
+  }
+  return nullptr;
+}
+
+Value from_json(const json& j) {
+  if (j.is_boolean()) return Value(j.get<bool>());
+  if (j.is_number()) return Value(j.get<double>());
+  if (j.is_string()) return Value(j.get<std::string>());
+  if (j.is_array()) {
+    Value::List list;
+    for (const auto& x : j) list.push_back(from_json(x));
+    return Value(std::move(list));
+  }
+  return Value();
+}
+
+json form_json(const std::map<std::string, Value>& form) {
+  json out = json::object();
+  for (const auto& [k, v] : form) out[k] = to_json(v);
+  return out;
+}
+
+std::map<std::string, Value> form_from(const json& j) {
+  std::map<std::string, Value> out;
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) out[it.key()] = from_json(it.value());
+  }
+  return out;
+}
+
+json materials_json(const std::vector<OfferedMaterial>& ms) {
+  json out = json::array();
+  for (const auto& m : ms) {
+    out.push_back({{"id", m.id}, {"file", m.file_name}, {"bytes", m.bytes}, {"form", static_cast<int>(m.form)}});
+  }
+  return out;
+}
+
+std::vector<OfferedMaterial> materials_from(const json& j) {
+  std::vector<OfferedMaterial> out;
+  if (!j.is_array()) return out;
+  for (const auto& m : j) {
+    out.push_back(OfferedMaterial{m.value("id", ""), m.value("file", ""), m.value("bytes", std::int64_t{0}),
+                                  static_cast<MaterialForm>(m.value("form", 0))});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string encode_submission(const Submission& s, bool theme, int version) {
+  json j = {{"target", s.target},
+            {"theme", theme},
+            {"version", version},
+            {"applicant", {{"kind", static_cast<int>(s.applicant.kind)}, {"id", s.applicant.id}, {"name", s.applicant.name}}},
+            {"form", form_json(s.form)},
+            {"materials", materials_json(s.materials)}};
+  return j.dump();
+}
+
+Submission decode_submission(const std::string& text, bool& theme, int& version) {
+  const json j = json::parse(text);
+  Submission s;
+  theme = j.value("theme", false);
+  version = j.value("version", 1);
+  s.target = j.value("target", "");
+  const json& a = j.at("applicant");
+  s.applicant = Applicant{static_cast<ApplicantKind>(a.value("kind", 0)), a.value("id", ""), a.value("name", "")};
+  s.form = form_from(j.at("form"));
+  s.materials = materials_from(j.at("materials"));
+  return s;
+}
+
+std::string encode_action(const Action& a) {
+  json j = {{"kind", static_cast<int>(a.kind)},
+            {"actor", {{"kind", static_cast<int>(a.actor.kind)}, {"user", a.actor.user}}}};
+  if (!a.actor.roles.empty()) j["actor"]["roles"] = a.actor.roles;
+  if (!a.actor.departments.empty()) j["actor"]["departments"] = a.actor.departments;
+  if (a.task != 0) j["task"] = a.task;
+  if (!a.target.empty()) j["target"] = a.target;
+  if (!a.comment.empty()) j["comment"] = a.comment;
+  if (!a.form.empty()) j["form"] = form_json(a.form);
+  if (!a.materials.empty()) j["materials"] = materials_json(a.materials);
+  return j.dump();
+}
+
+Action decode_action(const std::string& text, CaseId id) {
+  const json j = json::parse(text);
+  Action a;
+  a.case_id = id;
+  a.kind = static_cast<ActionKind>(j.value("kind", 0));
+  const json& actor = j.at("actor");
+  a.actor.kind = static_cast<Actor::Kind>(actor.value("kind", 0));
+  a.actor.user = actor.value("user", "");
+  a.actor.roles = actor.value("roles", std::vector<std::string>{});
+  a.actor.departments = actor.value("departments", std::vector<std::string>{});
+  a.task = j.value("task", TaskId{0});
+  a.target = j.value("target", "");
+  a.comment = j.value("comment", "");
+  if (j.contains("form")) a.form = form_from(j["form"]);
+  if (j.contains("materials")) a.materials = materials_from(j["materials"]);
+  return a;
+}
+
+std::string encode_step_result(const StepResult& r) {
+  json j = {{"ok", r.ok}, {"decision", static_cast<int>(r.decision)}};
+  if (!r.message.empty()) j["message"] = r.message;
+  if (!r.form.empty()) j["form"] = form_json(r.form);
+  return j.dump();
+}
+
+StepResult decode_step_result(const std::string& text) {
+  const json j = json::parse(text);
+  StepResult r;
+  r.ok = j.value("ok", true);
+  r.decision = static_cast<Decision>(j.value("decision", 1));
+  r.message = j.value("message", "");
+  if (j.contains("form")) r.form = form_from(j["form"]);
+  return r;
+}
+
+namespace {
+
+std::string item_of(const CompiledCatalog& catalog, const CaseSnapshot& s, std::uint16_t frame) {
+  const Frame& f = s.frames[frame];
+  if (f.parent < 0) return s.is_theme ? std::string() : s.target;
+  const Frame& p = s.frames[static_cast<std::size_t>(f.parent)];
+  for (const auto& t : s.tokens) {
+    if (t.id == f.parent_token && t.frame == f.parent) {
+      const CompiledNode& n = p.flow->nodes[t.node];
+      if (n.subflow_item) return n.subflow_item->code;
+    }
+  }
+  for (const auto& n : p.flow->nodes) {
+    if (n.subflow == f.flow && n.subflow_item) return n.subflow_item->code;
+  }
+  (void)catalog;
+  return {};
+}
+
+}  // namespace
+
+Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s) {
+  Case c;
+  c.id = s.id;
+  c.target = s.target;
+  c.is_theme = s.is_theme;
+  c.target_version = s.target_version;
+  if (!s.frames.empty()) {
+    c.flow = s.frames[0].flow->def->id;
+    c.flow_version = s.frames[0].flow->def->version;
+  }
+  c.applicant = s.applicant;
+  c.form = s.form;
+  c.materials = s.materials;
+  c.status = s.status;
+  c.outcome = s.outcome;
+  c.version = s.version;
+  c.submitted = s.submitted;
+  c.finished = s.finished;
+  c.error = s.error;
+  c.tasks.reserve(s.tasks.size());
+  for (const auto& t : s.tasks) {
+    const Node& def = *s.frames[t.frame].flow->nodes[t.node].def;
+    Task out;
+    out.id = t.id;
+    out.node = def.id;
+    out.name = def.name.empty() ? def.id : def.name;
+    out.kind = def.kind;
+    out.item = item_of(catalog, s, t.frame);
+    out.candidates = def.assignees;
+    out.assigned_user = t.assigned_user;
+    if (def.kind == NodeKind::countersign) {
+      if (!def.signers.empty()) {
+        for (const auto& u : def.signers) out.slots.push_back("user:" + u);
+      } else {
+        for (const auto& u : def.assignees.users) out.slots.push_back("user:" + u);
+        for (const auto& r : def.assignees.roles) out.slots.push_back("role:" + r);
+        for (const auto& d : def.assignees.departments) out.slots.push_back("department:" + d);
+      }
+      for (const auto& u : t.added_signers) out.slots.push_back("user:" + u);
+    }
+    out.signatures = t.signatures;
+    out.state = t.state;
+    out.decision = t.decision;
+    out.created = t.created;
+    out.due = t.due;
+    out.urges = t.urges;
+    c.tasks.push_back(std::move(out));
+  }
+  return c;
+}
+
+std::vector<InboxEntry> inbox_entries(const CompiledCatalog& catalog, const CaseSnapshot& s) {
+  std::vector<InboxEntry> out;
+  for (const auto& t : s.tasks) {
+    if (t.state != TaskState::open) continue;
+    const Node* def = s.frames[t.frame].flow->nodes[t.node].def;
+    if (def->kind == NodeKind::automatic) continue;
+    out.push_back(InboxEntry{s.id, t.id, def, item_of(catalog, s, t.frame), t.assigned_user, t.added_signers, t.created,
+                             t.due});
+  }
+  return out;
+}
+
+std::optional<Instant> next_timer(const CaseSnapshot& s) {
+  std::optional<Instant> best;
+  for (const auto& t : s.tokens) {
+    if (t.wait == Wait::timer && (!best || t.due < *best)) best = t.due;
+  }
+  return best;
+}
+
+std::string dump(const CaseSnapshot& s) {
+  json j;
+  j["id"] = s.id;
+  j["target"] = s.target;
+  j["theme"] = s.is_theme;
+  j["status"] = std::string(to_string(s.status));
+  j["outcome"] = s.outcome ? std::string(to_string(*s.outcome)) : std::string();
+  j["version"] = s.version;
+  j["seq"] = s.seq;
+  j["form"] = form_json(s.form);
+  j["materials"] = materials_json(s.materials);
+  j["error"] = s.error;
+  j["finished"] = s.finished ? s.finished->time_since_epoch().count() : -1;
+  json frames = json::array();
+  for (const auto& f : s.frames) {
+    frames.push_back({f.flow->def->id, f.flow->def->version, f.parent, f.parent_token, f.done, static_cast<int>(f.outcome)});
+  }
+  j["frames"] = frames;
+  json tokens = json::array();
+  for (const auto& t : s.tokens) {
+    tokens.push_back({t.id, t.frame, t.node, static_cast<int>(t.wait), t.task, t.child, t.due.time_since_epoch().count(), t.in_edge});
+  }
+  j["tokens"] = tokens;
+  json joins = json::array();
+  for (const auto& w : s.joins) joins.push_back({w.frame, w.node, w.expected, w.arrived, w.approvals, w.rejections});
+  j["joins"] = joins;
+  json tasks = json::array();
+  for (const auto& t : s.tasks) {
+    json sigs = json::array();
+    for (const auto& g : t.signatures) sigs.push_back({g.user, g.slot, static_cast<int>(g.decision)});
+    tasks.push_back({t.id, t.frame, t.node, static_cast<int>(t.state), static_cast<int>(t.decision),
+                     t.created.time_since_epoch().count(), t.due ? t.due->time_since_epoch().count() : -1,
+                     t.assigned_user, t.added_signers, sigs, t.urges, t.failed});
+  }
+  j["tasks"] = tasks;
+  j["next"] = {s.next_token, s.next_task};
+  j["hash"] = to_hex(s.last_hash);
+  return j.dump();
+}
+
+}  // namespace onestop::core

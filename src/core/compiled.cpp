@@ -1,0 +1,107 @@
+#include "core/compiled.hpp"
+
+#include "graph/check.hpp"
+
+#include <fmt/format.h>
+
+#include <deque>
+
+namespace onestop::core {
+
+CompiledCatalog::CompiledCatalog(std::shared_ptr<const Catalog> catalog) : catalog_(std::move(catalog)) {
+  for (const auto& f : catalog_->flows) {
+    auto cf = std::make_unique<CompiledFlow>();
+    cf->def = &f;
+    by_key_[fmt::format("{}@{}", f.id, f.version)] = cf.get();
+    flows_.push_back(std::move(cf));
+  }
+  for (auto& cf : flows_) compile(*cf);
+}
+
+const CompiledFlow* CompiledCatalog::flow(std::string_view id, int version) const {
+  auto it = by_key_.find(fmt::format("{}@{}", id, version));
+  return it == by_key_.end() ? nullptr : it->second;
+}
+
+const CompiledFlow* CompiledCatalog::newest(std::string_view id) const {
+  const Flow* f = catalog_->find_flow(id);
+  return f ? flow(f->id, f->version) : nullptr;
+}
+
+const CompiledFlow* CompiledCatalog::flow_of(const Item& item) const {
+  return item.flow_version ? flow(item.flow, *item.flow_version) : newest(item.flow);
+}
+
+void CompiledCatalog::compile(CompiledFlow& cf) {
+  const Flow& f = *cf.def;
+  const std::size_t n = f.nodes.size();
+  const std::string& calendar = f.calendar.empty() ? catalog_->default_calendar : f.calendar;
+  if (!calendar.empty() && catalog_->find_calendar(calendar)) cf.calendar = WorkingCalendar::resolve(*catalog_, calendar);
+  cf.nodes.resize(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    cf.nodes[i].def = &f.nodes[i];
+    cf.index.emplace(f.nodes[i].id, i);
+    if (f.nodes[i].kind == NodeKind::start) cf.start = i;
+  }
+  // Out-edges grouped by source, in definition order (guards are tried in that order).
+  std::vector<std::vector<CompiledEdge>> out(n);
+  for (const auto& e : f.edges) {
+    const std::uint32_t a = cf.find(e.from);
+    const std::uint32_t b = cf.find(e.to);
+    if (a == npos || b == npos) continue;
+    out[a].push_back(CompiledEdge{b, &e});
+  }
+  for (std::uint32_t i = 0; i < n; ++i) {
+    cf.nodes[i].first_edge = static_cast<std::uint32_t>(cf.edges.size());
+    cf.nodes[i].edge_count = static_cast<std::uint32_t>(out[i].size());
+    cf.edges.insert(cf.edges.end(), out[i].begin(), out[i].end());
+  }
+  const auto ipdom = check::post_dominators(f);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const NodeKind k = f.nodes[i].kind;
+    if ((k == NodeKind::parallel || k == NodeKind::inclusive) && ipdom[i] < n &&
+        f.nodes[ipdom[i]].kind == NodeKind::join) {
+      cf.nodes[i].join = static_cast<std::uint32_t>(ipdom[i]);
+      cf.nodes[ipdom[i]].split = i;
+    }
+  }
+  for (const auto& r : f.returns) {
+    const std::uint32_t from = cf.find(r.from);
+    if (from == npos) continue;
+    cf.nodes[from].return_siblings = r.siblings;
+    for (const auto& t : r.to) {
+      const std::uint32_t to = cf.find(t);
+      if (to == npos) continue;
+      cf.nodes[from].returns.push_back(to);
+      if (cf.downstream_of.count(to)) continue;
+      // Nodes downstream of a return target: the part of the flow a return
+      // to it rewinds.
+      std::vector<bool> seen(n, false);
+      std::deque<std::uint32_t> queue{to};
+      seen[to] = true;
+      while (!queue.empty()) {
+        const std::uint32_t v = queue.front();
+        queue.pop_front();
+        for (std::uint32_t e = cf.nodes[v].first_edge; e < cf.nodes[v].first_edge + cf.nodes[v].edge_count; ++e) {
+          const auto& edge = cf.edges[e];
+          if (edge.def->loop || seen[edge.to]) continue;
+          seen[edge.to] = true;
+          queue.push_back(edge.to);
+        }
+      }
+      cf.downstream_of.emplace(to, std::move(seen));
+    }
+  }
+  for (auto& node : cf.nodes) {
+    const Node& d = *node.def;
+    if (d.kind != NodeKind::subflow) continue;
+    if (!d.item.empty()) {
+      node.subflow_item = catalog_->find_item(d.item);
+      if (node.subflow_item) node.subflow = flow_of(*node.subflow_item);
+    } else if (!d.flow.empty()) {
+      node.subflow = newest(d.flow);
+    }
+  }
+}
+
+}  // namespace onestop::core

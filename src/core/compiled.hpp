@@ -1,0 +1,79 @@
+#pragma once
+
+// Flows compiled for execution: dense node indices, out-edge ranges, the
+// join matching each split (its immediate post-dominator, computed once at
+// load), declared returns by node. Immutable and shared by every case.
+
+#include <onestop/calendar.hpp>
+#include <onestop/model.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace onestop::core {
+
+inline constexpr std::uint32_t npos = 0xFFFFFFFFu;
+
+struct CompiledEdge {
+  std::uint32_t to = npos;
+  const Edge* def = nullptr;
+};
+
+struct CompiledFlow;
+
+struct CompiledNode {
+  const Node* def = nullptr;
+  std::uint32_t first_edge = 0;  // into CompiledFlow::edges
+  std::uint32_t edge_count = 0;
+  std::uint32_t join = npos;     // parallel/inclusive split: its join
+  std::uint32_t split = npos;    // join: its split
+  std::vector<std::uint32_t> returns;  // declared return targets
+  ReturnSiblings return_siblings = ReturnSiblings::cancel;
+  const CompiledFlow* subflow = nullptr;  // subflow: the flow it runs
+  const Item* subflow_item = nullptr;
+};
+
+struct CompiledFlow {
+  const Flow* def = nullptr;
+  std::vector<CompiledNode> nodes;
+  std::vector<CompiledEdge> edges;
+  std::uint32_t start = npos;
+  std::unordered_map<std::string_view, std::uint32_t> index;
+  WorkingCalendar calendar;  // the flow's calendar, or the catalog default
+  // Forward reachability between nodes is needed by returns (which
+  // branches a return leaves); stored as the set of nodes downstream of
+  // each return target, computed lazily at compile time for targets only.
+  std::unordered_map<std::uint32_t, std::vector<bool>> downstream_of;
+
+  std::uint32_t find(std::string_view id) const {
+    auto it = index.find(id);
+    return it == index.end() ? npos : it->second;
+  }
+};
+
+// Every flow of a catalog, compiled. Built once per catalog.
+class CompiledCatalog {
+ public:
+  explicit CompiledCatalog(std::shared_ptr<const Catalog> catalog);
+
+  const Catalog& catalog() const noexcept { return *catalog_; }
+  std::shared_ptr<const Catalog> shared() const noexcept { return catalog_; }
+  // nullptr when absent.
+  const CompiledFlow* flow(std::string_view id, int version) const;
+  const CompiledFlow* newest(std::string_view id) const;
+  // The flow an item runs (its pinned version or the newest).
+  const CompiledFlow* flow_of(const Item& item) const;
+  const WorkingCalendar& calendar_of(const CompiledFlow& flow) const noexcept { return flow.calendar; }
+
+ private:
+  void compile(CompiledFlow& cf);
+  std::shared_ptr<const Catalog> catalog_;
+  std::vector<std::unique_ptr<CompiledFlow>> flows_;
+  std::unordered_map<std::string, const CompiledFlow*> by_key_;  // "id@version"
+};
+
+}  // namespace onestop::core

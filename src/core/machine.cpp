@@ -1,0 +1,839 @@
+#include "core/machine.hpp"
+
+#include <onestop/calendar.hpp>
+#include <onestop/identity.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace onestop::core {
+
+namespace {
+
+std::string json_quote(const std::string& s) { return quote_json(s); }
+
+[[noreturn]] void refuse(ErrorCode code, const std::string& message) { throw Error(code, message); }
+
+bool contains(const std::vector<std::string>& list, std::string_view s) {
+  return std::find(list.begin(), list.end(), s) != list.end();
+}
+
+bool intersects(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  return std::any_of(a.begin(), a.end(), [&](const std::string& x) { return contains(b, x); });
+}
+
+std::string_view decision_word(Decision d) { return to_string(d); }
+
+// What guards read: the application, the applicant, the case, and the
+// decisions of the step being left.
+class GuardContext final : public ExprContext {
+ public:
+  GuardContext(const CaseSnapshot& s, Instant now, Decision decision, std::uint32_t approvals,
+               std::uint32_t rejections)
+      : s_(s), now_(now), decision_(decision), approvals_(approvals), rejections_(rejections) {}
+
+  Value field(std::string_view path) const override {
+    if (path.substr(0, 5) == "form.") {
+      auto it = s_.form.find(std::string(path.substr(5)));
+      return it == s_.form.end() ? Value() : it->second;
+    }
+    if (path == "outcome") {
+      if (decision_ == Decision::none) return Value();
+      return Value(decision_ == Decision::rejected ? "rejected" : "approved");
+    }
+    if (path == "approved") return Value(decision_ == Decision::approved || decision_ == Decision::deemed_approved);
+    if (path == "rejected") return Value(decision_ == Decision::rejected);
+    if (path == "all_approved") return Value(rejections_ == 0 && (approvals_ > 0 || decision_ == Decision::approved || decision_ == Decision::deemed_approved));
+    if (path == "any_rejected") return Value(rejections_ > 0 || decision_ == Decision::rejected);
+    if (path == "approvals") return Value(static_cast<double>(approvals_));
+    if (path == "rejections") return Value(static_cast<double>(rejections_));
+    if (path == "applicant.kind") return Value(std::string(to_string(s_.applicant.kind)));
+    if (path == "applicant.id") return Value(s_.applicant.id);
+    if (path == "applicant.name") return Value(s_.applicant.name);
+    if (path == "applicant.age") return applicant_age();
+    if (path == "case.id") return Value(static_cast<double>(s_.id));
+    if (path == "case.target") return Value(s_.target);
+    return Value();
+  }
+
+  bool has_material(std::string_view id) const override {
+    return std::any_of(s_.materials.begin(), s_.materials.end(),
+                       [&](const OfferedMaterial& m) { return m.id == id; });
+  }
+
+ private:
+  Value applicant_age() const {
+    const std::string& id = s_.applicant.id;
+    if (s_.applicant.kind != ApplicantKind::natural_person || id.size() != 18) return Value();
+    const int y = std::atoi(id.substr(6, 4).c_str());
+    const int m = std::atoi(id.substr(10, 2).c_str());
+    const int d = std::atoi(id.substr(12, 2).c_str());
+    const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(now_)};
+    int age = static_cast<int>(today.year()) - y;
+    const int mm = static_cast<int>(static_cast<unsigned>(today.month()));
+    const int dd = static_cast<int>(static_cast<unsigned>(today.day()));
+    if (mm < m || (mm == m && dd < d)) --age;
+    return Value(static_cast<double>(age));
+  }
+
+  const CaseSnapshot& s_;
+  Instant now_;
+  Decision decision_;
+  std::uint32_t approvals_;
+  std::uint32_t rejections_;
+};
+
+Decision decision_of(Outcome o) {
+  switch (o) {
+    case Outcome::approved:
+    case Outcome::completed: return Decision::approved;
+    default: return Decision::rejected;
+  }
+}
+
+}  // namespace
+
+Machine::Machine(const CompiledCatalog& catalog, CaseSnapshot& state, Instant now, std::string actor)
+    : catalog_(catalog), state_(state), now_(now), actor_(std::move(actor)) {}
+
+void Machine::emit(EventKind kind, TaskId task, std::string node, std::string from, std::string to,
+                   std::string payload) {
+  Event e;
+  e.case_id = state_.id;
+  e.seq = ++state_.seq;
+  e.at = now_;
+  e.actor = actor_;
+  e.kind = kind;
+  e.task = task;
+  e.node = std::move(node);
+  e.from = std::move(from);
+  e.to = std::move(to);
+  e.payload = std::move(payload);
+  e.prev_hash = state_.last_hash;
+  e.hash = hash_event(e, e.prev_hash);
+  state_.last_hash = e.hash;
+  events_.push_back(std::move(e));
+}
+
+std::string Machine::item_of_frame(std::uint16_t frame) const {
+  const Frame& f = state_.frames[frame];
+  if (f.parent < 0) return state_.is_theme ? std::string() : state_.target;
+  const Token* parent = nullptr;
+  (void)parent;
+  // The parent subflow node names the item.
+  const Frame& p = state_.frames[static_cast<std::size_t>(f.parent)];
+  for (const auto& n : p.flow->nodes) {
+    if (n.subflow == f.flow && n.subflow_item != nullptr) return n.subflow_item->code;
+  }
+  return {};
+}
+
+// ---- submission ----
+
+void Machine::submit(const Submission& submission, bool draft) {
+  state_.target = submission.target;
+  state_.applicant = submission.applicant;
+  state_.form = submission.form;
+  state_.materials = submission.materials;
+  state_.submitted = now_;
+  state_.version = 1;
+  emit(EventKind::submitted, 0, {}, {}, draft ? "draft" : "running",
+       encode_submission(submission, state_.is_theme, state_.target_version));
+  if (draft) {
+    state_.status = CaseStatus::draft;
+    emit(EventKind::drafted, 0, {}, "running", "draft");
+    return;
+  }
+  start_flow();
+}
+
+void Machine::start_flow() {
+  state_.status = CaseStatus::running;
+  const CompiledFlow* root = nullptr;
+  if (state_.is_theme) {
+    const Theme* t = catalog_.catalog().find_theme(state_.target, state_.target_version);
+    root = t ? catalog_.newest(t->flow) : nullptr;
+  } else {
+    const Item* it = catalog_.catalog().find_item(state_.target, state_.target_version);
+    root = it ? catalog_.flow_of(*it) : nullptr;
+  }
+  if (root == nullptr || root->start == npos) {
+    refuse(ErrorCode::invalid_input, fmt::format("case {}: no runnable flow for '{}'", state_.id, state_.target));
+  }
+  state_.frames.push_back(Frame{root, -1, 0, false, Outcome::completed});
+  spawn(0, root->start, npos);
+}
+
+// ---- tokens ----
+
+Token* Machine::find_token(std::uint32_t id) {
+  for (auto& t : state_.tokens) {
+    if (t.id == id) return &t;
+  }
+  return nullptr;
+}
+
+std::size_t Machine::token_index(std::uint32_t id) const {
+  for (std::size_t i = 0; i < state_.tokens.size(); ++i) {
+    if (state_.tokens[i].id == id) return i;
+  }
+  return state_.tokens.size();
+}
+
+std::uint32_t Machine::spawn(std::uint16_t frame, std::uint32_t node, std::uint32_t in_edge) {
+  Token t;
+  t.id = state_.next_token++;
+  t.frame = frame;
+  t.node = node;
+  t.in_edge = in_edge;
+  state_.tokens.push_back(t);
+  enter(t.id);
+  return t.id;
+}
+
+TaskRecord& Machine::create_task(Token& token) {
+  TaskRecord task;
+  task.id = state_.next_task++;
+  task.frame = token.frame;
+  task.node = token.node;
+  task.created = now_;
+  const CompiledFlow& cf = flow_of(token.frame);
+  const Node& def = *cf.nodes[token.node].def;
+  if (def.time_limit) {
+    task.due = catalog_.calendar_of(cf).due(now_, *def.time_limit);
+  }
+  token.task = task.id;
+  state_.tasks.push_back(std::move(task));
+  TaskRecord& created = state_.tasks.back();
+  emit(EventKind::task_created, created.id, def.id, {}, "open",
+       created.due ? fmt::format("{{\"due\":{}}}", created.due->time_since_epoch().count()) : std::string());
+  return created;
+}
+
+void Machine::enter(std::uint32_t token_id) {
+  if (++depth_ > 100000) refuse(ErrorCode::invalid_state, fmt::format("case {}: the flow does not settle", state_.id));
+  Token* token = find_token(token_id);
+  const std::uint16_t frame = token->frame;
+  const CompiledFlow& cf = flow_of(frame);
+  const CompiledNode& node = cf.nodes[token->node];
+  const Node& def = *node.def;
+  switch (def.kind) {
+    case NodeKind::start:
+      leave(token_id, {});
+      break;
+    case NodeKind::task:
+    case NodeKind::countersign:
+      token->wait = Wait::task;
+      create_task(*token);
+      break;
+    case NodeKind::automatic:
+      token->wait = Wait::handler;
+      create_task(*token);
+      break;
+    case NodeKind::timer: {
+      token->wait = Wait::timer;
+      token->due = def.wait ? catalog_.calendar_of(cf).due(now_, *def.wait) : now_;
+      break;
+    }
+    case NodeKind::subflow: {
+      if (node.subflow == nullptr || node.subflow->start == npos) {
+        fail(fmt::format("subflow '{}' has no runnable flow", def.id));
+        break;
+      }
+      token->wait = Wait::subflow;
+      const auto child = static_cast<std::uint16_t>(state_.frames.size());
+      token->child = child;
+      state_.frames.push_back(Frame{node.subflow, frame, token_id, false, Outcome::completed});
+      emit(EventKind::subflow_started, 0, def.id, {}, node.subflow_item ? node.subflow_item->code : node.subflow->def->id);
+      spawn(child, node.subflow->start, npos);
+      break;
+    }
+    case NodeKind::parallel:
+    case NodeKind::inclusive:
+    case NodeKind::exclusive:
+    case NodeKind::join:
+    case NodeKind::end:
+      leave(token_id, {});
+      break;
+  }
+  --depth_;
+}
+
+// Moves a token out of its node: gateways and decisions choose the edges.
+void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
+  const std::size_t idx = token_index(token_id);
+  const Token token = state_.tokens[idx];
+  const std::uint16_t frame = token.frame;
+  const CompiledFlow& cf = flow_of(frame);
+  const CompiledNode& node = cf.nodes[token.node];
+  const Node& def = *node.def;
+
+  if (def.kind == NodeKind::end) {
+    state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
+    finish_frame(frame, def.outcome);
+    return;
+  }
+
+  Outcomes used = outcomes;
+  if (def.kind == NodeKind::join) {
+    // Record the arrival; continue only when every activated branch is in.
+    auto it = std::find_if(state_.joins.begin(), state_.joins.end(),
+                           [&](const JoinWait& j) { return j.frame == frame && j.node == token.node; });
+    if (it == state_.joins.end()) {
+      JoinWait j;
+      j.frame = frame;
+      j.node = token.node;
+      for (const auto& e : cf.edges) {
+        if (e.to == token.node && !e.def->loop) j.expected.push_back(static_cast<std::uint32_t>(&e - cf.edges.data()));
+      }
+      state_.joins.push_back(std::move(j));
+      it = state_.joins.end() - 1;
+    }
+    it->arrived.push_back(token.in_edge);
+    state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
+    if (it->arrived.size() < it->expected.size()) return;
+    used.approvals = it->approvals;
+    used.rejections = it->rejections;
+    used.decision = it->rejections > 0 ? Decision::rejected : Decision::approved;
+    state_.joins.erase(it);
+  } else {
+    state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
+  }
+
+  // Pass decisions on to the join that closes the branch this token is in.
+  auto note_decision = [&](std::uint32_t edge_index) {
+    (void)edge_index;
+    if (used.decision == Decision::none) return;
+    for (auto& j : state_.joins) {
+      if (j.frame != frame) continue;
+      (used.decision == Decision::rejected ? j.rejections : j.approvals) += 1;
+      break;
+    }
+  };
+
+  const std::uint32_t first = node.first_edge;
+  const std::uint32_t count = node.edge_count;
+  if (count == 0) {
+    fail(fmt::format("node '{}' has no outgoing edge", def.id));
+    return;
+  }
+
+  const GuardContext ctx(state_, now_, used.decision, used.approvals, used.rejections);
+  std::vector<std::uint32_t> chosen;
+  const bool split = def.kind == NodeKind::parallel || def.kind == NodeKind::inclusive;
+  if (def.kind == NodeKind::parallel) {
+    for (std::uint32_t e = first; e < first + count; ++e) chosen.push_back(e);
+  } else if (count == 1 && !cf.edges[first].def->guard.valid()) {
+    chosen.push_back(first);
+  } else {
+    std::uint32_t fallback = npos;
+    try {
+      for (std::uint32_t e = first; e < first + count; ++e) {
+        const Edge& edge = *cf.edges[e].def;
+        if (edge.is_default) {
+          fallback = e;
+          continue;
+        }
+        if (!edge.guard.valid()) {
+          if (fallback == npos) fallback = e;
+          continue;
+        }
+        if (edge.guard.test(ctx)) {
+          chosen.push_back(e);
+          if (def.kind != NodeKind::inclusive) break;
+        }
+      }
+    } catch (const Error& err) {
+      // Put the token back so a retry re-evaluates the gateway.
+      state_.tokens.insert(state_.tokens.begin() + static_cast<std::ptrdiff_t>(std::min(idx, state_.tokens.size())), token);
+      fail(fmt::format("guard after '{}' failed: {}", def.id, err.what()));
+      return;
+    }
+    if (chosen.empty() && fallback != npos) chosen.push_back(fallback);
+    if (chosen.empty()) {
+      state_.tokens.insert(state_.tokens.begin() + static_cast<std::ptrdiff_t>(std::min(idx, state_.tokens.size())), token);
+      fail(fmt::format("no guard after '{}' holds and there is no 'otherwise' edge", def.id));
+      return;
+    }
+  }
+
+  if (split && node.join != npos) {
+    // Start (or restart) the join's wait: it expects the activated branches only.
+    auto it = std::find_if(state_.joins.begin(), state_.joins.end(),
+                           [&](const JoinWait& j) { return j.frame == frame && j.node == node.join; });
+    if (it != state_.joins.end()) state_.joins.erase(it);
+    JoinWait j;
+    j.frame = frame;
+    j.node = node.join;
+    j.expected.resize(chosen.size());
+    state_.joins.push_back(std::move(j));
+  }
+  for (std::uint32_t e : chosen) {
+    note_decision(e);
+    take_edge(frame, cf.edges[e], e);
+    if (state_.status == CaseStatus::finished || state_.frames[frame].done) return;
+  }
+}
+
+void Machine::take_edge(std::uint16_t frame, const CompiledEdge& edge, std::uint32_t edge_index) {
+  spawn(frame, edge.to, edge_index);
+}
+
+void Machine::finish_frame(std::uint16_t frame, Outcome outcome) {
+  Frame& f = state_.frames[frame];
+  f.done = true;
+  f.outcome = outcome;
+  cancel_frame_tokens(frame, "the flow ended");
+  if (f.parent < 0) {
+    finish_case(outcome, "end reached");
+    return;
+  }
+  emit(EventKind::subflow_finished, 0, {}, "running", std::string(to_string(outcome)), item_of_frame(frame));
+  Token* parent = find_token(f.parent_token);
+  if (parent == nullptr) return;  // cancelled meanwhile
+  parent->wait = Wait::none;
+  leave(parent->id, Outcomes{decision_of(outcome), 0, 0});
+}
+
+void Machine::cancel_token(std::size_t index, std::string_view why) {
+  const Token t = state_.tokens[index];
+  state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(index));
+  if (t.task != 0) {
+    if (TaskRecord* task = find_task(t.task); task && task->state == TaskState::open) {
+      task->state = TaskState::cancelled;
+      emit(EventKind::task_cancelled, task->id, node_of(*task).id, "open", "cancelled",
+           fmt::format("{{\"reason\":\"{}\"}}", why));
+    }
+  }
+  if (t.wait == Wait::subflow && t.child < state_.frames.size() && !state_.frames[t.child].done) {
+    state_.frames[t.child].done = true;
+    state_.frames[t.child].outcome = Outcome::terminated;
+    cancel_frame_tokens(t.child, why);
+  }
+}
+
+void Machine::cancel_frame_tokens(std::uint16_t frame, std::string_view why) {
+  for (std::size_t i = state_.tokens.size(); i-- > 0;) {
+    if (i < state_.tokens.size() && state_.tokens[i].frame == frame) cancel_token(i, why);
+  }
+  state_.joins.erase(std::remove_if(state_.joins.begin(), state_.joins.end(),
+                                    [&](const JoinWait& j) { return j.frame == frame; }),
+                     state_.joins.end());
+}
+
+void Machine::finish_case(Outcome outcome, std::string_view why) {
+  for (std::size_t i = state_.tokens.size(); i-- > 0;) {
+    if (i < state_.tokens.size()) cancel_token(i, why);
+  }
+  state_.joins.clear();
+  for (auto& f : state_.frames) f.done = true;
+  const std::string from(to_string(state_.status));
+  state_.status = CaseStatus::finished;
+  state_.outcome = outcome;
+  state_.finished = now_;
+  state_.suspended_since.reset();
+  emit(EventKind::finished, 0, {}, from, std::string(to_string(outcome)));
+}
+
+void Machine::fail(std::string message) {
+  const std::string from(to_string(state_.status));
+  state_.status = CaseStatus::error;
+  state_.error = std::move(message);
+  emit(EventKind::step_error, 0, {}, from, "error", fmt::format("{{\"error\":{}}}", json_quote(state_.error)));
+}
+
+// ---- tasks ----
+
+TaskRecord* Machine::find_task(TaskId id) {
+  if (id == 0 || id > state_.tasks.size()) return nullptr;
+  TaskRecord& t = state_.tasks[id - 1];
+  return t.id == id ? &t : nullptr;
+}
+
+TaskRecord& Machine::require_open_task(const Action& a) {
+  TaskRecord* task = find_task(a.task);
+  if (task == nullptr) refuse(ErrorCode::not_found, fmt::format("case {} has no task {}", state_.id, a.task));
+  if (task->state != TaskState::open) {
+    refuse(ErrorCode::invalid_state, fmt::format("case {}: task {} ({}) is already {}; {} by {} refused", state_.id,
+                                                 task->id, node_of(*task).id,
+                                                 task->state == TaskState::completed ? "completed" : "cancelled",
+                                                 to_string(a.kind), a.actor.user));
+  }
+  return *task;
+}
+
+bool Machine::is_candidate(const Actor& actor, const TaskRecord& task) const {
+  if (actor.kind != Actor::Kind::staff) return false;
+  if (!task.assigned_user.empty()) return actor.user == task.assigned_user;
+  const Assignees& a = node_of(task).assignees;
+  return contains(a.users, actor.user) || contains(node_of(task).signers, actor.user) ||
+         contains(task.added_signers, actor.user) || intersects(a.roles, actor.roles) ||
+         intersects(a.departments, actor.departments);
+}
+
+std::vector<std::string> Machine::slots_of(const TaskRecord& task) const {
+  const Node& def = node_of(task);
+  std::vector<std::string> slots;
+  if (!def.signers.empty()) {
+    for (const auto& u : def.signers) slots.push_back("user:" + u);
+  } else {
+    for (const auto& u : def.assignees.users) slots.push_back("user:" + u);
+    for (const auto& r : def.assignees.roles) slots.push_back("role:" + r);
+    for (const auto& d : def.assignees.departments) slots.push_back("department:" + d);
+  }
+  for (const auto& u : task.added_signers) slots.push_back("user:" + u);
+  return slots;
+}
+
+void Machine::complete_task(TaskRecord& task, Decision decision) {
+  task.state = TaskState::completed;
+  task.decision = decision;
+  const Node& def = node_of(task);
+  emit(EventKind::task_completed, task.id, def.id, "open", std::string(decision_word(decision)));
+  // Find the token waiting on this task and move it on.
+  for (const auto& t : state_.tokens) {
+    if (t.task == task.id) {
+      std::uint32_t approvals = 0;
+      std::uint32_t rejections = 0;
+      for (const auto& s : task.signatures) (s.decision == Decision::rejected ? rejections : approvals) += 1;
+      if (task.signatures.empty()) (decision == Decision::rejected ? rejections : approvals) = 1;
+      leave(t.id, Outcomes{decision, approvals, rejections});
+      return;
+    }
+  }
+}
+
+void Machine::sign(TaskRecord& task, const Actor& actor, Decision decision) {
+  const Node& def = node_of(task);
+  const auto slots = slots_of(task);
+  // The first unsigned slot this actor may fill.
+  std::string slot;
+  for (const auto& s : slots) {
+    const bool signed_already = std::any_of(task.signatures.begin(), task.signatures.end(),
+                                            [&](const Signature& g) { return g.slot == s; });
+    if (signed_already) continue;
+    const auto colon = s.find(':');
+    const std::string kind = s.substr(0, colon);
+    const std::string who = s.substr(colon + 1);
+    const bool fits = (kind == "user" && actor.user == who) || (kind == "role" && contains(actor.roles, who)) ||
+                      (kind == "department" && contains(actor.departments, who));
+    if (fits) {
+      slot = s;
+      break;
+    }
+  }
+  if (std::any_of(task.signatures.begin(), task.signatures.end(),
+                  [&](const Signature& g) { return g.user == actor.user; })) {
+    refuse(ErrorCode::conflict, fmt::format("case {}: {} has already signed countersign task {} ({})", state_.id,
+                                            actor.user, task.id, def.id));
+  }
+  if (slot.empty()) {
+    refuse(ErrorCode::not_permitted, fmt::format("case {}: {} holds no unsigned place on countersign task {} ({})",
+                                                 state_.id, actor.user, task.id, def.id));
+  }
+  task.signatures.push_back(Signature{actor.user, slot, decision, now_});
+  emit(EventKind::signed_, task.id, def.id, {}, std::string(decision_word(decision)), fmt::format("{{\"slot\":\"{}\"}}", slot));
+
+  const auto total = static_cast<std::uint32_t>(slots.size());
+  std::uint32_t approvals = 0;
+  std::uint32_t rejections = 0;
+  for (const auto& s : task.signatures) (s.decision == Decision::rejected ? rejections : approvals) += 1;
+  std::uint32_t needed = total;
+  if (def.complete_when == CompletionRule::any) needed = 1;
+  if (def.complete_when == CompletionRule::quota) {
+    needed = def.quota > 0 ? static_cast<std::uint32_t>(def.quota)
+                           : static_cast<std::uint32_t>(std::ceil(def.quota_share * total - 1e-9));
+    needed = std::clamp<std::uint32_t>(needed, 1, std::max<std::uint32_t>(total, 1));
+  }
+  if (approvals >= needed) {
+    complete_task(task, Decision::approved);
+  } else if (rejections > total - needed) {
+    complete_task(task, Decision::rejected);
+  }
+}
+
+bool Machine::decided() const {
+  for (const auto& t : state_.tasks) {
+    if (t.frame != 0 || t.state != TaskState::completed) continue;
+    const CompiledFlow& cf = flow_of(0);
+    const CompiledNode& n = cf.nodes[t.node];
+    for (std::uint32_t e = n.first_edge; e < n.first_edge + n.edge_count; ++e) {
+      const Node& to = *cf.nodes[cf.edges[e].to].def;
+      if (to.kind == NodeKind::end && (to.outcome == Outcome::approved || to.outcome == Outcome::rejected)) return true;
+    }
+  }
+  return false;
+}
+
+void Machine::do_return(TaskRecord& task, const std::string& target) {
+  const CompiledFlow& cf = flow_of(task.frame);
+  const CompiledNode& node = cf.nodes[task.node];
+  const std::uint32_t to = cf.find(target);
+  if (to == npos || std::find(node.returns.begin(), node.returns.end(), to) == node.returns.end()) {
+    std::string allowed;
+    for (auto r : node.returns) allowed += (allowed.empty() ? "" : ", ") + cf.nodes[r].def->id;
+    refuse(ErrorCode::invalid_input,
+           fmt::format("case {}: task {} ({}) cannot return to '{}'; declared returns: {}", state_.id, task.id,
+                       node.def->id, target, allowed.empty() ? "none" : allowed));
+  }
+  const std::uint16_t frame = task.frame;
+  task.state = TaskState::completed;
+  task.decision = Decision::rejected;
+  emit(EventKind::returned, task.id, node.def->id, "open", target);
+  // The token waiting on this task leaves the step.
+  const std::size_t own = [&] {
+    for (std::size_t i = 0; i < state_.tokens.size(); ++i) {
+      if (state_.tokens[i].task == task.id) return i;
+    }
+    return state_.tokens.size();
+  }();
+  if (own < state_.tokens.size()) state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(own));
+  if (node.return_siblings == ReturnSiblings::cancel) {
+    const auto& downstream = cf.downstream_of.at(to);
+    for (std::size_t i = state_.tokens.size(); i-- > 0;) {
+      if (i < state_.tokens.size() && state_.tokens[i].frame == frame && downstream[state_.tokens[i].node]) {
+        cancel_token(i, "returned upstream");
+      }
+    }
+    // Joins whose split is rewound start afresh.
+    state_.joins.erase(std::remove_if(state_.joins.begin(), state_.joins.end(),
+                                      [&](const JoinWait& j) {
+                                        const std::uint32_t s = cf.nodes[j.node].split;
+                                        return j.frame == frame && s != npos && downstream[s];
+                                      }),
+                       state_.joins.end());
+  }
+  spawn(frame, to, npos);
+}
+
+// ---- actions ----
+
+void Machine::act(const Action& a) {
+  if (state_.status == CaseStatus::finished) {
+    refuse(ErrorCode::invalid_state, fmt::format("case {} is finished ({}); {} by {} refused", state_.id,
+                                                 to_string(*state_.outcome), to_string(a.kind), a.actor.user));
+  }
+  if (a.expected_version != 0 && a.expected_version != state_.version) {
+    refuse(ErrorCode::conflict, fmt::format("case {} is at version {}, not {}: someone acted first; reload and retry",
+                                            state_.id, state_.version, a.expected_version));
+  }
+  const bool staff_task_action = a.kind == ActionKind::accept || a.kind == ActionKind::refuse ||
+                                 a.kind == ActionKind::approve || a.kind == ActionKind::reject ||
+                                 a.kind == ActionKind::return_to || a.kind == ActionKind::request_correction ||
+                                 a.kind == ActionKind::transfer || a.kind == ActionKind::add_signer;
+  TaskRecord* task = nullptr;
+  if (staff_task_action || ((a.kind == ActionKind::urge || a.kind == ActionKind::comment) && a.task != 0)) {
+    task = &require_open_task(a);
+  }
+  if (staff_task_action) {
+    if (state_.status != CaseStatus::running) {
+      refuse(ErrorCode::invalid_state, fmt::format("case {} is {}, not running; {} on task {} refused", state_.id,
+                                                   to_string(state_.status), to_string(a.kind), a.task));
+    }
+    const Node& def = node_of(*task);
+    if (def.kind == NodeKind::automatic) {
+      refuse(ErrorCode::invalid_state, fmt::format("case {}: task {} ({}) is an automatic step run by handler '{}'",
+                                                   state_.id, task->id, def.id, def.handler));
+    }
+    if (!is_candidate(a.actor, *task)) {
+      refuse(ErrorCode::not_permitted,
+             fmt::format("case {}: {} is not a candidate for task {} ({}); {} refused", state_.id,
+                         a.actor.user.empty() ? "an anonymous actor" : a.actor.user, task->id, def.id, to_string(a.kind)));
+    }
+  }
+
+  const std::string payload = encode_action(a);
+  auto record = [&](const std::string& node) {
+    emit(EventKind::acted, a.task, node, {}, std::string(to_string(a.kind)), payload);
+  };
+
+  switch (a.kind) {
+    case ActionKind::accept:
+    case ActionKind::approve:
+    case ActionKind::refuse:
+    case ActionKind::reject: {
+      const bool yes = a.kind == ActionKind::accept || a.kind == ActionKind::approve;
+      record(node_of(*task).id);
+      if (node_of(*task).kind == NodeKind::countersign) {
+        sign(*task, a.actor, yes ? Decision::approved : Decision::rejected);
+      } else {
+        complete_task(*task, yes ? Decision::approved : Decision::rejected);
+      }
+      break;
+    }
+    case ActionKind::return_to:
+      record(node_of(*task).id);
+      do_return(*task, a.target);
+      break;
+    case ActionKind::request_correction:
+      record(node_of(*task).id);
+      state_.status = CaseStatus::waiting_for_applicant;
+      state_.suspended_since = now_;
+      emit(EventKind::correction_requested, task->id, node_of(*task).id, "running", "waiting_for_applicant",
+           a.comment.empty() ? std::string() : fmt::format("{{\"comment\":{}}}", json_quote(a.comment)));
+      break;
+    case ActionKind::resubmit: {
+      if (a.actor.kind != Actor::Kind::applicant || a.actor.user != state_.applicant.id) {
+        refuse(ErrorCode::not_permitted, fmt::format("case {}: only the applicant may resubmit", state_.id));
+      }
+      if (state_.status != CaseStatus::waiting_for_applicant && state_.status != CaseStatus::draft) {
+        refuse(ErrorCode::invalid_state, fmt::format("case {} is {}: nothing to resubmit", state_.id, to_string(state_.status)));
+      }
+      record({});
+      for (const auto& [k, v] : a.form) state_.form[k] = v;
+      for (const auto& m : a.materials) {
+        auto it = std::find_if(state_.materials.begin(), state_.materials.end(),
+                               [&](const OfferedMaterial& x) { return x.id == m.id; });
+        if (it == state_.materials.end()) {
+          state_.materials.push_back(m);
+        } else {
+          *it = m;
+        }
+      }
+      const bool was_draft = state_.status == CaseStatus::draft;
+      emit(EventKind::resubmitted, 0, {}, std::string(to_string(state_.status)), "running");
+      state_.suspended_since.reset();
+      if (was_draft) {
+        start_flow();
+      } else {
+        state_.status = CaseStatus::running;
+      }
+      break;
+    }
+    case ActionKind::withdraw:
+      if (a.actor.kind != Actor::Kind::applicant || a.actor.user != state_.applicant.id) {
+        refuse(ErrorCode::not_permitted, fmt::format("case {}: only the applicant may withdraw it", state_.id));
+      }
+      if (decided()) {
+        refuse(ErrorCode::invalid_state, fmt::format("case {} has been decided; it can no longer be withdrawn", state_.id));
+      }
+      record({});
+      emit(EventKind::withdrawn, 0, {}, std::string(to_string(state_.status)), "withdrawn");
+      finish_case(Outcome::withdrawn, "withdrawn by the applicant");
+      break;
+    case ActionKind::transfer:
+      if (a.target.empty()) refuse(ErrorCode::invalid_input, fmt::format("case {}: transfer needs a target user", state_.id));
+      record(node_of(*task).id);
+      emit(EventKind::transferred, task->id, node_of(*task).id, task->assigned_user, a.target);
+      task->assigned_user = a.target;
+      break;
+    case ActionKind::add_signer:
+      if (node_of(*task).kind != NodeKind::countersign) {
+        refuse(ErrorCode::invalid_input, fmt::format("case {}: task {} ({}) is not a countersign step", state_.id,
+                                                     task->id, node_of(*task).id));
+      }
+      if (a.target.empty() || contains(task->added_signers, a.target) || contains(node_of(*task).signers, a.target)) {
+        refuse(ErrorCode::invalid_input, fmt::format("case {}: '{}' cannot be added as a signer of task {}", state_.id,
+                                                     a.target, task->id));
+      }
+      record(node_of(*task).id);
+      task->added_signers.push_back(a.target);
+      emit(EventKind::signer_added, task->id, node_of(*task).id, {}, a.target);
+      break;
+    case ActionKind::urge:
+      if (a.actor.kind != Actor::Kind::supervisor && a.actor.kind != Actor::Kind::applicant) {
+        refuse(ErrorCode::not_permitted, fmt::format("case {}: only a supervisor or the applicant may urge", state_.id));
+      }
+      if (a.actor.kind == Actor::Kind::applicant && a.actor.user != state_.applicant.id) {
+        refuse(ErrorCode::not_permitted, fmt::format("case {}: {} is not its applicant", state_.id, a.actor.user));
+      }
+      if (task == nullptr) refuse(ErrorCode::invalid_input, fmt::format("case {}: urge names no task", state_.id));
+      record(node_of(*task).id);
+      task->urges = static_cast<std::uint16_t>(task->urges + 1);
+      emit(EventKind::urged, task->id, node_of(*task).id, {}, std::to_string(task->urges));
+      break;
+    case ActionKind::comment: {
+      const bool allowed = a.actor.kind == Actor::Kind::supervisor ||
+                           (a.actor.kind == Actor::Kind::applicant && a.actor.user == state_.applicant.id) ||
+                           (task != nullptr && is_candidate(a.actor, *task));
+      if (!allowed) {
+        refuse(ErrorCode::not_permitted, fmt::format("case {}: {} may not comment here", state_.id, a.actor.user));
+      }
+      if (a.comment.empty()) refuse(ErrorCode::invalid_input, fmt::format("case {}: empty comment", state_.id));
+      record(task ? node_of(*task).id : std::string());
+      emit(EventKind::commented, task ? task->id : 0, task ? node_of(*task).id : std::string(), {}, {},
+           fmt::format("{{\"comment\":{}}}", json_quote(a.comment)));
+      break;
+    }
+    case ActionKind::terminate:
+      if (a.actor.kind != Actor::Kind::supervisor) {
+        refuse(ErrorCode::not_permitted, fmt::format("case {}: only a supervisor may terminate it", state_.id));
+      }
+      record({});
+      emit(EventKind::terminated, 0, {}, std::string(to_string(state_.status)), "terminated");
+      finish_case(Outcome::terminated, "terminated by supervision");
+      break;
+    case ActionKind::retry: {
+      if (a.actor.kind != Actor::Kind::supervisor && a.actor.kind != Actor::Kind::system) {
+        refuse(ErrorCode::not_permitted, fmt::format("case {}: only a supervisor or the system may retry", state_.id));
+      }
+      if (state_.status != CaseStatus::error) {
+        refuse(ErrorCode::invalid_state, fmt::format("case {} is {}, not in error: nothing to retry", state_.id,
+                                                     to_string(state_.status)));
+      }
+      record({});
+      state_.status = CaseStatus::running;
+      state_.error.clear();
+      emit(EventKind::retried, 0, {}, "error", "running");
+      // Failed handlers run again; stuck gateways are re-evaluated.
+      for (auto& t : state_.tasks) t.failed = false;
+      std::vector<std::uint32_t> stuck;
+      for (const auto& t : state_.tokens) {
+        if (t.wait == Wait::none) stuck.push_back(t.id);
+      }
+      for (auto id : stuck) {
+        if (state_.status != CaseStatus::running) break;
+        if (find_token(id)) leave(id, {});
+      }
+      break;
+    }
+  }
+  ++state_.version;
+}
+
+void Machine::handler_result(TaskId id, const StepResult& result) {
+  TaskRecord* task = find_task(id);
+  if (task == nullptr || task->state != TaskState::open || node_of(*task).kind != NodeKind::automatic) {
+    refuse(ErrorCode::invalid_state, fmt::format("case {}: task {} is not an open automatic step", state_.id, id));
+  }
+  if (state_.status != CaseStatus::running) {
+    refuse(ErrorCode::invalid_state, fmt::format("case {} is {}; handler result dropped", state_.id, to_string(state_.status)));
+  }
+  emit(EventKind::handler_ran, task->id, node_of(*task).id, {}, result.ok ? "ok" : "failed", encode_step_result(result));
+  if (!result.ok) {
+    task->failed = true;
+    const std::string from(to_string(state_.status));
+    state_.status = CaseStatus::error;
+    state_.error = fmt::format("handler '{}' of step '{}' failed: {}", node_of(*task).handler, node_of(*task).id,
+                               result.message);
+    emit(EventKind::handler_failed, task->id, node_of(*task).id, from, "error");
+  } else {
+    for (const auto& [k, v] : result.form) state_.form[k] = v;
+    complete_task(*task, result.decision == Decision::none ? Decision::approved : result.decision);
+  }
+  ++state_.version;
+}
+
+std::size_t Machine::fire_timers() {
+  std::vector<std::uint32_t> due;
+  for (const auto& t : state_.tokens) {
+    if (t.wait == Wait::timer && t.due <= now_) due.push_back(t.id);
+  }
+  if (due.empty() || state_.status == CaseStatus::finished) return 0;
+  std::size_t fired = 0;
+  for (auto id : due) {
+    Token* t = find_token(id);
+    if (t == nullptr || state_.status == CaseStatus::finished) continue;
+    if (fired == 0) emit(EventKind::timer_fired, 0, {}, {}, {}, fmt::format("{{\"at\":{}}}", now_.time_since_epoch().count()));
+    emit(EventKind::timer_done, 0, flow_of(t->frame).nodes[t->node].def->id, "waiting", "done");
+    t->wait = Wait::none;
+    leave(id, {});
+    ++fired;
+  }
+  ++state_.version;
+  return fired;
+}
+
+}  // namespace onestop::core

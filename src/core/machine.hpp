@@ -1,0 +1,96 @@
+#pragma once
+
+// The pure core: applies one input (a submission, an action, a handler
+// result, a timer) to a case state at a given instant and returns the
+// events it produced. No I/O, no clock, no randomness: the same inputs give
+// the same state and events, which is what replay relies on.
+
+#include "core/compiled.hpp"
+#include "core/state.hpp"
+
+#include <onestop/engine.hpp>
+
+#include <string>
+#include <vector>
+
+namespace onestop::core {
+
+class Machine {
+ public:
+  Machine(const CompiledCatalog& catalog, CaseSnapshot& state, Instant now, std::string actor);
+
+  // A new case: records the submission and starts the root flow (or keeps a draft).
+  void submit(const Submission& submission, bool draft);
+  // One action; throws Error before changing anything when it is refused.
+  void act(const Action& action);
+  // The result of an automatic step's handler.
+  void handler_result(TaskId task, const StepResult& result);
+  // Fires timers due at or before now; returns how many fired.
+  std::size_t fire_timers();
+
+  std::vector<Event>& events() noexcept { return events_; }
+
+ private:
+  struct Outcomes {
+    Decision decision = Decision::none;
+    std::uint32_t approvals = 0;
+    std::uint32_t rejections = 0;
+  };
+
+  void emit(EventKind kind, TaskId task, std::string node, std::string from, std::string to,
+            std::string payload = {});
+  void start_flow();
+  std::uint32_t spawn(std::uint16_t frame, std::uint32_t node, std::uint32_t in_edge);
+  void enter(std::uint32_t token_id);
+  void leave(std::uint32_t token_id, const Outcomes& outcomes);
+  void take_edge(std::uint16_t frame, const CompiledEdge& edge, std::uint32_t edge_index);
+  void finish_frame(std::uint16_t frame, Outcome outcome);
+  void finish_case(Outcome outcome, std::string_view why);
+  void cancel_token(std::size_t index, std::string_view why);
+  void cancel_frame_tokens(std::uint16_t frame, std::string_view why);
+  void fail(std::string message);
+  TaskRecord& create_task(Token& token);
+  void complete_task(TaskRecord& task, Decision decision);
+
+  Token* find_token(std::uint32_t id);
+  std::size_t token_index(std::uint32_t id) const;
+  TaskRecord* find_task(TaskId id);
+  TaskRecord& require_open_task(const Action& action);
+  const CompiledFlow& flow_of(std::uint16_t frame) const { return *state_.frames[frame].flow; }
+  const Node& node_of(const TaskRecord& task) const { return *flow_of(task.frame).nodes[task.node].def; }
+  std::string item_of_frame(std::uint16_t frame) const;
+  bool is_candidate(const Actor& actor, const TaskRecord& task) const;
+  std::vector<std::string> slots_of(const TaskRecord& task) const;
+  void sign(TaskRecord& task, const Actor& actor, Decision decision);
+  void do_return(TaskRecord& task, const std::string& target);
+  bool decided() const;
+
+  const CompiledCatalog& catalog_;
+  CaseSnapshot& state_;
+  Instant now_;
+  std::string actor_;
+  std::vector<Event> events_;
+  int depth_ = 0;
+};
+
+// Serialises inputs for the history, and reads them back for replay.
+std::string encode_submission(const Submission& s, bool theme, int version);
+Submission decode_submission(const std::string& json, bool& theme, int& version);
+std::string encode_action(const Action& a);
+Action decode_action(const std::string& json, CaseId id);
+std::string encode_step_result(const StepResult& r);
+StepResult decode_step_result(const std::string& json);
+
+// A JSON string literal for `s`.
+std::string quote_json(const std::string& s);
+
+// The public view of a snapshot.
+Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s);
+// Open tasks as stores index them.
+std::vector<InboxEntry> inbox_entries(const CompiledCatalog& catalog, const CaseSnapshot& s);
+// Earliest due timer.
+std::optional<Instant> next_timer(const CaseSnapshot& s);
+// A canonical text dump (equality of states in replay checks, debugging).
+std::string dump(const CaseSnapshot& s);
+
+}  // namespace onestop::core

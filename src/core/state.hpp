@@ -1,0 +1,103 @@
+#pragma once
+
+// The full internal state of one case. Tasks reference their node in the
+// compiled flow instead of copying names and candidates, to keep an open
+// case small.
+
+#include "core/compiled.hpp"
+
+#include <onestop/case.hpp>
+#include <onestop/store.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace onestop {
+
+namespace core {
+
+// What a token is waiting for.
+enum class Wait : std::uint8_t { none, task, subflow, timer, handler, join };
+
+struct Token {
+  std::uint32_t id = 0;
+  std::uint16_t frame = 0;
+  std::uint32_t node = npos;
+  Wait wait = Wait::none;
+  TaskId task = 0;            // Wait::task / handler: the task
+  std::uint16_t child = 0;    // Wait::subflow: the child frame
+  Instant due{};              // Wait::timer
+  std::uint32_t in_edge = npos;  // the edge it arrived by (joins)
+};
+
+// One running flow: the root (frame 0) or a subflow called by a node.
+struct Frame {
+  const CompiledFlow* flow = nullptr;
+  std::int32_t parent = -1;        // parent frame, -1 for the root
+  std::uint32_t parent_token = 0;  // the token waiting at the subflow node
+  bool done = false;
+  Outcome outcome = Outcome::completed;
+};
+
+// A join waiting for the branches of its split.
+struct JoinWait {
+  std::uint16_t frame = 0;
+  std::uint32_t node = npos;
+  std::vector<std::uint32_t> expected;  // in-edges to wait for (edge indices)
+  std::vector<std::uint32_t> arrived;
+  std::uint32_t approvals = 0;
+  std::uint32_t rejections = 0;
+};
+
+struct TaskRecord {
+  TaskId id = 0;
+  std::uint16_t frame = 0;
+  std::uint32_t node = npos;
+  TaskState state = TaskState::open;
+  Decision decision = Decision::none;
+  Instant created{};
+  std::optional<Instant> due;
+  std::string assigned_user;
+  std::vector<std::string> added_signers;
+  std::vector<Signature> signatures;
+  std::uint16_t urges = 0;
+  bool failed = false;  // automatic step whose handler failed
+};
+
+}  // namespace core
+
+struct CaseSnapshot {
+  // Public part.
+  CaseId id = 0;
+  std::string target;
+  bool is_theme = false;
+  int target_version = 1;
+  Applicant applicant;
+  std::map<std::string, Value> form;
+  std::vector<OfferedMaterial> materials;
+  CaseStatus status = CaseStatus::running;
+  std::optional<Outcome> outcome;
+  std::uint64_t version = 0;
+  Instant submitted{};
+  std::optional<Instant> finished;
+  std::string error;
+
+  // Execution.
+  std::vector<core::Frame> frames;
+  std::vector<core::Token> tokens;  // live tokens only
+  std::vector<core::JoinWait> joins;
+  std::vector<core::TaskRecord> tasks;
+  std::uint32_t next_token = 1;
+  TaskId next_task = 1;
+  CaseStatus status_before_wait = CaseStatus::running;  // restored on resubmit
+  std::optional<Instant> suspended_since;
+
+  // History chain.
+  std::uint64_t seq = 0;
+  Hash last_hash{};
+};
+
+}  // namespace onestop

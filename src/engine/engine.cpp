@@ -1,0 +1,425 @@
+// The Engine facade: load state, apply the pure core, commit atomically,
+// then tell observers and run automatic steps.
+
+#include "core/compiled.hpp"
+#include "core/machine.hpp"
+#include "core/state.hpp"
+
+#include <onestop/engine.hpp>
+#include <onestop/identity.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+namespace onestop {
+
+namespace {
+
+class SystemClock final : public Clock {
+ public:
+  Instant now() const override { return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()); }
+};
+
+// What `required_if` reads during pre-review.
+class ApplicationContext final : public ExprContext {
+ public:
+  ApplicationContext(const Submission& s, const std::vector<OfferedMaterial>& materials)
+      : s_(s), materials_(materials) {}
+  Value field(std::string_view path) const override {
+    if (path.substr(0, 5) == "form.") {
+      auto it = s_.form.find(std::string(path.substr(5)));
+      return it == s_.form.end() ? Value() : it->second;
+    }
+    if (path == "applicant.kind") return Value(std::string(to_string(s_.applicant.kind)));
+    if (path == "applicant.id") return Value(s_.applicant.id);
+    if (path == "applicant.name") return Value(s_.applicant.name);
+    return Value();
+  }
+  bool has_material(std::string_view id) const override {
+    return std::any_of(materials_.begin(), materials_.end(), [&](const OfferedMaterial& m) { return m.id == id; });
+  }
+
+ private:
+  const Submission& s_;
+  const std::vector<OfferedMaterial>& materials_;
+};
+
+std::string extension_of(const std::string& file) {
+  const auto dot = file.rfind('.');
+  if (dot == std::string::npos) return {};
+  std::string ext = file.substr(dot + 1);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext;
+}
+
+bool form_fits(MaterialForm wanted, MaterialForm offered) {
+  switch (wanted) {
+    case MaterialForm::electronic: return offered == MaterialForm::electronic;
+    case MaterialForm::original: return offered != MaterialForm::copy;
+    case MaterialForm::original_and_copy: return offered == MaterialForm::original_and_copy;
+    case MaterialForm::copy: return true;
+  }
+  return true;
+}
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(std::shared_ptr<const Catalog> catalog, EngineOptions options)
+      : compiled_(std::move(catalog)), options_(std::move(options)) {
+    if (!options_.store) options_.store = open_memory_store();
+    if (!options_.clock) options_.clock = make_system_clock();
+  }
+
+  SubmitResult submit(const Submission& submission, const Actor& actor) override {
+    const Catalog& cat = compiled_.catalog();
+    const Item* item = cat.find_item(submission.target);
+    const Theme* theme = item ? nullptr : cat.find_theme(submission.target);
+    if (item == nullptr && theme == nullptr) {
+      throw Error(ErrorCode::not_found, fmt::format("no item or theme '{}' to apply for", submission.target));
+    }
+    std::vector<const Item*> items;
+    if (item) {
+      items.push_back(item);
+    } else {
+      for (const auto& code : cat.theme_items(*theme)) {
+        if (const Item* it = cat.find_item(code)) items.push_back(it);
+      }
+    }
+    check_applicant(submission, items);
+
+    Submission complete = submission;
+    SubmitResult result;
+    result.notice = pre_review(complete, items);
+    if (!result.notice.ok() && !submission.keep_draft_if_deficient) return result;
+
+    auto snapshot = std::make_shared<CaseSnapshot>();
+    snapshot->id = options_.store->allocate_case_id();
+    snapshot->is_theme = theme != nullptr;
+    snapshot->target_version = theme ? theme->version : item->version;
+    const Instant now = options_.clock->now();
+    core::Machine m(compiled_, *snapshot, now, actor.user.empty() ? complete.applicant.id : actor.user);
+    m.submit(complete, !result.notice.ok());
+    commit(snapshot, 0, m.events());
+    result.case_id = snapshot->id;
+    after_commit(snapshot, m.events());
+    return result;
+  }
+
+  std::uint64_t act(const Action& action) override {
+    auto current = load(action.case_id);
+    auto next = std::make_shared<CaseSnapshot>(*current);
+    core::Machine m(compiled_, *next, options_.clock->now(), action.actor.user);
+    m.act(action);
+    commit(next, current->version, m.events());
+    after_commit(next, m.events());
+    return next->version;
+  }
+
+  Case get(CaseId id) override { return core::to_case(compiled_, *load(id)); }
+
+  std::vector<InboxEntry> inbox(const InboxQuery& query) override { return options_.store->inbox(query); }
+
+  std::size_t tick(Instant now) override {
+    std::size_t fired = 0;
+    for (CaseId id : options_.store->due_cases(now, std::numeric_limits<std::size_t>::max())) {
+      for (int attempt = 0; attempt < 3; ++attempt) {
+        try {
+          auto current = load(id);
+          auto next = std::make_shared<CaseSnapshot>(*current);
+          core::Machine m(compiled_, *next, now, "system");
+          const std::size_t n = m.fire_timers();
+          if (n == 0) break;
+          commit(next, current->version, m.events());
+          fired += n;
+          after_commit(next, m.events());
+          break;
+        } catch (const Error& e) {
+          if (e.code() != ErrorCode::conflict) throw;  // another process fired it or acted: look again
+        }
+      }
+    }
+    return fired;
+  }
+
+  std::size_t run_automatic(CaseId id) override {
+    std::size_t ran = 0;
+    for (int guard = 0; guard < 1000; ++guard) {
+      auto current = load(id);
+      if (current->status != CaseStatus::running) break;
+      const core::TaskRecord* pending = nullptr;
+      for (const auto& t : current->tasks) {
+        if (t.state == TaskState::open && !t.failed &&
+            current->frames[t.frame].flow->nodes[t.node].def->kind == NodeKind::automatic) {
+          pending = &t;
+          break;
+        }
+      }
+      if (pending == nullptr) break;
+      const Node& def = *current->frames[pending->frame].flow->nodes[pending->node].def;
+      StepResult result;
+      std::shared_ptr<StepHandler> handler;
+      {
+        std::lock_guard lock(mu_);
+        auto it = handlers_.find(def.handler);
+        if (it != handlers_.end()) handler = it->second;
+      }
+      const Case view = core::to_case(compiled_, *current);
+      if (!handler) {
+        result.ok = false;
+        result.message = fmt::format("no handler '{}' is registered", def.handler);
+      } else {
+        try {
+          result = handler->run(view, *view.find_task(pending->id));
+        } catch (const std::exception& e) {
+          result.ok = false;
+          result.message = e.what();
+        }
+      }
+      auto next = std::make_shared<CaseSnapshot>(*current);
+      core::Machine m(compiled_, *next, options_.clock->now(), "system");
+      m.handler_result(pending->id, result);
+      try {
+        commit(next, current->version, m.events());
+      } catch (const Error& e) {
+        if (e.code() == ErrorCode::conflict) continue;  // someone acted meanwhile: look again
+        throw;
+      }
+      ++ran;
+      publish(next, m.events());
+    }
+    return ran;
+  }
+
+  std::vector<Event> history(CaseId id) override {
+    load(id);
+    return options_.store->history(id);
+  }
+
+  HistoryCheck verify(CaseId id) override {
+    const auto stored = load(id);
+    const auto events = options_.store->history(id);
+    HistoryCheck check = verify_history(events);
+    if (!check.ok) return check;
+    std::shared_ptr<const CaseSnapshot> replayed;
+    try {
+      replayed = replay(id, events);
+    } catch (const std::exception& e) {
+      return {false, 0, fmt::format("replaying case {} failed: {}", id, e.what())};
+    }
+    if (core::dump(*replayed) != core::dump(*stored)) {
+      return {false, 0, fmt::format("replaying the history of case {} does not rebuild its stored state", id)};
+    }
+    return check;
+  }
+
+  void register_handler(const std::string& name, std::shared_ptr<StepHandler> handler) override {
+    std::lock_guard lock(mu_);
+    handlers_[name] = std::move(handler);
+  }
+
+  void subscribe(std::shared_ptr<Observer> observer) override {
+    std::lock_guard lock(mu_);
+    observers_.push_back(std::move(observer));
+  }
+
+  std::shared_ptr<const Catalog> catalog() const override { return compiled_.shared(); }
+
+  // Rebuilds a case from its inputs alone.
+  std::shared_ptr<const CaseSnapshot> replay(CaseId id, const std::vector<Event>& events) const {
+    auto s = std::make_shared<CaseSnapshot>();
+    s->id = id;
+    for (const auto& e : events) {
+      switch (e.kind) {
+        case EventKind::submitted: {
+          bool theme = false;
+          int version = 1;
+          const Submission sub = core::decode_submission(e.payload, theme, version);
+          s->is_theme = theme;
+          s->target_version = version;
+          core::Machine m(compiled_, *s, e.at, e.actor);
+          m.submit(sub, e.to == "draft");
+          break;
+        }
+        case EventKind::acted: {
+          core::Machine m(compiled_, *s, e.at, e.actor);
+          m.act(core::decode_action(e.payload, id));
+          break;
+        }
+        case EventKind::handler_ran: {
+          core::Machine m(compiled_, *s, e.at, e.actor);
+          m.handler_result(e.task, core::decode_step_result(e.payload));
+          break;
+        }
+        case EventKind::timer_fired: {
+          core::Machine m(compiled_, *s, e.at, e.actor);
+          m.fire_timers();
+          break;
+        }
+        default:
+          break;  // derived events are re-created by the inputs
+      }
+    }
+    return s;
+  }
+
+ private:
+  std::shared_ptr<const CaseSnapshot> load(CaseId id) {
+    auto s = options_.store->load(id);
+    if (!s) throw Error(ErrorCode::not_found, fmt::format("no case {}", id));
+    return s;
+  }
+
+  void commit(const std::shared_ptr<CaseSnapshot>& next, std::uint64_t expected, const std::vector<Event>& events) {
+    Commit c;
+    c.case_id = next->id;
+    c.expected_version = expected;
+    c.new_version = next->version;
+    c.snapshot = next;
+    c.events = events;
+    c.open_tasks = core::inbox_entries(compiled_, *next);
+    c.next_timer = core::next_timer(*next);
+    c.finished = next->status == CaseStatus::finished;
+    options_.store->commit(c);
+  }
+
+  void publish(const std::shared_ptr<const CaseSnapshot>& s, const std::vector<Event>& events) {
+    std::vector<std::shared_ptr<Observer>> observers;
+    {
+      std::lock_guard lock(mu_);
+      observers = observers_;
+    }
+    if (observers.empty()) return;
+    const Case view = core::to_case(compiled_, *s);
+    for (const auto& e : events) {
+      for (const auto& o : observers) {
+        try {
+          o->on_event(e, view);
+        } catch (...) {
+          // An observer cannot undo a committed action; its failure is its own.
+        }
+      }
+    }
+  }
+
+  void after_commit(const std::shared_ptr<const CaseSnapshot>& s, const std::vector<Event>& events) {
+    publish(s, events);
+    if (options_.run_handlers_inline && s->status == CaseStatus::running) {
+      const bool pending = std::any_of(s->tasks.begin(), s->tasks.end(), [&](const core::TaskRecord& t) {
+        return t.state == TaskState::open && !t.failed &&
+               s->frames[t.frame].flow->nodes[t.node].def->kind == NodeKind::automatic;
+      });
+      if (pending) run_automatic(s->id);
+    }
+  }
+
+  void check_applicant(const Submission& s, const std::vector<const Item*>& items) const {
+    if (s.applicant.kind == ApplicantKind::natural_person) {
+      const IdCheck ok = check_resident_id(s.applicant.id);
+      if (!ok) throw Error(ErrorCode::invalid_input, fmt::format("applicant resident ID '{}': {}", s.applicant.id, ok.message));
+    } else {
+      const IdCheck ok = check_credit_code(s.applicant.id, options_.strict_identity ? CheckMode::strict : CheckMode::lenient);
+      if (!ok) throw Error(ErrorCode::invalid_input, fmt::format("applicant credit code '{}': {}", s.applicant.id, ok.message));
+    }
+    for (const Item* it : items) {
+      if (std::find(it->applicants.begin(), it->applicants.end(), s.applicant.kind) == it->applicants.end()) {
+        throw Error(ErrorCode::invalid_input, fmt::format("item '{}' ({}) does not accept applications from a {}",
+                                                          it->code, it->name, to_string(s.applicant.kind)));
+      }
+    }
+  }
+
+  // Pre-review (预审): every deficiency at once; fetched materials are added.
+  PreReviewNotice pre_review(Submission& s, const std::vector<const Item*>& items) const {
+    PreReviewNotice notice;
+    std::set<std::string> seen;
+    const auto offered_before = s.materials;
+    for (const Item* it : items) {
+      const ApplicationContext ctx(s, offered_before);
+      for (const Material& m : it->materials) {
+        if (!seen.insert(m.id).second) continue;
+        bool required = m.necessity == Necessity::required;
+        if (m.necessity == Necessity::conditional) {
+          try {
+            required = m.required_if.test(ctx);
+          } catch (const Error& e) {
+            notice.deficiencies.push_back({Deficiency::Kind::missing, it->code, m.id,
+                                           fmt::format("{}: its condition cannot be evaluated on this application ({})", m.name, e.what())});
+            continue;
+          }
+        }
+        auto offered = std::find_if(s.materials.begin(), s.materials.end(),
+                                    [&](const OfferedMaterial& o) { return o.id == m.id; });
+        if (offered == s.materials.end() && m.source != MaterialSource::applicant) {
+          std::optional<OfferedMaterial> fetched;
+          if (options_.certificates) fetched = options_.certificates->fetch(s.applicant, m);
+          if (fetched) {
+            fetched->id = m.id;
+            s.materials.push_back(*fetched);
+            continue;
+          }
+          if (required) {
+            notice.deficiencies.push_back(
+                {Deficiency::Kind::not_available, it->code, m.id,
+                 fmt::format("{}: not available from the {} for this applicant; please provide it", m.name,
+                             m.source == MaterialSource::certificate_library ? "electronic certificate library" : "shared data")});
+          }
+          continue;
+        }
+        if (offered == s.materials.end()) {
+          if (required) {
+            notice.deficiencies.push_back({Deficiency::Kind::missing, it->code, m.id,
+                                           fmt::format("{}: missing ({}, {} cop{})", m.name, to_string(m.form), m.copies,
+                                                       m.copies == 1 ? "y" : "ies")});
+          }
+          continue;
+        }
+        if (!form_fits(m.form, offered->form)) {
+          notice.deficiencies.push_back({Deficiency::Kind::wrong_form, it->code, m.id,
+                                         fmt::format("{}: must be {}, not {}", m.name, to_string(m.form), to_string(offered->form))});
+        }
+        if (!m.file_types.empty() && !offered->file_name.empty()) {
+          const std::string ext = extension_of(offered->file_name);
+          if (std::find(m.file_types.begin(), m.file_types.end(), ext) == m.file_types.end()) {
+            std::string allowed;
+            for (const auto& t : m.file_types) allowed += (allowed.empty() ? "" : ", ") + t;
+            notice.deficiencies.push_back({Deficiency::Kind::wrong_file_type, it->code, m.id,
+                                           fmt::format("{}: file '{}' is not one of {}", m.name, offered->file_name, allowed)});
+          }
+        }
+        if (m.max_bytes > 0 && offered->bytes > m.max_bytes) {
+          notice.deficiencies.push_back({Deficiency::Kind::too_large, it->code, m.id,
+                                         fmt::format("{}: {} bytes is over the limit of {} bytes", m.name, offered->bytes, m.max_bytes)});
+        }
+      }
+    }
+    return notice;
+  }
+
+  core::CompiledCatalog compiled_;
+  EngineOptions options_;
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<StepHandler>> handlers_;
+  std::vector<std::shared_ptr<Observer>> observers_;
+};
+
+}  // namespace
+
+std::shared_ptr<Clock> make_system_clock() { return std::make_shared<SystemClock>(); }
+
+std::unique_ptr<Engine> open_engine(std::shared_ptr<const Catalog> catalog, EngineOptions options) {
+  if (!catalog) throw Error(ErrorCode::invalid_input, "open_engine: no catalog");
+  const auto problems = check_catalog(*catalog);
+  for (const auto& d : problems) {
+    if (d.severity == Severity::error) {
+      throw Error(ErrorCode::invalid_input, "open_engine: the catalog has errors, first: " + d.to_string());
+    }
+  }
+  return std::make_unique<EngineImpl>(std::move(catalog), std::move(options));
+}
+
+}  // namespace onestop

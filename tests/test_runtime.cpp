@@ -1,0 +1,546 @@
+// Cases through flows: every node kind and every action, including the
+// refusals, through the public Engine API.
+
+#include <onestop/onestop.hpp>
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+namespace fs = std::filesystem;
+using namespace onestop;
+
+namespace {
+
+const std::string person = "34052419800101001X";
+const std::string company = "91110000600037341L";
+
+std::shared_ptr<const Catalog> runtime_catalog() {
+  static std::shared_ptr<const Catalog> catalog = [] {
+    auto r = load_catalog({fs::path(ONESTOP_TEST_DATA) / "runtime"});
+    for (const auto& d : r.diagnostics) {
+      if (d.severity == Severity::error) FAIL(d.to_string());
+    }
+    return r.catalog;
+  }();
+  return catalog;
+}
+
+// A certificate library that has the business licence of everyone.
+struct Library final : CertificateProvider {
+  std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
+    if (m.licence_type == "business_licence") return OfferedMaterial{m.id, "licence.ofd", 1000, MaterialForm::electronic};
+    return std::nullopt;
+  }
+};
+
+struct Recorder final : Observer {
+  std::vector<EventKind> kinds;
+  void on_event(const Event& e, const Case&) override { kinds.push_back(e.kind); }
+};
+
+struct Thrower final : Observer {
+  void on_event(const Event&, const Case&) override { throw std::runtime_error("observer bug"); }
+};
+
+struct Fixture {
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>(
+      std::chrono::sys_days{std::chrono::year{2026} / 3 / 2} + std::chrono::hours{1});  // Monday 09:00 +08:00
+  std::shared_ptr<Store> store = open_memory_store();
+  std::unique_ptr<Engine> engine;
+
+  Fixture() {
+    EngineOptions o;
+    o.store = store;
+    o.clock = clock;
+    o.certificates = std::make_shared<Library>();
+    engine = open_engine(runtime_catalog(), o);
+  }
+
+  CaseId submit(const std::string& target, std::map<std::string, Value> form = {}) {
+    Submission s;
+    s.target = target;
+    s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+    s.form = std::move(form);
+    s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic}, {"plan", "plan.pdf", 1000, MaterialForm::electronic}};
+    auto r = engine->submit(s, Actor::applicant_of(person));
+    REQUIRE(r.accepted());
+    return *r.case_id;
+  }
+
+  // The single open task at `node`.
+  TaskId task(CaseId id, const std::string& node) {
+    const Case c = engine->get(id);
+    for (const auto* t : c.open_tasks()) {
+      if (t->node == node) return t->id;
+    }
+    FAIL("no open task at " << node);
+    return 0;
+  }
+
+  std::vector<std::string> open_nodes(CaseId id) {
+    std::vector<std::string> out;
+    const Case c = engine->get(id);
+    for (const auto* t : c.open_tasks()) out.push_back(t->node);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::uint64_t act(ActionKind kind, CaseId id, TaskId task, Actor actor, std::string target = {}) {
+    Action a;
+    a.kind = kind;
+    a.case_id = id;
+    a.task = task;
+    a.actor = std::move(actor);
+    a.target = std::move(target);
+    return engine->act(a);
+  }
+
+  // Expects the action to be refused with `code` and to change nothing.
+  void refused(ErrorCode code, ActionKind kind, CaseId id, TaskId task, Actor actor, std::string target = {}) {
+    const Case before = engine->get(id);
+    const auto history = engine->history(id).size();
+    try {
+      act(kind, id, task, std::move(actor), std::move(target));
+      FAIL("action was not refused");
+    } catch (const Error& e) {
+      CHECK(e.code() == code);
+      CHECK(std::string(e.what()).find(std::to_string(id)) != std::string::npos);
+    }
+    CHECK(engine->get(id).version == before.version);
+    CHECK(engine->history(id).size() == history);
+  }
+};
+
+Actor hall() { return Actor::staff_member("wang", {}, {"hall"}); }
+Actor reviewer() { return Actor::staff_member("li", {"reviewer"}); }
+Actor stranger() { return Actor::staff_member("zhao", {"cleaner"}, {"canteen"}); }
+
+}  // namespace
+
+TEST_CASE("serial flow: accept, review, approve; history verifies and replays") {
+  Fixture f;
+  const CaseId id = f.submit("SERIAL");
+  Case c = f.engine->get(id);
+  CHECK(c.status == CaseStatus::running);
+  CHECK(c.version == 1);
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"accept"});
+  REQUIRE(c.open_tasks()[0]->due.has_value());  // 1 working day: Tuesday close of business
+  CHECK(*c.open_tasks()[0]->due == std::chrono::sys_days{std::chrono::year{2026} / 3 / 3} + std::chrono::hours{9} + std::chrono::minutes{30});
+  // The licence came from the certificate library, not the applicant.
+  CHECK(std::any_of(c.materials.begin(), c.materials.end(), [](const OfferedMaterial& m) { return m.id == "licence"; }));
+
+  f.refused(ErrorCode::not_permitted, ActionKind::accept, id, f.task(id, "accept"), stranger());
+  f.refused(ErrorCode::not_permitted, ActionKind::accept, id, f.task(id, "accept"), reviewer());
+  CHECK(f.act(ActionKind::accept, id, f.task(id, "accept"), hall()) == 2);
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"review"});
+  CHECK(f.act(ActionKind::approve, id, f.task(id, "review"), reviewer()) == 3);
+  c = f.engine->get(id);
+  CHECK(c.status == CaseStatus::finished);
+  CHECK(c.outcome == Outcome::approved);
+  CHECK(c.open_tasks().empty());
+  CHECK(f.engine->verify(id).ok);
+}
+
+TEST_CASE("refusals change nothing: finished task, stale version, finished case, unknown task") {
+  Fixture f;
+  const CaseId id = f.submit("SERIAL");
+  const TaskId accept = f.task(id, "accept");
+  f.act(ActionKind::accept, id, accept, hall());
+  f.refused(ErrorCode::invalid_state, ActionKind::accept, id, accept, hall());
+  f.refused(ErrorCode::not_found, ActionKind::approve, id, 99, reviewer());
+  Action stale;
+  stale.kind = ActionKind::approve;
+  stale.case_id = id;
+  stale.task = f.task(id, "review");
+  stale.actor = reviewer();
+  stale.expected_version = 1;
+  CHECK_THROWS_AS(f.engine->act(stale), Error);
+  try {
+    f.engine->act(stale);
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::conflict);
+  }
+  CHECK(f.engine->get(id).version == 2);
+  stale.expected_version = 2;
+  f.engine->act(stale);
+  f.refused(ErrorCode::invalid_state, ActionKind::approve, id, stale.task, reviewer());
+  CHECK_THROWS_AS(f.engine->get(12345), Error);
+}
+
+TEST_CASE("refuse to accept ends the case not accepted") {
+  Fixture f;
+  const CaseId id = f.submit("SERIAL");
+  f.act(ActionKind::refuse, id, f.task(id, "accept"), hall());
+  CHECK(f.engine->get(id).outcome == Outcome::not_accepted);
+}
+
+TEST_CASE("return to an earlier step, only where declared") {
+  Fixture f;
+  const CaseId id = f.submit("SERIAL");
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  f.refused(ErrorCode::invalid_input, ActionKind::return_to, id, f.task(id, "review"), reviewer(), "start");
+  f.act(ActionKind::return_to, id, f.task(id, "review"), reviewer(), "accept");
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"accept"});
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  f.act(ActionKind::reject, id, f.task(id, "review"), reviewer());
+  CHECK(f.engine->get(id).outcome == Outcome::rejected);
+  CHECK(f.engine->verify(id).ok);
+}
+
+TEST_CASE("parallel split, join and an all-countersign") {
+  Fixture f;
+  const CaseId id = f.submit("PAR");
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"fire", "land", "planning"});
+  f.act(ActionKind::approve, id, f.task(id, "planning"), Actor::staff_member("p1", {}, {"planning"}));
+  f.act(ActionKind::approve, id, f.task(id, "land"), Actor::staff_member("l1", {}, {"land"}));
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"fire"});  // the join waits
+  f.act(ActionKind::approve, id, f.task(id, "fire"), Actor::staff_member("f1", {}, {"fire"}));
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"decide"});
+  const TaskId decide = f.task(id, "decide");
+  f.act(ActionKind::approve, id, decide, Actor::staff_member("boss", {"lead"}));
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"decide"});  // the hall must sign too
+  f.refused(ErrorCode::conflict, ActionKind::approve, id, decide, Actor::staff_member("boss", {"lead"}));
+  f.act(ActionKind::approve, id, decide, hall());
+  CHECK(f.engine->get(id).outcome == Outcome::approved);
+  CHECK(f.engine->verify(id).ok);
+}
+
+TEST_CASE("countersign: a rejection under 'all' rejects the step") {
+  Fixture f;
+  const CaseId id = f.submit("PAR");
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  for (auto [node, dept] : {std::pair{"planning", "planning"}, {"land", "land"}, {"fire", "fire"}}) {
+    f.act(ActionKind::approve, id, f.task(id, node), Actor::staff_member("x", {}, {dept}));
+  }
+  f.act(ActionKind::reject, id, f.task(id, "decide"), Actor::staff_member("boss", {"lead"}));
+  CHECK(f.engine->get(id).outcome == Outcome::rejected);
+}
+
+TEST_CASE("add a signer to a countersign") {
+  Fixture f;
+  const CaseId id = f.submit("PAR");
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  for (auto [node, dept] : {std::pair{"planning", "planning"}, {"land", "land"}, {"fire", "fire"}}) {
+    f.act(ActionKind::approve, id, f.task(id, node), Actor::staff_member("x", {}, {dept}));
+  }
+  const TaskId decide = f.task(id, "decide");
+  f.refused(ErrorCode::invalid_input, ActionKind::add_signer, id, decide, hall(), "");
+  f.act(ActionKind::add_signer, id, decide, hall(), "expert_chen");
+  f.act(ActionKind::approve, id, decide, Actor::staff_member("boss", {"lead"}));
+  f.act(ActionKind::approve, id, decide, hall());
+  CHECK(f.engine->get(id).status == CaseStatus::running);  // the added signer has not signed
+  CHECK(f.engine->inbox({"expert_chen", {}, {}, {}, 0, 10}).size() == 1);
+  f.act(ActionKind::approve, id, decide, Actor::staff_member("expert_chen"));
+  CHECK(f.engine->get(id).outcome == Outcome::approved);
+  // Not a countersign:
+  const CaseId other = f.submit("SERIAL");
+  f.refused(ErrorCode::invalid_input, ActionKind::add_signer, other, f.task(other, "accept"), hall(), "someone");
+}
+
+TEST_CASE("a return from inside a parallel section cancels the other branches") {
+  Fixture f;
+  const CaseId id = f.submit("PAR");
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  f.act(ActionKind::approve, id, f.task(id, "planning"), Actor::staff_member("p1", {}, {"planning"}));
+  f.act(ActionKind::return_to, id, f.task(id, "fire"), Actor::staff_member("f1", {}, {"fire"}), "accept");
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"accept"});
+  const Case c = f.engine->get(id);
+  CHECK(std::count_if(c.tasks.begin(), c.tasks.end(), [](const Task& t) { return t.state == TaskState::cancelled; }) == 1);
+  // The section runs afresh: all three branches again.
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"fire", "land", "planning"});
+  CHECK(f.engine->verify(id).ok);
+}
+
+TEST_CASE("exclusive and inclusive gateways") {
+  Fixture f;
+  SUBCASE("exclusive picks the first true guard; inclusive runs only the true branches and the join waits for them") {
+    const CaseId id = f.submit("GATES", {{"amount", 500}, {"fire", true}, {"land", true}});
+    CHECK(f.open_nodes(id) == std::vector<std::string>{"big"});
+    f.act(ActionKind::approve, id, f.task(id, "big"), Actor::staff_member("boss", {"lead"}));
+    CHECK(f.open_nodes(id) == std::vector<std::string>{"opt_fire", "opt_land"});
+    f.act(ActionKind::approve, id, f.task(id, "opt_land"), Actor::staff_member("l", {}, {"land"}));
+    CHECK(f.engine->get(id).status == CaseStatus::running);
+    f.act(ActionKind::approve, id, f.task(id, "opt_fire"), Actor::staff_member("f", {}, {"fire"}));
+    CHECK(f.engine->get(id).outcome == Outcome::approved);
+    CHECK(f.engine->verify(id).ok);
+  }
+  SUBCASE("inclusive falls back to otherwise") {
+    const CaseId id = f.submit("GATES", {{"amount", 5}});
+    f.act(ActionKind::approve, id, f.task(id, "small"), reviewer());
+    CHECK(f.open_nodes(id) == std::vector<std::string>{"opt_none"});
+    f.act(ActionKind::approve, id, f.task(id, "opt_none"), hall());
+    CHECK(f.engine->get(id).outcome == Outcome::approved);
+  }
+  SUBCASE("no guard holds: a visible error state; a supervisor terminates") {
+    const CaseId id = f.submit("GATES");  // no amount: neither guard holds
+    Case c = f.engine->get(id);
+    CHECK(c.status == CaseStatus::error);
+    CHECK(c.error.find("no guard after 'route' holds") != std::string::npos);
+    f.refused(ErrorCode::not_permitted, ActionKind::terminate, id, 0, hall());
+    f.act(ActionKind::terminate, id, 0, Actor::supervisor_named("sup"));
+    CHECK(f.engine->get(id).outcome == Outcome::terminated);
+    CHECK(f.engine->verify(id).ok);
+  }
+}
+
+namespace {
+struct Registry final : StepHandler {
+  bool ok = true;
+  int calls = 0;
+  StepResult run(const Case& c, const Task& t) override {
+    ++calls;
+    CHECK(t.node == "lookup");
+    CHECK(c.applicant.id == person);
+    StepResult r;
+    r.ok = ok;
+    r.message = ok ? "registered" : "registry offline";
+    r.form["household"] = Value("local");
+    return r;
+  }
+};
+}  // namespace
+
+TEST_CASE("automatic steps and timers") {
+  Fixture f;
+  auto registry = std::make_shared<Registry>();
+  f.engine->register_handler("registry_check", registry);
+  SUBCASE("handler runs, timer fires on tick") {
+    const CaseId id = f.submit("AUTO");
+    CHECK(registry->calls == 1);
+    Case c = f.engine->get(id);
+    CHECK(c.form.at("household") == Value("local"));
+    CHECK(c.open_tasks().empty());  // waiting on the 2-hour timer
+    CHECK(f.engine->tick(f.clock->now() + std::chrono::minutes(119)) == 0);
+    CHECK(f.engine->tick(f.clock->now() + std::chrono::minutes(120)) == 1);
+    CHECK(f.open_nodes(id) == std::vector<std::string>{"review"});
+    CHECK(f.engine->tick(f.clock->now() + std::chrono::hours(5)) == 0);  // fires once
+    f.act(ActionKind::approve, id, f.task(id, "review"), reviewer());
+    CHECK(f.engine->get(id).outcome == Outcome::approved);
+    CHECK(f.engine->verify(id).ok);
+  }
+  SUBCASE("a failing handler leaves a visible error that can be retried") {
+    registry->ok = false;
+    const CaseId id = f.submit("AUTO");
+    Case c = f.engine->get(id);
+    CHECK(c.status == CaseStatus::error);
+    CHECK(c.error.find("registry offline") != std::string::npos);
+    f.refused(ErrorCode::invalid_state, ActionKind::approve, id, c.tasks[0].id, reviewer());
+    f.refused(ErrorCode::not_permitted, ActionKind::retry, id, 0, reviewer());
+    registry->ok = true;
+    f.act(ActionKind::retry, id, 0, Actor::supervisor_named("sup"));
+    CHECK(registry->calls == 2);
+    CHECK(f.engine->get(id).status == CaseStatus::running);
+    CHECK(f.engine->verify(id).ok);
+  }
+  SUBCASE("a handler that is not registered is an error too") {
+    Fixture g;
+    const CaseId id = g.submit("AUTO");
+    CHECK(g.engine->get(id).error.find("no handler 'registry_check'") != std::string::npos);
+  }
+}
+
+TEST_CASE("a theme runs its items' flows as subflows, each in its own department") {
+  Fixture f;
+  const CaseId id = f.submit("THEME");
+  CHECK(f.engine->get(id).is_theme);
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  const Case c = f.engine->get(id);
+  std::vector<std::string> items;
+  for (const auto* t : c.open_tasks()) items.push_back(t->item);
+  std::sort(items.begin(), items.end());
+  CHECK(items == std::vector<std::string>{"SUB-A", "SUB-B"});
+  CHECK(f.engine->inbox({"", {}, {"planning"}, {}, 0, 10}).size() == 1);
+  CHECK(f.engine->inbox({"", {}, {"fire"}, "SUB-B", 0, 10}).size() == 1);
+  CHECK(f.engine->inbox({"", {}, {"fire"}, "SUB-A", 0, 10}).empty());
+  f.act(ActionKind::approve, id, f.task(id, "review"), Actor::staff_member("p", {}, {"planning"}));
+  CHECK(f.engine->get(id).status == CaseStatus::running);
+  f.act(ActionKind::reject, id, f.task(id, "review"), Actor::staff_member("f", {}, {"fire"}));
+  CHECK(f.engine->get(id).outcome == Outcome::rejected);  // not all approved
+  CHECK(f.engine->verify(id).ok);
+}
+
+TEST_CASE("correction requests suspend the case until the applicant resubmits") {
+  Fixture f;
+  const CaseId id = f.submit("SERIAL");
+  const TaskId accept = f.task(id, "accept");
+  f.act(ActionKind::request_correction, id, accept, hall());
+  CHECK(f.engine->get(id).status == CaseStatus::waiting_for_applicant);
+  f.refused(ErrorCode::invalid_state, ActionKind::accept, id, accept, hall());
+  f.refused(ErrorCode::not_permitted, ActionKind::resubmit, id, 0, Actor::applicant_of("someone-else"));
+  Action r;
+  r.kind = ActionKind::resubmit;
+  r.case_id = id;
+  r.actor = Actor::applicant_of(person);
+  r.form["note"] = Value("corrected");
+  f.engine->act(r);
+  CHECK(f.engine->get(id).status == CaseStatus::running);
+  CHECK(f.engine->get(id).form.at("note") == Value("corrected"));
+  f.act(ActionKind::accept, id, accept, hall());
+  CHECK(f.engine->verify(id).ok);
+}
+
+TEST_CASE("withdrawal by the applicant, only before a decision") {
+  Fixture f;
+  const CaseId id = f.submit("SERIAL");
+  f.refused(ErrorCode::not_permitted, ActionKind::withdraw, id, 0, hall());
+  f.act(ActionKind::withdraw, id, 0, Actor::applicant_of(person));
+  CHECK(f.engine->get(id).outcome == Outcome::withdrawn);
+  CHECK(f.open_nodes(id).empty());
+  f.refused(ErrorCode::invalid_state, ActionKind::withdraw, id, 0, Actor::applicant_of(person));
+}
+
+TEST_CASE("transfer, urge and comment") {
+  Fixture f;
+  const CaseId id = f.submit("SERIAL");
+  const TaskId accept = f.task(id, "accept");
+  f.refused(ErrorCode::not_permitted, ActionKind::transfer, id, accept, stranger(), "chen");
+  f.act(ActionKind::transfer, id, accept, hall(), "chen");
+  f.refused(ErrorCode::not_permitted, ActionKind::accept, id, accept, hall());  // only chen now
+  CHECK(f.engine->inbox({"chen", {}, {}, {}, 0, 10}).size() == 1);
+  CHECK(f.engine->inbox({"wang", {}, {"hall"}, {}, 0, 10}).empty());
+  f.refused(ErrorCode::not_permitted, ActionKind::urge, id, accept, hall());
+  f.act(ActionKind::urge, id, accept, Actor::supervisor_named("sup"));
+  f.act(ActionKind::urge, id, accept, Actor::applicant_of(person));
+  CHECK(f.engine->get(id).find_task(accept)->urges == 2);
+  Action note;
+  note.kind = ActionKind::comment;
+  note.case_id = id;
+  note.task = accept;
+  note.actor = Actor::staff_member("chen");
+  note.comment = "looked at the site plan";
+  f.engine->act(note);
+  note.actor = stranger();
+  CHECK_THROWS_AS(f.engine->act(note), Error);
+  f.act(ActionKind::accept, id, accept, Actor::staff_member("chen"));
+  CHECK(f.engine->verify(id).ok);
+}
+
+TEST_CASE("pre-review reports every deficiency at once") {
+  Fixture f;
+  Submission s;
+  s.target = "SERIAL";
+  s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+  s.form["investment"] = Value(2000000);
+  s.materials = {{"plan", "plan.docx", 5 << 20, MaterialForm::copy}};
+  SubmitResult r = f.engine->submit(s, Actor::applicant_of(person));
+  CHECK_FALSE(r.case_id.has_value());
+  REQUIRE(r.notice.deficiencies.size() == 5);  // form missing, eia missing (condition), plan: form, type, size
+  std::vector<Deficiency::Kind> kinds;
+  for (const auto& d : r.notice.deficiencies) kinds.push_back(d.kind);
+  CHECK(std::count(kinds.begin(), kinds.end(), Deficiency::Kind::missing) == 2);
+  CHECK(std::count(kinds.begin(), kinds.end(), Deficiency::Kind::wrong_form) == 1);
+  CHECK(std::count(kinds.begin(), kinds.end(), Deficiency::Kind::wrong_file_type) == 1);
+  CHECK(std::count(kinds.begin(), kinds.end(), Deficiency::Kind::too_large) == 1);
+  CHECK(r.notice.to_string().find("5 deficiencies") != std::string::npos);
+
+  // Kept as a draft instead: the applicant completes it.
+  s.keep_draft_if_deficient = true;
+  r = f.engine->submit(s, Actor::applicant_of(person));
+  REQUIRE(r.case_id.has_value());
+  CHECK(f.engine->get(*r.case_id).status == CaseStatus::draft);
+  CHECK(f.open_nodes(*r.case_id).empty());
+  Action fix;
+  fix.kind = ActionKind::resubmit;
+  fix.case_id = *r.case_id;
+  fix.actor = Actor::applicant_of(person);
+  fix.materials = {{"form", "f.pdf", 10, MaterialForm::electronic}, {"plan", "p.pdf", 10, MaterialForm::electronic},
+                   {"eia", "e.pdf", 10, MaterialForm::electronic}};
+  f.engine->act(fix);
+  CHECK(f.open_nodes(*r.case_id) == std::vector<std::string>{"accept"});
+  CHECK(f.engine->verify(*r.case_id).ok);
+}
+
+TEST_CASE("the certificate library may not have a material: the notice says so") {
+  Fixture f;
+  EngineOptions o;
+  o.clock = f.clock;
+  auto engine = open_engine(runtime_catalog(), o);  // no certificate provider
+  Submission s;
+  s.target = "SERIAL";
+  s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+  s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic}, {"plan", "plan.pdf", 1000, MaterialForm::electronic}};
+  const SubmitResult r = engine->submit(s, Actor::applicant_of(person));
+  REQUIRE(r.notice.deficiencies.size() == 1);
+  CHECK(r.notice.deficiencies[0].kind == Deficiency::Kind::not_available);
+  CHECK(r.notice.deficiencies[0].message.find("electronic certificate library") != std::string::npos);
+}
+
+TEST_CASE("applicants are identified by checked ID numbers") {
+  Fixture f;
+  Submission s;
+  s.target = "SERIAL";
+  s.applicant = Applicant{ApplicantKind::natural_person, "340524198001010011", "Bad check"};
+  CHECK_THROWS_AS(f.engine->submit(s, Actor::applicant_of(s.applicant.id)), Error);
+  s.applicant = Applicant{ApplicantKind::legal_person, company, "Company"};
+  s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic}, {"plan", "plan.pdf", 1000, MaterialForm::electronic}};
+  CHECK(f.engine->submit(s, Actor::applicant_of(company)).accepted());
+  s.target = "PAR";  // natural persons only
+  try {
+    f.engine->submit(s, Actor::applicant_of(company));
+    FAIL("accepted a legal person");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_input);
+  }
+  s.target = "NO-SUCH-ITEM";
+  try {
+    f.engine->submit(s, Actor::applicant_of(company));
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::not_found);
+  }
+}
+
+TEST_CASE("observers hear committed events; a throwing observer changes nothing") {
+  Fixture f;
+  auto recorder = std::make_shared<Recorder>();
+  f.engine->subscribe(std::make_shared<Thrower>());
+  f.engine->subscribe(recorder);
+  const CaseId id = f.submit("SERIAL");
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  f.act(ActionKind::approve, id, f.task(id, "review"), reviewer());
+  CHECK(recorder->kinds.front() == EventKind::submitted);
+  CHECK(recorder->kinds.back() == EventKind::finished);
+  CHECK(std::count(recorder->kinds.begin(), recorder->kinds.end(), EventKind::task_created) == 2);
+  CHECK(f.engine->get(id).outcome == Outcome::approved);
+  CHECK(f.engine->verify(id).ok);
+}
+
+TEST_CASE("the history is hash-chained: edits, removals and reordering are detected") {
+  Fixture f;
+  const CaseId id = f.submit("SERIAL");
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  const auto history = f.engine->history(id);
+  REQUIRE(history.size() >= 5);
+  CHECK(verify_history(history).ok);
+  for (std::size_t i = 1; i < history.size(); ++i) CHECK(history[i].prev_hash == history[i - 1].hash);
+  auto edited = history;
+  edited[2].actor = "mallory";
+  CHECK(verify_history(edited).first_bad_seq == 3);
+  auto removed = history;
+  removed.erase(removed.begin() + 1);
+  CHECK_FALSE(verify_history(removed).ok);
+  auto reordered = history;
+  std::swap(reordered[1], reordered[2]);
+  CHECK_FALSE(verify_history(reordered).ok);
+}
+
+TEST_CASE("inbox queries page through open tasks, oldest first") {
+  Fixture f;
+  std::vector<CaseId> ids;
+  for (int i = 0; i < 7; ++i) {
+    ids.push_back(f.submit("SERIAL"));
+    f.clock->advance(std::chrono::minutes(1));
+  }
+  const auto page1 = f.engine->inbox({"", {}, {"hall"}, {}, 0, 5});
+  const auto page2 = f.engine->inbox({"", {}, {"hall"}, {}, 5, 5});
+  REQUIRE(page1.size() == 5);
+  REQUIRE(page2.size() == 2);
+  CHECK(page1[0].case_id == ids[0]);
+  CHECK(page2[1].case_id == ids[6]);
+  CHECK(page1[0].node->id == "accept");
+  CHECK(f.engine->inbox({"", {"reviewer"}, {}, {}, 0, 50}).empty());
+  CHECK(f.engine->inbox({"", {}, {"hall"}, "SERIAL", 0, 50}).size() == 7);
+  CHECK(f.engine->inbox({"", {}, {"hall"}, "PAR", 0, 50}).empty());
+}

@@ -239,6 +239,27 @@ std::optional<Instant> next_timer(const CaseSnapshot& s) {
   return best;
 }
 
+std::string invariant_violation(const CaseSnapshot& s) {
+  for (const auto& t : s.tasks) {
+    if (t.state != TaskState::open) continue;
+    if (s.status == CaseStatus::finished) return fmt::format("finished, yet task {} is open", t.id);
+    const bool held = std::any_of(s.tokens.begin(), s.tokens.end(), [&](const Token& k) { return k.task == t.id; });
+    if (!held) return fmt::format("open task {} has no live token", t.id);
+  }
+  for (const auto& k : s.tokens) {
+    if (s.status == CaseStatus::finished) return fmt::format("finished, yet token {} is live", k.id);
+    if (k.frame >= s.frames.size() || s.frames[k.frame].done) return fmt::format("token {} sits in an ended flow", k.id);
+    if (k.wait == Wait::task || k.wait == Wait::handler) {
+      if (k.task == 0 || k.task > s.tasks.size() || s.tasks[k.task - 1].state != TaskState::open) {
+        return fmt::format("token {} waits on task {}, which is not open", k.id, k.task);
+      }
+    }
+    if (k.wait == Wait::none && s.status != CaseStatus::error) return fmt::format("token {} is stuck", k.id);
+  }
+  if (s.status == CaseStatus::finished && !s.outcome) return "finished without an outcome";
+  return {};
+}
+
 std::string dump(const CaseSnapshot& s) {
   json j;
   j["id"] = s.id;
@@ -259,7 +280,7 @@ std::string dump(const CaseSnapshot& s) {
   j["frames"] = frames;
   json tokens = json::array();
   for (const auto& t : s.tokens) {
-    tokens.push_back({t.id, t.frame, t.node, static_cast<int>(t.wait), t.task, t.child, t.due.time_since_epoch().count(), t.in_edge});
+    tokens.push_back({t.id, t.frame, t.node, static_cast<int>(t.wait), t.task, t.child, t.due.time_since_epoch().count(), t.in_edge, static_cast<int>(t.decision)});
   }
   j["tokens"] = tokens;
   json joins = json::array();

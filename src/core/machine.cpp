@@ -321,6 +321,13 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
   }
 
   const GuardContext ctx(state_, now_, used.decision, used.approvals, used.rejections);
+  auto stuck = [&] {
+    Token t = token;
+    t.wait = Wait::none;
+    t.task = 0;
+    t.decision = used.decision;
+    return t;
+  };
   std::vector<std::uint32_t> chosen;
   const bool split = def.kind == NodeKind::parallel || def.kind == NodeKind::inclusive;
   if (def.kind == NodeKind::parallel) {
@@ -346,14 +353,14 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
         }
       }
     } catch (const Error& err) {
-      // Put the token back so a retry re-evaluates the gateway.
-      state_.tokens.insert(state_.tokens.begin() + static_cast<std::ptrdiff_t>(std::min(idx, state_.tokens.size())), token);
+      // Put the token back, stuck, so a retry re-evaluates the choice.
+      state_.tokens.insert(state_.tokens.begin() + static_cast<std::ptrdiff_t>(std::min(idx, state_.tokens.size())), stuck());
       fail(fmt::format("guard after '{}' failed: {}", def.id, err.what()));
       return;
     }
     if (chosen.empty() && fallback != npos) chosen.push_back(fallback);
     if (chosen.empty()) {
-      state_.tokens.insert(state_.tokens.begin() + static_cast<std::ptrdiff_t>(std::min(idx, state_.tokens.size())), token);
+      state_.tokens.insert(state_.tokens.begin() + static_cast<std::ptrdiff_t>(std::min(idx, state_.tokens.size())), stuck());
       fail(fmt::format("no guard after '{}' holds and there is no 'otherwise' edge", def.id));
       return;
     }
@@ -785,7 +792,7 @@ void Machine::act(const Action& a) {
       }
       for (auto id : stuck) {
         if (state_.status != CaseStatus::running) break;
-        if (find_token(id)) leave(id, {});
+        if (const Token* t = find_token(id)) leave(id, Outcomes{t->decision, 0, 0});
       }
       break;
     }

@@ -90,6 +90,10 @@ Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s);
 std::vector<InboxEntry> inbox_entries(const CompiledCatalog& catalog, const CaseSnapshot& s);
 // Earliest due timer.
 std::optional<Instant> next_timer(const CaseSnapshot& s);
+// "" when the state is consistent, else what is wrong: every open task has
+// a live token waiting on it and every waiting token an open task; a
+// finished case has neither.
+std::string invariant_violation(const CaseSnapshot& s);
 // A canonical text dump (equality of states in replay checks, debugging).
 std::string dump(const CaseSnapshot& s);
 

@@ -31,6 +31,7 @@ struct Token {
   std::uint16_t child = 0;    // Wait::subflow: the child frame
   Instant due{};              // Wait::timer
   std::uint32_t in_edge = npos;  // the edge it arrived by (joins)
+  Decision decision = Decision::none;  // stuck tokens: the decision to re-evaluate with
 };
 
 // One running flow: the root (frame 0) or a subflow called by a node.

@@ -205,6 +205,12 @@ class EngineImpl final : public Engine {
     const auto events = options_.store->history(id);
     HistoryCheck check = verify_history(events);
     if (!check.ok) return check;
+    if (std::string problem = core::invariant_violation(*stored); !problem.empty()) {
+      return {false, 0, fmt::format("case {} is inconsistent: {}", id, problem)};
+    }
+    if (stored->version == 0 || events.empty() || events.back().hash != stored->last_hash) {
+      return {false, 0, fmt::format("case {}: the stored state does not end the stored history", id)};
+    }
     std::shared_ptr<const CaseSnapshot> replayed;
     try {
       replayed = replay(id, events);

@@ -1,0 +1,217 @@
+// Random walks through the three example themes: random legal and illegal
+// actions, timers and handler failures, with the invariants checked after
+// every step and every case replayed from its history.
+
+#include <onestop/onestop.hpp>
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <random>
+#include <set>
+
+namespace fs = std::filesystem;
+using namespace onestop;
+
+namespace {
+
+const std::string person = "34052419800101001X";
+const std::string company = "91110000600037341L";
+
+// Everything the libraries could hold, they hold.
+struct GenerousLibrary final : CertificateProvider {
+  std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
+    return OfferedMaterial{m.id, m.id + ".ofd", 1, MaterialForm::electronic};
+  }
+};
+
+// Succeeds, rejects or fails at random.
+struct Coin final : StepHandler {
+  std::mt19937* rng;
+  explicit Coin(std::mt19937* r) : rng(r) {}
+  StepResult run(const Case&, const Task&) override {
+    const int roll = static_cast<int>((*rng)() % 10);
+    StepResult r;
+    r.ok = roll != 0;
+    r.decision = roll == 1 ? Decision::rejected : Decision::approved;
+    r.message = r.ok ? "checked" : "service unavailable";
+    return r;
+  }
+};
+
+Value random_value(std::mt19937& rng) {
+  static const char* words[] = {"owned", "rented", "other", "employment", "study", "chemical", "steel", "retail"};
+  switch (rng() % 4) {
+    case 0: return Value(static_cast<double>(rng() % 100'000'000));
+    case 1: return Value(static_cast<double>(rng() % 24));
+    case 2: return Value(rng() % 2 == 0);
+    default: return Value(words[rng() % 8]);
+  }
+}
+
+struct Walker {
+  std::shared_ptr<const Catalog> catalog;
+  std::mt19937 rng;
+  std::shared_ptr<ManualClock> clock;
+  std::unique_ptr<Engine> engine;
+  std::vector<std::string> form_fields;
+  std::size_t accepted = 0;
+  std::size_t refused = 0;
+  std::set<Outcome> outcomes;
+
+  Walker(const fs::path& dir, unsigned seed)
+      : rng(seed), clock(std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2025} / 9 / 1})) {
+    auto r = load_catalog({dir, fs::path(ONESTOP_SOURCE_DIR) / "calendars"});
+    REQUIRE(r.ok());
+    catalog = r.catalog;
+    EngineOptions o;
+    o.clock = clock;
+    o.certificates = std::make_shared<GenerousLibrary>();
+    o.run_handlers_inline = false;
+    engine = open_engine(catalog, o);
+    std::set<std::string> fields;
+    auto collect = [&](const Expr& e) {
+      if (!e.valid()) return;
+      for (const auto& f : e.fields()) {
+        if (f.rfind("form.", 0) == 0) fields.insert(f.substr(5));
+      }
+    };
+    for (const auto& it : catalog->items) {
+      for (const auto& m : it.materials) collect(m.required_if);
+      for (const auto& node : it.materials) (void)node;
+    }
+    for (const auto& f : catalog->flows) {
+      for (const auto& e : f.edges) collect(e.guard);
+      for (const auto& n : f.nodes) {
+        if (n.kind == NodeKind::automatic) engine->register_handler(n.handler, std::make_shared<Coin>(&rng));
+      }
+    }
+    form_fields.assign(fields.begin(), fields.end());
+  }
+
+  std::string target() const {
+    if (!catalog->themes.empty()) return catalog->themes.front().id;
+    return catalog->items.front().code;
+  }
+
+  std::optional<CaseId> submit() {
+    Submission s;
+    s.target = target();
+    std::vector<const Item*> items;
+    if (const Theme* t = catalog->find_theme(s.target)) {
+      for (const auto& code : catalog->theme_items(*t)) items.push_back(catalog->find_item(code));
+    } else {
+      items.push_back(catalog->find_item(s.target));
+    }
+    const bool legal = std::all_of(items.begin(), items.end(), [](const Item* it) {
+      return std::find(it->applicants.begin(), it->applicants.end(), ApplicantKind::legal_person) != it->applicants.end();
+    });
+    s.applicant = legal ? Applicant{ApplicantKind::legal_person, company, "Company"}
+                        : Applicant{ApplicantKind::natural_person, person, "Person"};
+    for (const auto& f : form_fields) {
+      if (rng() % 5 != 0) s.form[f] = random_value(rng);
+    }
+    for (const Item* it : items) {
+      for (const auto& m : it->materials) {
+        if (m.source != MaterialSource::applicant) continue;
+        const std::string ext = m.file_types.empty() ? "pdf" : m.file_types.front();
+        s.materials.push_back({m.id, m.id + "." + ext, 1, m.form});
+      }
+    }
+    s.keep_draft_if_deficient = true;
+    try {
+      return engine->submit(s, Actor::applicant_of(s.applicant.id)).case_id;
+    } catch (const Error&) {
+      return std::nullopt;  // e.g. a guard or condition failed on odd form data
+    }
+  }
+
+  Actor random_actor(const Case& c, const Task* t) {
+    const int roll = static_cast<int>(rng() % 20);
+    if (roll == 0) return Actor::supervisor_named("sup");
+    if (roll == 1) return Actor::applicant_of(c.applicant.id);
+    if (roll == 2 || t == nullptr) return Actor::staff_member("stranger", {"nobody"}, {"nowhere"});
+    Actor a = Actor::staff_member("u" + std::to_string(rng() % 4));
+    if (!t->assigned_user.empty() && rng() % 4 != 0) a.user = t->assigned_user;
+    const auto& cand = t->candidates;
+    if (!cand.users.empty() && rng() % 3 == 0) a.user = cand.users[rng() % cand.users.size()];
+    if (!cand.roles.empty()) a.roles.push_back(cand.roles[rng() % cand.roles.size()]);
+    if (!cand.departments.empty()) a.departments.push_back(cand.departments[rng() % cand.departments.size()]);
+    return a;
+  }
+
+  void step(CaseId id) {
+    const Case before = engine->get(id);
+    const auto history_before = engine->history(id).size();
+    const auto open = before.open_tasks();
+    const Task* task = open.empty() ? nullptr : open[rng() % open.size()];
+    Action a;
+    a.case_id = id;
+    a.kind = static_cast<ActionKind>(rng() % (static_cast<unsigned>(ActionKind::retry) + 1));
+    if (rng() % 3 != 0) a.kind = rng() % 2 ? ActionKind::approve : ActionKind::accept;  // mostly progress
+    a.task = task ? task->id : static_cast<TaskId>(rng() % 3);
+    if (rng() % 10 == 0 && !before.tasks.empty()) a.task = before.tasks[rng() % before.tasks.size()].id;  // maybe closed
+    a.actor = random_actor(before, task);
+    if (a.kind == ActionKind::return_to && task) {
+      const Flow* f = catalog->find_flow(before.flow);
+      a.target = task->node;
+      if (f) {
+        for (const auto& r : f->returns) {
+          if (r.from == task->node && !r.to.empty()) a.target = r.to[rng() % r.to.size()];
+        }
+      }
+    }
+    if (a.kind == ActionKind::transfer || a.kind == ActionKind::add_signer) a.target = "u" + std::to_string(rng() % 4);
+    if (a.kind == ActionKind::comment || rng() % 4 == 0) a.comment = "note";
+    if (rng() % 8 == 0) a.expected_version = before.version - (rng() % 2);
+    try {
+      const std::uint64_t v = engine->act(a);
+      ++accepted;
+      CHECK(v == before.version + 1);
+    } catch (const Error&) {
+      ++refused;
+      const Case after = engine->get(id);
+      CHECK(after.version == before.version);
+      CHECK(engine->history(id).size() == history_before);
+    }
+    if (rng() % 4 == 0) {
+      clock->advance(std::chrono::hours(rng() % 72));
+      engine->tick(clock->now());
+    }
+    engine->run_automatic(id);
+  }
+
+  void walk(int cases, int max_steps) {
+    for (int i = 0; i < cases; ++i) {
+      const auto id = submit();
+      if (!id) continue;
+      for (int s = 0; s < max_steps; ++s) {
+        if (engine->get(*id).status == CaseStatus::finished) break;
+        step(*id);
+        const HistoryCheck check = engine->verify(*id);
+        INFO(check.message);
+        REQUIRE(check.ok);
+      }
+      const Case c = engine->get(*id);
+      if (c.status == CaseStatus::finished) {
+        CHECK(c.open_tasks().empty());
+        outcomes.insert(*c.outcome);
+      }
+    }
+  }
+};
+
+void run_theme(const std::string& dir, unsigned seed) {
+  Walker w(fs::path(ONESTOP_SOURCE_DIR) / "examples" / dir, seed);
+  w.walk(700, 60);
+  MESSAGE(dir << ": " << w.accepted << " accepted and " << w.refused << " refused actions");
+  CHECK(w.accepted > 1000);
+  CHECK(w.refused > 1000);
+  CHECK(w.outcomes.size() >= 2);
+}
+
+}  // namespace
+
+TEST_CASE("random walks: investment project") { run_theme("investment-project", 1); }
+TEST_CASE("random walks: business start-up") { run_theme("business-startup", 2); }
+TEST_CASE("random walks: residence permit") { run_theme("residence-permit", 3); }

@@ -118,7 +118,7 @@ Actor stranger() { return Actor::staff_member("zhao", {"cleaner"}, {"canteen"});
 
 }  // namespace
 
-TEST_CASE("serial flow: accept, review, approve; history verifies and replays") {
+TEST_CASE("WCP-1 sequence: accept, review, approve; history verifies and replays") {
   Fixture f;
   const CaseId id = f.submit("SERIAL");
   Case c = f.engine->get(id);
@@ -188,7 +188,7 @@ TEST_CASE("return to an earlier step, only where declared") {
   CHECK(f.engine->verify(id).ok);
 }
 
-TEST_CASE("parallel split, join and an all-countersign") {
+TEST_CASE("WCP-2 parallel split, WCP-3 synchronization, countersign on all") {
   Fixture f;
   const CaseId id = f.submit("PAR");
   f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
@@ -207,7 +207,7 @@ TEST_CASE("parallel split, join and an all-countersign") {
   CHECK(f.engine->verify(id).ok);
 }
 
-TEST_CASE("countersign: a rejection under 'all' rejects the step") {
+TEST_CASE("WCP-14 multiple instances with a priori run-time knowledge: a rejection under 'all' rejects the countersign") {
   Fixture f;
   const CaseId id = f.submit("PAR");
   f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
@@ -218,7 +218,7 @@ TEST_CASE("countersign: a rejection under 'all' rejects the step") {
   CHECK(f.engine->get(id).outcome == Outcome::rejected);
 }
 
-TEST_CASE("add a signer to a countersign") {
+TEST_CASE("WCP-15 multiple instances without a priori run-time knowledge: add a signer to a countersign") {
   Fixture f;
   const CaseId id = f.submit("PAR");
   f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
@@ -239,7 +239,7 @@ TEST_CASE("add a signer to a countersign") {
   f.refused(ErrorCode::invalid_input, ActionKind::add_signer, other, f.task(other, "accept"), hall(), "someone");
 }
 
-TEST_CASE("a return from inside a parallel section cancels the other branches") {
+TEST_CASE("WCP-19 cancel task / WCP-25 cancel region: a return from inside a parallel section cancels the other branches") {
   Fixture f;
   const CaseId id = f.submit("PAR");
   f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
@@ -254,7 +254,7 @@ TEST_CASE("a return from inside a parallel section cancels the other branches") 
   CHECK(f.engine->verify(id).ok);
 }
 
-TEST_CASE("exclusive and inclusive gateways") {
+TEST_CASE("WCP-4 exclusive choice, WCP-5 simple merge, WCP-6 multi-choice, WCP-7 structured synchronizing merge") {
   Fixture f;
   SUBCASE("exclusive picks the first true guard; inclusive runs only the true branches and the join waits for them") {
     const CaseId id = f.submit("GATES", {{"amount", 500}, {"fire", true}, {"land", true}});
@@ -382,7 +382,7 @@ TEST_CASE("correction requests suspend the case until the applicant resubmits") 
   CHECK(f.engine->verify(id).ok);
 }
 
-TEST_CASE("withdrawal by the applicant, only before a decision") {
+TEST_CASE("WCP-20 cancel case: withdrawal by the applicant, only before a decision") {
   Fixture f;
   const CaseId id = f.submit("SERIAL");
   f.refused(ErrorCode::not_permitted, ActionKind::withdraw, id, 0, hall());
@@ -543,4 +543,30 @@ TEST_CASE("inbox queries page through open tasks, oldest first") {
   CHECK(f.engine->inbox({"", {"reviewer"}, {}, {}, 0, 50}).empty());
   CHECK(f.engine->inbox({"", {}, {"hall"}, "SERIAL", 0, 50}).size() == 7);
   CHECK(f.engine->inbox({"", {}, {"hall"}, "PAR", 0, 50}).empty());
+}
+
+TEST_CASE("WCP-10 arbitrary cycles: a declared loop runs again until its guard lets go") {
+  Fixture f;
+  const CaseId id = f.submit("LOOP", {{"rounds", 0}});
+  for (int round = 0; round < 3; ++round) {
+    f.act(ActionKind::reject, id, f.task(id, "check"), reviewer());  // loops back
+    CHECK(f.open_nodes(id) == std::vector<std::string>{"check"});
+  }
+  f.act(ActionKind::approve, id, f.task(id, "check"), reviewer());
+  CHECK(f.engine->get(id).outcome == Outcome::approved);
+  const Case c = f.engine->get(id);
+  CHECK(c.tasks.size() == 4);
+  CHECK(f.engine->verify(id).ok);
+}
+
+TEST_CASE("WCP-13 multiple instances with design-time knowledge: a quota countersign of fixed signers") {
+  Fixture f;
+  const CaseId id = f.submit("QUOTA");
+  const TaskId sign = f.task(id, "sign");
+  f.refused(ErrorCode::not_permitted, ActionKind::approve, id, sign, Actor::staff_member("mallory", {"lead"}));
+  f.act(ActionKind::approve, id, sign, Actor::staff_member("ann"));
+  f.act(ActionKind::reject, id, sign, Actor::staff_member("bob"));
+  CHECK(f.engine->get(id).status == CaseStatus::running);  // 1 of 2 approvals, one place left
+  f.act(ActionKind::approve, id, sign, Actor::staff_member("cai"));
+  CHECK(f.engine->get(id).outcome == Outcome::approved);
 }

@@ -69,11 +69,12 @@ class Store {
   // Applies `commit` atomically. Throws Error(conflict) when the stored
   // version is not commit.expected_version (someone else acted first), and
   // Error(storage) when it cannot write; either way nothing changes.
-  virtual void commit(const Commit& commit) = 0;
+  // Taken by value so that stores may keep the events without copying.
+  virtual void commit(Commit commit) = 0;
   // Applies several commits in one transaction (imports, the simulator).
   // The default commits them one by one.
-  virtual void commit_batch(const std::vector<Commit>& commits) {
-    for (const auto& c : commits) commit(c);
+  virtual void commit_batch(std::vector<Commit> commits) {
+    for (auto& c : commits) commit(std::move(c));
   }
   // The whole history of a case, in sequence order.
   virtual std::vector<Event> history(CaseId id) = 0;
@@ -94,8 +95,8 @@ class StoreWrapper : public Store {
   explicit StoreWrapper(std::shared_ptr<Store> target) : target_(std::move(target)) {}
   CaseId allocate_case_id() override { return target_->allocate_case_id(); }
   std::shared_ptr<const CaseSnapshot> load(CaseId id) override { return target_->load(id); }
-  void commit(const Commit& c) override { target_->commit(c); }
-  void commit_batch(const std::vector<Commit>& c) override { target_->commit_batch(c); }
+  void commit(Commit c) override { target_->commit(std::move(c)); }
+  void commit_batch(std::vector<Commit> c) override { target_->commit_batch(std::move(c)); }
   std::vector<Event> history(CaseId id) override { return target_->history(id); }
   std::vector<InboxEntry> inbox(const InboxQuery& q) override { return target_->inbox(q); }
   std::vector<CaseId> due_cases(Instant now, std::size_t limit) override { return target_->due_cases(now, limit); }

@@ -11,7 +11,13 @@ namespace onestop::core {
 
 using json = nlohmann::json;
 
-std::string quote_json(const std::string& s) { return json(s).dump(); }
+std::string quote_json(const std::string& s) {
+  const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    return c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20;
+  });
+  if (plain) return '"' + s + '"';
+  return json(s).dump();
+}
 
 namespace {
 
@@ -100,16 +106,25 @@ Submission decode_submission(const std::string& text, bool& theme, int& version)
 }
 
 std::string encode_action(const Action& a) {
-  json j = {{"kind", static_cast<int>(a.kind)},
-            {"actor", {{"kind", static_cast<int>(a.actor.kind)}, {"user", a.actor.user}}}};
-  if (!a.actor.roles.empty()) j["actor"]["roles"] = a.actor.roles;
-  if (!a.actor.departments.empty()) j["actor"]["departments"] = a.actor.departments;
-  if (a.task != 0) j["task"] = a.task;
-  if (!a.target.empty()) j["target"] = a.target;
-  if (!a.comment.empty()) j["comment"] = a.comment;
-  if (!a.form.empty()) j["form"] = form_json(a.form);
-  if (!a.materials.empty()) j["materials"] = materials_json(a.materials);
-  return j.dump();
+  // Hand-written: this runs for every action and nlohmann's tree is slow here.
+  std::string out = fmt::format("{{\"kind\":{},\"actor\":{{\"kind\":{},\"user\":{}", static_cast<int>(a.kind),
+                                static_cast<int>(a.actor.kind), quote_json(a.actor.user));
+  auto list = [&](const char* key, const std::vector<std::string>& items) {
+    if (items.empty()) return;
+    out += fmt::format(",\"{}\":[", key);
+    for (std::size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + quote_json(items[i]);
+    out += ']';
+  };
+  list("roles", a.actor.roles);
+  list("departments", a.actor.departments);
+  out += '}';
+  if (a.task != 0) out += fmt::format(",\"task\":{}", a.task);
+  if (!a.target.empty()) out += ",\"target\":" + quote_json(a.target);
+  if (!a.comment.empty()) out += ",\"comment\":" + quote_json(a.comment);
+  if (!a.form.empty()) out += ",\"form\":" + form_json(a.form).dump();
+  if (!a.materials.empty()) out += ",\"materials\":" + materials_json(a.materials).dump();
+  out += '}';
+  return out;
 }
 
 Action decode_action(const std::string& text, CaseId id) {

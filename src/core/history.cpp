@@ -14,7 +14,9 @@ namespace onestop {
 namespace {
 
 void put_u64(std::string& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
+  char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  out.append(bytes, 8);
 }
 
 void put_str(std::string& out, std::string_view s) {
@@ -26,8 +28,8 @@ void put_str(std::string& out, std::string_view s) {
 
 Hash hash_event(const Event& e, const Hash& prev) {
   // Every field, length-prefixed, so no two different events serialise alike.
-  std::string buf;
-  buf.reserve(96 + e.actor.size() + e.node.size() + e.from.size() + e.to.size() + e.payload.size());
+  thread_local std::string buf;
+  buf.clear();
   buf.append(reinterpret_cast<const char*>(prev.data()), prev.size());
   put_u64(buf, e.case_id);
   put_u64(buf, e.seq);
@@ -39,9 +41,19 @@ Hash hash_event(const Event& e, const Hash& prev) {
   put_str(buf, e.from);
   put_str(buf, e.to);
   put_str(buf, e.payload);
+  // One fetched algorithm and one context per thread: OpenSSL 3 would look the
+  // algorithm up again on every EVP_Digest call.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Context context;
   Hash out{};
   unsigned int len = 0;
-  if (EVP_Digest(buf.data(), buf.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 || len != out.size()) {
+  if (sha256 == nullptr || context.ctx == nullptr || EVP_DigestInit_ex2(context.ctx, sha256, nullptr) != 1 ||
+      EVP_DigestUpdate(context.ctx, buf.data(), buf.size()) != 1 ||
+      EVP_DigestFinal_ex(context.ctx, out.data(), &len) != 1 || len != out.size()) {
     throw Error(ErrorCode::internal, "SHA-256 failed");
   }
   return out;

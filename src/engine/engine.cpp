@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <mutex>
 #include <set>
@@ -231,6 +232,7 @@ class EngineImpl final : public Engine {
   void subscribe(std::shared_ptr<Observer> observer) override {
     std::lock_guard lock(mu_);
     observers_.push_back(std::move(observer));
+    has_observers_ = true;
   }
 
   std::shared_ptr<const Catalog> catalog() const override { return compiled_.shared(); }
@@ -280,17 +282,24 @@ class EngineImpl final : public Engine {
     return s;
   }
 
-  void commit(const std::shared_ptr<CaseSnapshot>& next, std::uint64_t expected, const std::vector<Event>& events) {
+  // Commits the change. The events move into the store unless observers
+  // still need them.
+  void commit(const std::shared_ptr<CaseSnapshot>& next, std::uint64_t expected, std::vector<Event>& events) {
     Commit c;
     c.case_id = next->id;
     c.expected_version = expected;
     c.new_version = next->version;
     c.snapshot = next;
-    c.events = events;
+    if (has_observers_.load(std::memory_order_relaxed)) {
+      c.events = events;
+    } else {
+      c.events = std::move(events);
+      events.clear();
+    }
     c.open_tasks = core::inbox_entries(compiled_, *next);
     c.next_timer = core::next_timer(*next);
     c.finished = next->status == CaseStatus::finished;
-    options_.store->commit(c);
+    options_.store->commit(std::move(c));
   }
 
   void publish(const std::shared_ptr<const CaseSnapshot>& s, const std::vector<Event>& events) {
@@ -411,6 +420,7 @@ class EngineImpl final : public Engine {
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<StepHandler>> handlers_;
   std::vector<std::shared_ptr<Observer>> observers_;
+  std::atomic<bool> has_observers_{false};
 };
 
 }  // namespace

@@ -44,12 +44,12 @@ class MemoryStore final : public Store {
     return it == cases_.end() ? nullptr : it->second.snapshot;
   }
 
-  void commit(const Commit& c) override {
+  void commit(Commit c) override {
     std::lock_guard lock(mu_);
     apply(c);
   }
 
-  void commit_batch(const std::vector<Commit>& commits) override {
+  void commit_batch(std::vector<Commit> commits) override {
     std::lock_guard lock(mu_);
     // Check every version first so the batch is all or nothing.
     std::unordered_map<CaseId, std::uint64_t> versions;
@@ -64,7 +64,7 @@ class MemoryStore final : public Store {
       if (current != c.expected_version) conflict(c, current);
       versions[c.case_id] = c.new_version;
     }
-    for (const auto& c : commits) apply(c);
+    for (auto& c : commits) apply(c);
   }
 
   std::vector<Event> history(CaseId id) override {
@@ -122,16 +122,19 @@ class MemoryStore final : public Store {
                             current, c.expected_version));
   }
 
-  void apply(const Commit& c) {
+  void apply(Commit& c) {
     auto it = cases_.find(c.case_id);
     const std::uint64_t current = it == cases_.end() ? 0 : it->second.version;
     if (current != c.expected_version) conflict(c, current);
-    if (it == cases_.end()) it = cases_.emplace(c.case_id, Entry{}).first;
+    if (it == cases_.end()) {
+      it = cases_.emplace(c.case_id, Entry{}).first;
+      it->second.history.reserve(16);
+    }
     Entry& e = it->second;
     e.snapshot = c.snapshot;
     e.version = c.new_version;
-    e.history.insert(e.history.end(), c.events.begin(), c.events.end());
-    e.open = c.open_tasks;
+    e.history.insert(e.history.end(), std::make_move_iterator(c.events.begin()), std::make_move_iterator(c.events.end()));
+    e.open = std::move(c.open_tasks);
     if (e.timer) timers_.erase({*e.timer, c.case_id});
     e.timer = c.next_timer;
     if (e.timer) timers_.insert({*e.timer, c.case_id});

@@ -1,0 +1,215 @@
+// Cases per second through the in-memory engine on one core: the
+// investment-project shape (one-window acceptance, five co-departments in
+// parallel, join, joint decision), and the full example theme with its
+// item subflows. Also actions per second, microseconds per action, and the
+// memory an open case costs while it waits on its parallel tasks.
+
+#include <onestop/onestop.hpp>
+
+#include <fmt/format.h>
+#include <malloc.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+using namespace onestop;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* definitions = R"(
+departments:
+  - { id: hall, name: Service hall }
+  - { id: planning, name: Planning }
+  - { id: land, name: Land }
+  - { id: environment, name: Environment }
+  - { id: fire, name: Fire }
+  - { id: energy, name: Energy }
+roles:
+  - { id: lead, name: Theme lead }
+item:
+  code: XK-INV-0001
+  name: Investment project
+  type: administrative_licence
+  department: hall
+  applicants: [legal_person]
+  time_limit: { statutory: 45 working days, promised: 15 working days }
+  flow: investment
+flow:
+  id: investment
+  time_limit: 15 working days
+  nodes:
+    start: { kind: start }
+    accept: { kind: task, assignees: { department: hall }, time_limit: 1 working day }
+    split: { kind: parallel }
+    planning: { kind: task, assignees: { department: planning }, time_limit: 10 working days }
+    land: { kind: task, assignees: { department: land }, time_limit: 10 working days }
+    environment: { kind: task, assignees: { department: environment }, time_limit: 10 working days }
+    fire: { kind: task, assignees: { department: fire }, time_limit: 8 working days }
+    energy: { kind: task, assignees: { department: energy }, time_limit: 7 working days }
+    join: { kind: join }
+    decide: { kind: countersign, assignees: { role: lead }, complete_when: all, time_limit: 2 working days }
+    approved: { kind: end, outcome: approved }
+    rejected: { kind: end, outcome: rejected }
+  edges:
+    - start -> accept
+    - accept -> split
+    - split -> planning, land, environment, fire, energy
+    - planning, land, environment, fire, energy -> join
+    - join -> decide
+    - decide -> approved: { when: all_approved }
+    - decide -> rejected: { otherwise: true }
+)";
+
+const std::string company = "91110000600037341L";
+
+struct Everything final : CertificateProvider {
+  std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
+    return OfferedMaterial{m.id, m.id + ".ofd", 1, MaterialForm::electronic};
+  }
+};
+
+struct Approve final : StepHandler {
+  StepResult run(const Case&, const Task&) override { return {}; }
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The compact investment theme: returns {cases/s, actions/s}.
+std::pair<double, double> compact(int cases) {
+  auto loaded = load_catalog(std::vector<Source>{{"investment.yaml", definitions}});
+  if (!loaded.ok()) {
+    for (const auto& d : loaded.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
+    std::exit(1);
+  }
+  EngineOptions o;
+  o.clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 3 / 2});
+  auto engine = open_engine(loaded.catalog, o);
+  Submission s;
+  s.target = "XK-INV-0001";
+  s.applicant = Applicant{ApplicantKind::legal_person, company, "Investor Ltd"};
+  const Actor applicant = Actor::applicant_of(company);
+  const Actor hall = Actor::staff_member("clerk", {}, {"hall"});
+  const Actor departments[] = {Actor::staff_member("p", {}, {"planning"}), Actor::staff_member("l", {}, {"land"}),
+                               Actor::staff_member("e", {}, {"environment"}), Actor::staff_member("f", {}, {"fire"}),
+                               Actor::staff_member("g", {}, {"energy"})};
+  const Actor lead = Actor::staff_member("lead", {"lead"});
+  std::size_t actions = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < cases; ++i) {
+    const CaseId id = *engine->submit(s, applicant).case_id;
+    Action a;
+    a.case_id = id;
+    a.kind = ActionKind::accept;
+    a.task = 1;
+    a.actor = hall;
+    engine->act(a);
+    a.kind = ActionKind::approve;
+    for (TaskId t = 2; t <= 6; ++t) {
+      a.task = t;
+      a.actor = departments[t - 2];
+      engine->act(a);
+    }
+    a.task = 7;
+    a.actor = lead;
+    engine->act(a);
+    actions += 8;  // the submission and seven actions
+  }
+  const double elapsed = seconds_since(t0);
+  if (engine->get(static_cast<CaseId>(cases)).outcome != Outcome::approved) {
+    std::fprintf(stderr, "the last case did not end approved\n");
+    std::exit(1);
+  }
+  return {cases / elapsed, static_cast<double>(actions) / elapsed};
+}
+
+// Memory held per case accepted and waiting on its five parallel tasks
+// (state, open-task index and history in the memory store).
+double bytes_per_open_case(int cases) {
+  auto loaded = load_catalog(std::vector<Source>{{"investment.yaml", definitions}});
+  EngineOptions o;
+  o.clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 3 / 2});
+  auto engine = open_engine(loaded.catalog, o);
+  Submission s;
+  s.target = "XK-INV-0001";
+  s.applicant = Applicant{ApplicantKind::legal_person, company, "Investor Ltd"};
+  const Actor hall = Actor::staff_member("clerk", {}, {"hall"});
+  malloc_trim(0);
+  const std::size_t before = mallinfo2().uordblks;
+  for (int i = 0; i < cases; ++i) {
+    const CaseId id = *engine->submit(s, Actor::applicant_of(company)).case_id;
+    Action a;
+    a.case_id = id;
+    a.kind = ActionKind::accept;
+    a.task = 1;
+    a.actor = hall;
+    engine->act(a);
+  }
+  const std::size_t after = mallinfo2().uordblks;
+  return static_cast<double>(after - before) / cases;
+}
+
+// The example theme from examples/investment-project, item subflows and all.
+double example_theme(int cases) {
+  auto loaded = load_catalog({fs::path(ONESTOP_SOURCE_DIR) / "examples" / "investment-project"});
+  if (!loaded.ok()) std::exit(1);
+  EngineOptions o;
+  o.clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 3 / 2});
+  o.certificates = std::make_shared<Everything>();
+  auto engine = open_engine(loaded.catalog, o);
+  const Catalog& cat = *loaded.catalog;
+  Submission s;
+  s.target = cat.themes.front().id;
+  s.applicant = Applicant{ApplicantKind::legal_person, company, "Investor Ltd"};
+  for (const auto& code : cat.theme_items(cat.themes.front())) {
+    for (const auto& m : cat.find_item(code)->materials) {
+      if (m.source == MaterialSource::applicant) {
+        s.materials.push_back({m.id, m.id + "." + (m.file_types.empty() ? "pdf" : m.file_types.front()), 1, m.form});
+      }
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  int finished = 0;
+  for (int i = 0; i < cases; ++i) {
+    const CaseId id = *engine->submit(s, Actor::applicant_of(company)).case_id;
+    for (int guard = 0; guard < 200; ++guard) {
+      const Case c = engine->get(id);
+      if (c.status != CaseStatus::running) break;
+      const auto open = c.open_tasks();
+      if (open.empty()) {  // waiting on a timer (the EIA publicity period)
+        auto clock = std::static_pointer_cast<ManualClock>(o.clock);
+        clock->advance(std::chrono::hours(24 * 7));
+        engine->tick(clock->now());
+        continue;
+      }
+      const Task& t = *open.front();
+      Action a;
+      a.case_id = id;
+      a.task = t.id;
+      a.kind = ActionKind::approve;
+      a.actor = Actor::staff_member("staff" + std::to_string(t.signatures.size()), t.candidates.roles, t.candidates.departments);
+      if (!t.candidates.users.empty()) a.actor.user = t.candidates.users.front();
+      engine->act(a);
+    }
+    finished += engine->get(id).status == CaseStatus::finished ? 1 : 0;
+  }
+  const double elapsed = seconds_since(t0);
+  if (finished != cases) std::fprintf(stderr, "example theme: only %d of %d cases finished\n", finished, cases);
+  return cases / elapsed;
+}
+
+}  // namespace
+
+int main() {
+  compact(2000);  // warm up
+  const auto [cases_per_s, actions_per_s] = compact(50000);
+  std::printf("figure: investment_cases_per_s %.0f cases/s\n", cases_per_s);
+  std::printf("figure: actions_per_s %.0f actions/s\n", actions_per_s);
+  std::printf("figure: us_per_action %.2f us\n", 1e6 / actions_per_s);
+  std::printf("figure: bytes_per_open_case %.0f bytes\n", bytes_per_open_case(20000));
+  std::printf("figure: example_theme_cases_per_s %.0f cases/s\n", example_theme(2000));
+  return 0;
+}

@@ -545,6 +545,22 @@ TEST_CASE("inbox queries page through open tasks, oldest first") {
   CHECK(f.engine->inbox({"", {}, {"hall"}, "PAR", 0, 50}).empty());
 }
 
+TEST_CASE("a return that keeps the other branches re-runs only the returned branch") {
+  Fixture f;
+  const CaseId id = f.submit("PAR-KEEP");
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  f.act(ActionKind::approve, id, f.task(id, "planning"), Actor::staff_member("p1", {}, {"planning"}));
+  f.act(ActionKind::return_to, id, f.task(id, "fire"), Actor::staff_member("f1", {}, {"fire"}), "accept");
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"accept", "land"});  // land keeps running
+  f.act(ActionKind::accept, id, f.task(id, "accept"), hall());
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"fire", "land"});  // planning already arrived
+  f.act(ActionKind::approve, id, f.task(id, "land"), Actor::staff_member("l1", {}, {"land"}));
+  CHECK(f.engine->get(id).status == CaseStatus::running);
+  f.act(ActionKind::approve, id, f.task(id, "fire"), Actor::staff_member("f1", {}, {"fire"}));
+  CHECK(f.engine->get(id).outcome == Outcome::approved);
+  CHECK(f.engine->verify(id).ok);
+}
+
 TEST_CASE("WCP-10 arbitrary cycles: a declared loop runs again until its guard lets go") {
   Fixture f;
   const CaseId id = f.submit("LOOP", {{"rounds", 0}});

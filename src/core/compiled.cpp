@@ -49,7 +49,7 @@ void CompiledCatalog::compile(CompiledFlow& cf) {
     const std::uint32_t a = cf.find(e.from);
     const std::uint32_t b = cf.find(e.to);
     if (a == npos || b == npos) continue;
-    out[a].push_back(CompiledEdge{b, &e});
+    out[a].push_back(CompiledEdge{a, b, &e});
   }
   for (std::uint32_t i = 0; i < n; ++i) {
     cf.nodes[i].first_edge = static_cast<std::uint32_t>(cf.edges.size());

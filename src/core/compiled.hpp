@@ -19,6 +19,7 @@ namespace onestop::core {
 inline constexpr std::uint32_t npos = 0xFFFFFFFFu;
 
 struct CompiledEdge {
+  std::uint32_t from = npos;
   std::uint32_t to = npos;
   const Edge* def = nullptr;
 };

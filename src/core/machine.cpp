@@ -12,6 +12,27 @@ namespace onestop::core {
 
 namespace {
 
+// The nodes of one branch of a split: reachable from its first node
+// without passing the split's join.
+std::vector<bool> branch_nodes(const CompiledFlow& cf, std::uint32_t first, std::uint32_t join) {
+  std::vector<bool> seen(cf.nodes.size(), false);
+  if (first == join) return seen;
+  std::vector<std::uint32_t> stack{first};
+  seen[first] = true;
+  while (!stack.empty()) {
+    const std::uint32_t v = stack.back();
+    stack.pop_back();
+    const CompiledNode& n = cf.nodes[v];
+    for (std::uint32_t e = n.first_edge; e < n.first_edge + n.edge_count; ++e) {
+      const std::uint32_t w = cf.edges[e].to;
+      if (w == join || seen[w] || cf.edges[e].def->loop) continue;
+      seen[w] = true;
+      stack.push_back(w);
+    }
+  }
+  return seen;
+}
+
 std::string json_quote(const std::string& s) { return quote_json(s); }
 
 [[noreturn]] void refuse(ErrorCode code, const std::string& message) { throw Error(code, message); }
@@ -367,15 +388,31 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
   }
 
   if (split && node.join != npos) {
-    // Start (or restart) the join's wait: it expects the activated branches only.
     auto it = std::find_if(state_.joins.begin(), state_.joins.end(),
                            [&](const JoinWait& j) { return j.frame == frame && j.node == node.join; });
-    if (it != state_.joins.end()) state_.joins.erase(it);
-    JoinWait j;
-    j.frame = frame;
-    j.node = node.join;
-    j.expected.resize(chosen.size());
-    state_.joins.push_back(std::move(j));
+    if (it != state_.joins.end()) {
+      // Re-entered after a return that kept the other branches: start only
+      // the branches that neither still run nor have already arrived.
+      std::vector<std::uint32_t> rerun;
+      for (std::uint32_t e : chosen) {
+        const std::vector<bool> branch = branch_nodes(cf, cf.edges[e].to, node.join);
+        const bool running = std::any_of(state_.tokens.begin(), state_.tokens.end(), [&](const Token& t) {
+          return t.frame == frame && branch[t.node];
+        });
+        const bool arrived = std::any_of(it->arrived.begin(), it->arrived.end(), [&](std::uint32_t in) {
+          return in != npos && branch[cf.edges[in].from];
+        });
+        if (!running && !arrived) rerun.push_back(e);
+      }
+      chosen = std::move(rerun);
+    } else {
+      // The join waits for the activated branches only.
+      JoinWait j;
+      j.frame = frame;
+      j.node = node.join;
+      j.expected.resize(chosen.size());
+      state_.joins.push_back(std::move(j));
+    }
   }
   for (std::uint32_t e : chosen) {
     note_decision(e);

@@ -126,10 +126,7 @@ class MemoryStore final : public Store {
     auto it = cases_.find(c.case_id);
     const std::uint64_t current = it == cases_.end() ? 0 : it->second.version;
     if (current != c.expected_version) conflict(c, current);
-    if (it == cases_.end()) {
-      it = cases_.emplace(c.case_id, Entry{}).first;
-      it->second.history.reserve(16);
-    }
+    if (it == cases_.end()) it = cases_.emplace(c.case_id, Entry{}).first;
     Entry& e = it->second;
     e.snapshot = c.snapshot;
     e.version = c.new_version;

@@ -139,6 +139,10 @@ struct Case {
   CaseStatus status = CaseStatus::running;
   std::optional<Outcome> outcome;
   std::uint64_t version = 0;  // grows by one with every accepted action
+  std::optional<Instant> promised_due;   // the overall promised limit runs out (moves with suspensions)
+  std::optional<Instant> statutory_due;
+  bool clock_paused = false;             // correction or a special procedure under way
+  std::string special_procedure;         // its kind, while one is under way
   Instant submitted{};
   std::optional<Instant> finished;
   std::string error;          // when status == error
@@ -175,6 +179,13 @@ enum class EventKind : std::uint8_t {
   subflow_finished,
   step_error,
   finished,
+  warning,              // a warning threshold was crossed (payload: rule, level, scope, notify)
+  escalated,            // 督办: a step ran out and was escalated
+  deemed_consent,       // 逾期视为同意: a step ran out and counts as approved
+  clock_paused,
+  clock_resumed,
+  special_started,      // 特别程序: hearing, expert review, inspection, ... (time not counted)
+  special_ended,
 };
 
 std::string_view to_string(EventKind kind) noexcept;

@@ -33,6 +33,9 @@ enum class ActionKind : std::uint8_t {
   comment,
   terminate,           // by a supervisor
   retry,               // re-run a failed step
+  start_special,       // 特别程序 `target` (hearing, expert_review, inspection, testing, public_notice, ...)
+                       // with its maximum in `limit`: the clocks stop
+  end_special,         // the special procedure ends: the clocks run again
 };
 
 std::string_view to_string(ActionKind kind) noexcept;
@@ -44,7 +47,8 @@ struct Action {
   CaseId case_id = 0;
   TaskId task = 0;
   Actor actor;
-  std::string target;   // return_to: node id; transfer / add_signer: user id
+  std::string target;   // return_to: node id; transfer / add_signer: user id; start_special: its kind
+  std::optional<TimeLimit> limit;  // start_special: the longest it may take
   std::string comment;
   std::uint64_t expected_version = 0;
   // resubmit: form fields to set and materials to add or replace.

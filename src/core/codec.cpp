@@ -121,6 +121,7 @@ std::string encode_action(const Action& a) {
   if (a.task != 0) out += fmt::format(",\"task\":{}", a.task);
   if (!a.target.empty()) out += ",\"target\":" + quote_json(a.target);
   if (!a.comment.empty()) out += ",\"comment\":" + quote_json(a.comment);
+  if (a.limit) out += fmt::format(",\"limit\":{}", quote_json(a.limit->to_string()));
   if (!a.form.empty()) out += ",\"form\":" + form_json(a.form).dump();
   if (!a.materials.empty()) out += ",\"materials\":" + materials_json(a.materials).dump();
   out += '}';
@@ -140,6 +141,7 @@ Action decode_action(const std::string& text, CaseId id) {
   a.task = j.value("task", TaskId{0});
   a.target = j.value("target", "");
   a.comment = j.value("comment", "");
+  if (j.contains("limit")) a.limit = parse_time_limit(j["limit"].get<std::string>());
   if (j.contains("form")) a.form = form_from(j["form"]);
   if (j.contains("materials")) a.materials = materials_from(j["materials"]);
   return a;
@@ -202,6 +204,10 @@ Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s) {
   c.submitted = s.submitted;
   c.finished = s.finished;
   c.error = s.error;
+  if (s.promised_clock) c.promised_due = s.promised_clock->due;
+  if (s.statutory_clock) c.statutory_due = s.statutory_clock->due;
+  c.clock_paused = s.paused;
+  c.special_procedure = s.special_kind;
   c.tasks.reserve(s.tasks.size());
   for (const auto& t : s.tasks) {
     const Node& def = *s.frames[t.frame].flow->nodes[t.node].def;
@@ -228,6 +234,9 @@ Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s) {
     out.decision = t.decision;
     out.created = t.created;
     out.due = t.due;
+    for (const auto& k : s.tokens) {
+      if (k.task == t.id && k.clock) out.due = k.clock->due;
+    }
     out.urges = t.urges;
     c.tasks.push_back(std::move(out));
   }
@@ -246,10 +255,53 @@ std::vector<InboxEntry> inbox_entries(const CompiledCatalog& catalog, const Case
   return out;
 }
 
-std::optional<Instant> next_timer(const CaseSnapshot& s) {
-  std::optional<Instant> best;
+std::vector<Deadline> deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s) {
+  std::vector<Deadline> out;
+  if (s.status == CaseStatus::finished || s.status == CaseStatus::draft || s.frames.empty()) return out;
   for (const auto& t : s.tokens) {
-    if (t.wait == Wait::timer && (!best || t.due < *best)) best = t.due;
+    if (t.wait == Wait::timer) out.push_back({t.due, Deadline::Kind::timer, t.id, 0, false});
+  }
+  if (s.special_until) out.push_back({*s.special_until, Deadline::Kind::special_end, 0, 0, false});
+  if (s.paused) return out;  // stopped clocks fire nothing
+  const auto& rules = catalog.rules();
+  auto warned = [&](std::uint32_t key, std::uint16_t rule) {
+    return std::find(s.warned.begin(), s.warned.end(), std::pair<std::uint32_t, std::uint16_t>{key, rule}) != s.warned.end();
+  };
+  auto schedule = [&](const LimitClock& clock, const WorkingCalendar& cal, std::uint32_t key, bool step, bool statutory) {
+    for (std::uint16_t r = 0; r < rules.size(); ++r) {
+      const WarningRule& rule = rules[r];
+      if (rule.scope == (step ? RuleScope::case_limit : RuleScope::step_limit)) continue;
+      // Statutory clocks only raise the red "exceeded" warnings.
+      if (statutory && !(rule.used_share && *rule.used_share >= 1.0)) continue;
+      const std::uint16_t id = static_cast<std::uint16_t>(statutory ? r + 0x8000 : r);
+      if (warned(key, id)) continue;
+      std::optional<Instant> at;
+      if (rule.used_share) at = cal.when_used(clock, *rule.used_share);
+      if (rule.before_deadline) {
+        at = cal.before(clock.due, static_cast<double>(rule.before_deadline->amount), rule.before_deadline->unit);
+      }
+      if (at) out.push_back({*at, Deadline::Kind::warning, key, id, statutory});
+    }
+  };
+  const WorkingCalendar& root = catalog.calendar_of(*s.frames[0].flow);
+  if (s.promised_clock) schedule(*s.promised_clock, root, 0, false, false);
+  if (s.statutory_clock) schedule(*s.statutory_clock, root, 0, false, true);
+  for (const auto& t : s.tokens) {
+    if (!t.clock) continue;
+    const CompiledFlow& cf = *s.frames[t.frame].flow;
+    schedule(*t.clock, catalog.calendar_of(cf), t.id, true, false);
+    const Node& def = *cf.nodes[t.node].def;
+    if (def.on_timeout != TimeoutAction::warn && !t.timed_out) {
+      out.push_back({t.clock->due, Deadline::Kind::timeout, t.id, 0, false});
+    }
+  }
+  return out;
+}
+
+std::optional<Instant> next_timer(const CompiledCatalog& catalog, const CaseSnapshot& s) {
+  std::optional<Instant> best;
+  for (const auto& d : deadlines(catalog, s)) {
+    if (!best || d.at < *best) best = d.at;
   }
   return best;
 }
@@ -312,6 +364,17 @@ std::string dump(const CaseSnapshot& s) {
   j["tasks"] = tasks;
   j["next"] = {s.next_token, s.next_task};
   j["hash"] = to_hex(s.last_hash);
+  auto clock_json = [](const std::optional<LimitClock>& c) -> json {
+    if (!c) return nullptr;
+    return {c->started.time_since_epoch().count(), c->due.time_since_epoch().count(),
+            c->paused_at ? c->paused_at->time_since_epoch().count() : -1, c->suspended.count(), c->limit.to_string()};
+  };
+  j["clocks"] = {clock_json(s.promised_clock), clock_json(s.statutory_clock)};
+  json token_clocks = json::array();
+  for (const auto& t : s.tokens) token_clocks.push_back({clock_json(t.clock), t.timed_out});
+  j["token_clocks"] = token_clocks;
+  j["warned"] = s.warned;
+  j["special"] = {s.special_kind, s.special_until ? s.special_until->time_since_epoch().count() : -1, s.paused};
   return j.dump();
 }
 

@@ -16,6 +16,20 @@ CompiledCatalog::CompiledCatalog(std::shared_ptr<const Catalog> catalog) : catal
     flows_.push_back(std::move(cf));
   }
   for (auto& cf : flows_) compile(*cf);
+  rules_ = catalog_->rules;
+  if (rules_.empty()) {
+    WarningRule yellow;
+    yellow.id = "default-yellow";
+    yellow.used_share = 0.8;
+    yellow.level = WarningLevel::yellow;
+    yellow.notify = {"assignee"};
+    WarningRule red;
+    red.id = "default-red";
+    red.used_share = 1.0;
+    red.level = WarningLevel::red;
+    red.notify = {"assignee", "department_head"};
+    rules_ = {yellow, red};
+  }
 }
 
 const CompiledFlow* CompiledCatalog::flow(std::string_view id, int version) const {

@@ -69,10 +69,13 @@ class CompiledCatalog {
   // The flow an item runs (its pinned version or the newest).
   const CompiledFlow* flow_of(const Item& item) const;
   const WorkingCalendar& calendar_of(const CompiledFlow& flow) const noexcept { return flow.calendar; }
+  // The warning rules in force: the catalog's, or yellow at 80 % and red at 100 %.
+  const std::vector<WarningRule>& rules() const noexcept { return rules_; }
 
  private:
   void compile(CompiledFlow& cf);
   std::shared_ptr<const Catalog> catalog_;
+  std::vector<WarningRule> rules_;
   std::vector<std::unique_ptr<CompiledFlow>> flows_;
   std::unordered_map<std::string, const CompiledFlow*> by_key_;  // "id@version"
 };

@@ -110,6 +110,13 @@ std::string_view to_string(EventKind kind) noexcept {
     case EventKind::subflow_finished: return "subflow_finished";
     case EventKind::step_error: return "step_error";
     case EventKind::finished: return "finished";
+    case EventKind::warning: return "warning";
+    case EventKind::escalated: return "escalated";
+    case EventKind::deemed_consent: return "deemed_consent";
+    case EventKind::clock_paused: return "clock_paused";
+    case EventKind::clock_resumed: return "clock_resumed";
+    case EventKind::special_started: return "special_started";
+    case EventKind::special_ended: return "special_ended";
   }
   return "?";
 }
@@ -151,6 +158,8 @@ std::string_view to_string(ActionKind kind) noexcept {
     case ActionKind::comment: return "comment";
     case ActionKind::terminate: return "terminate";
     case ActionKind::retry: return "retry";
+    case ActionKind::start_special: return "start_special";
+    case ActionKind::end_special: return "end_special";
   }
   return "?";
 }

@@ -33,8 +33,6 @@ std::vector<bool> branch_nodes(const CompiledFlow& cf, std::uint32_t first, std:
   return seen;
 }
 
-std::string json_quote(const std::string& s) { return quote_json(s); }
-
 [[noreturn]] void refuse(ErrorCode code, const std::string& message) { throw Error(code, message); }
 
 bool contains(const std::vector<std::string>& list, std::string_view s) {
@@ -184,6 +182,17 @@ void Machine::start_flow() {
     refuse(ErrorCode::invalid_input, fmt::format("case {}: no runnable flow for '{}'", state_.id, state_.target));
   }
   state_.frames.push_back(Frame{root, -1, 0, false, Outcome::completed});
+  // The overall limits: the theme's or item's, else the flow's.
+  TimeLimits limits = root->def->time_limit;
+  if (state_.is_theme) {
+    if (const Theme* t = catalog_.catalog().find_theme(state_.target, state_.target_version)) {
+      if (t->time_limit.promised || t->time_limit.statutory) limits = t->time_limit;
+    }
+  } else if (const Item* it = catalog_.catalog().find_item(state_.target, state_.target_version)) {
+    if (it->time_limit.promised || it->time_limit.statutory) limits = it->time_limit;
+  }
+  if (limits.promised) state_.promised_clock = root_calendar().start_clock(now_, *limits.promised);
+  if (limits.statutory) state_.statutory_clock = root_calendar().start_clock(now_, *limits.statutory);
   spawn(0, root->start, npos);
 }
 
@@ -223,7 +232,8 @@ TaskRecord& Machine::create_task(Token& token) {
   const CompiledFlow& cf = flow_of(token.frame);
   const Node& def = *cf.nodes[token.node].def;
   if (def.time_limit) {
-    task.due = catalog_.calendar_of(cf).due(now_, *def.time_limit);
+    token.clock = catalog_.calendar_of(cf).start_clock(now_, *def.time_limit);
+    task.due = token.clock->due;
   }
   token.task = task.id;
   state_.tasks.push_back(std::move(task));
@@ -264,6 +274,7 @@ void Machine::enter(std::uint32_t token_id) {
         break;
       }
       token->wait = Wait::subflow;
+      if (def.time_limit) token->clock = catalog_.calendar_of(cf).start_clock(now_, *def.time_limit);
       const auto child = static_cast<std::uint16_t>(state_.frames.size());
       token->child = child;
       state_.frames.push_back(Frame{node.subflow, frame, token_id, false, Outcome::completed});
@@ -485,7 +496,7 @@ void Machine::fail(std::string message) {
   const std::string from(to_string(state_.status));
   state_.status = CaseStatus::error;
   state_.error = std::move(message);
-  emit(EventKind::step_error, 0, {}, from, "error", fmt::format("{{\"error\":{}}}", json_quote(state_.error)));
+  emit(EventKind::step_error, 0, {}, from, "error", fmt::format("{{\"error\":{}}}", quote_json(state_.error)));
 }
 
 // ---- tasks ----
@@ -666,7 +677,8 @@ void Machine::act(const Action& a) {
   const bool staff_task_action = a.kind == ActionKind::accept || a.kind == ActionKind::refuse ||
                                  a.kind == ActionKind::approve || a.kind == ActionKind::reject ||
                                  a.kind == ActionKind::return_to || a.kind == ActionKind::request_correction ||
-                                 a.kind == ActionKind::transfer || a.kind == ActionKind::add_signer;
+                                 a.kind == ActionKind::transfer || a.kind == ActionKind::add_signer ||
+                                 a.kind == ActionKind::start_special || a.kind == ActionKind::end_special;
   TaskRecord* task = nullptr;
   if (staff_task_action || ((a.kind == ActionKind::urge || a.kind == ActionKind::comment) && a.task != 0)) {
     task = &require_open_task(a);
@@ -715,8 +727,9 @@ void Machine::act(const Action& a) {
       record(node_of(*task).id);
       state_.status = CaseStatus::waiting_for_applicant;
       state_.suspended_since = now_;
+      pause_clocks("correction requested");
       emit(EventKind::correction_requested, task->id, node_of(*task).id, "running", "waiting_for_applicant",
-           a.comment.empty() ? std::string() : fmt::format("{{\"comment\":{}}}", json_quote(a.comment)));
+           a.comment.empty() ? std::string() : fmt::format("{{\"comment\":{}}}", quote_json(a.comment)));
       break;
     case ActionKind::resubmit: {
       if (a.actor.kind != Actor::Kind::applicant || a.actor.user != state_.applicant.id) {
@@ -743,6 +756,7 @@ void Machine::act(const Action& a) {
         start_flow();
       } else {
         state_.status = CaseStatus::running;
+        if (state_.special_kind.empty()) resume_clocks("correction resubmitted");
       }
       break;
     }
@@ -798,7 +812,7 @@ void Machine::act(const Action& a) {
       if (a.comment.empty()) refuse(ErrorCode::invalid_input, fmt::format("case {}: empty comment", state_.id));
       record(task ? node_of(*task).id : std::string());
       emit(EventKind::commented, task ? task->id : 0, task ? node_of(*task).id : std::string(), {}, {},
-           fmt::format("{{\"comment\":{}}}", json_quote(a.comment)));
+           fmt::format("{{\"comment\":{}}}", quote_json(a.comment)));
       break;
     }
     case ActionKind::terminate:
@@ -808,6 +822,34 @@ void Machine::act(const Action& a) {
       record({});
       emit(EventKind::terminated, 0, {}, std::string(to_string(state_.status)), "terminated");
       finish_case(Outcome::terminated, "terminated by supervision");
+      break;
+    case ActionKind::start_special: {
+      if (!state_.special_kind.empty()) {
+        refuse(ErrorCode::invalid_state, fmt::format("case {}: special procedure '{}' is already under way", state_.id,
+                                                     state_.special_kind));
+      }
+      if (a.target.empty() || !a.limit) {
+        refuse(ErrorCode::invalid_input,
+               fmt::format("case {}: a special procedure needs its kind (target) and its maximum (limit)", state_.id));
+      }
+      record(node_of(*task).id);
+      state_.special_kind = a.target;
+      state_.special_until = catalog_.calendar_of(flow_of(task->frame)).due(now_, *a.limit);
+      emit(EventKind::special_started, task->id, node_of(*task).id, {}, a.target,
+           fmt::format("{{\"limit\":\"{}\",\"until\":{}}}", a.limit->to_string(),
+                       state_.special_until->time_since_epoch().count()));
+      pause_clocks("special procedure " + a.target);
+      break;
+    }
+    case ActionKind::end_special:
+      if (state_.special_kind.empty()) {
+        refuse(ErrorCode::invalid_state, fmt::format("case {}: no special procedure is under way", state_.id));
+      }
+      record(node_of(*task).id);
+      emit(EventKind::special_ended, task->id, node_of(*task).id, state_.special_kind, "ended");
+      state_.special_kind.clear();
+      state_.special_until.reset();
+      resume_clocks("special procedure ended");
       break;
     case ActionKind::retry: {
       if (a.actor.kind != Actor::Kind::supervisor && a.actor.kind != Actor::Kind::system) {
@@ -861,23 +903,120 @@ void Machine::handler_result(TaskId id, const StepResult& result) {
 }
 
 std::size_t Machine::fire_timers() {
-  std::vector<std::uint32_t> due;
-  for (const auto& t : state_.tokens) {
-    if (t.wait == Wait::timer && t.due <= now_) due.push_back(t.id);
-  }
-  if (due.empty() || state_.status == CaseStatus::finished) return 0;
+  if (state_.status == CaseStatus::finished) return 0;
   std::size_t fired = 0;
-  for (auto id : due) {
-    Token* t = find_token(id);
-    if (t == nullptr || state_.status == CaseStatus::finished) continue;
+  for (int guard = 0; guard < 10000; ++guard) {
+    if (state_.status == CaseStatus::finished) break;
+    const auto all = deadlines(catalog_, state_);
+    const Deadline* next = nullptr;
+    for (const auto& d : all) {
+      if (d.at <= now_ && (next == nullptr || d.at < next->at)) next = &d;
+    }
+    if (next == nullptr) break;
+    const Deadline d = *next;
     if (fired == 0) emit(EventKind::timer_fired, 0, {}, {}, {}, fmt::format("{{\"at\":{}}}", now_.time_since_epoch().count()));
-    emit(EventKind::timer_done, 0, flow_of(t->frame).nodes[t->node].def->id, "waiting", "done");
-    t->wait = Wait::none;
-    leave(id, {});
     ++fired;
+    switch (d.kind) {
+      case Deadline::Kind::timer: {
+        Token* t = find_token(d.token);
+        emit(EventKind::timer_done, 0, flow_of(t->frame).nodes[t->node].def->id, "waiting", "done");
+        t->wait = Wait::none;
+        leave(d.token, {});
+        break;
+      }
+      case Deadline::Kind::warning:
+        warn(d);
+        break;
+      case Deadline::Kind::timeout:
+        time_out(d.token);
+        break;
+      case Deadline::Kind::special_end:
+        emit(EventKind::special_ended, 0, {}, state_.special_kind, "maximum reached");
+        state_.special_kind.clear();
+        state_.special_until.reset();
+        if (state_.status != CaseStatus::waiting_for_applicant) resume_clocks("special procedure reached its maximum");
+        break;
+    }
   }
-  ++state_.version;
+  if (fired > 0) ++state_.version;
   return fired;
+}
+
+void Machine::warn(const Deadline& d) {
+  state_.warned.emplace_back(d.token, d.rule);
+  const WarningRule& rule = catalog_.rules()[d.rule & 0x7FFF];
+  std::string node;
+  TaskId task = 0;
+  std::string scope = d.statutory ? "case_statutory" : "case";
+  double used = 0;
+  if (d.token != 0) {
+    const Token* t = find_token(d.token);
+    node = flow_of(t->frame).nodes[t->node].def->id;
+    task = t->task;
+    scope = "step";
+    used = catalog_.calendar_of(flow_of(t->frame)).used_share(*t->clock, now_);
+  } else {
+    const LimitClock& c = d.statutory ? *state_.statutory_clock : *state_.promised_clock;
+    used = root_calendar().used_share(c, now_);
+  }
+  std::string notify;
+  for (const auto& n : rule.notify) notify += (notify.empty() ? "" : ",") + quote_json(n);
+  emit(EventKind::warning, task, node, {}, std::string(to_string(rule.level)),
+       fmt::format("{{\"rule\":{},\"scope\":\"{}\",\"used\":{:.3f},\"notify\":[{}],\"escalate\":{}}}",
+                   quote_json(rule.id), scope, used, notify, quote_json(rule.escalate_to)));
+}
+
+void Machine::time_out(std::uint32_t token_id) {
+  Token* t = find_token(token_id);
+  t->timed_out = true;
+  const CompiledFlow& cf = flow_of(t->frame);
+  const Node& def = *cf.nodes[t->node].def;
+  if (def.on_timeout == TimeoutAction::escalate) {
+    emit(EventKind::escalated, t->task, def.id, {}, def.escalate_to);
+    return;
+  }
+  // Deemed consent: the step completes as approved, recorded as deemed.
+  emit(EventKind::deemed_consent, t->task, def.id, "open", "deemed_approved");
+  if (t->wait == Wait::task || t->wait == Wait::handler) {
+    if (TaskRecord* task = find_task(t->task)) complete_task(*task, Decision::deemed_approved);
+    return;
+  }
+  if (t->wait == Wait::subflow) {
+    const std::uint16_t child = t->child;
+    if (child < state_.frames.size() && !state_.frames[child].done) {
+      state_.frames[child].done = true;
+      state_.frames[child].outcome = Outcome::approved;
+      cancel_frame_tokens(child, "deemed consent of the calling step");
+    }
+    Token* again = find_token(token_id);
+    if (again == nullptr) return;
+    again->wait = Wait::none;
+    leave(token_id, Outcomes{Decision::deemed_approved, 0, 0});
+  }
+}
+
+void Machine::pause_clocks(std::string_view why) {
+  if (state_.paused) return;
+  state_.paused = true;
+  const WorkingCalendar& cal = root_calendar();
+  if (state_.promised_clock) cal.pause(*state_.promised_clock, now_);
+  if (state_.statutory_clock) cal.pause(*state_.statutory_clock, now_);
+  for (auto& t : state_.tokens) {
+    if (t.clock && !t.clock->paused_at) catalog_.calendar_of(flow_of(t.frame)).pause(*t.clock, now_);
+  }
+  emit(EventKind::clock_paused, 0, {}, "running", "paused", fmt::format("{{\"reason\":{}}}", quote_json(std::string(why))));
+}
+
+void Machine::resume_clocks(std::string_view why) {
+  if (!state_.paused) return;
+  state_.paused = false;
+  const WorkingCalendar& cal = root_calendar();
+  if (state_.promised_clock && state_.promised_clock->paused_at) cal.resume(*state_.promised_clock, now_);
+  if (state_.statutory_clock && state_.statutory_clock->paused_at) cal.resume(*state_.statutory_clock, now_);
+  for (auto& t : state_.tokens) {
+    if (t.clock && t.clock->paused_at) catalog_.calendar_of(flow_of(t.frame)).resume(*t.clock, now_);
+  }
+  emit(EventKind::clock_resumed, 0, {}, "paused", "running", fmt::format("{{\"reason\":{}}}", quote_json(std::string(why))));
 }
 
 }  // namespace onestop::core

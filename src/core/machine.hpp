@@ -15,6 +15,16 @@
 
 namespace onestop::core {
 
+// Something due at an instant: a timer node, a warning threshold, a step's
+// timeout action, the end of a special procedure's maximum.
+struct Deadline {
+  enum class Kind : std::uint8_t { timer, warning, timeout, special_end };
+  Instant at{};
+  Kind kind = Kind::timer;
+  std::uint32_t token = 0;  // 0: the case's own limit
+  std::uint16_t rule = 0;
+  bool statutory = false;   // warning on the statutory rather than the promised limit
+};
 class Machine {
  public:
   Machine(const CompiledCatalog& catalog, CaseSnapshot& state, Instant now, std::string actor);
@@ -63,6 +73,11 @@ class Machine {
   std::vector<std::string> slots_of(const TaskRecord& task) const;
   void sign(TaskRecord& task, const Actor& actor, Decision decision);
   void do_return(TaskRecord& task, const std::string& target);
+  void pause_clocks(std::string_view why);
+  void resume_clocks(std::string_view why);
+  void time_out(std::uint32_t token_id);
+  void warn(const Deadline& d);
+  const WorkingCalendar& root_calendar() const { return catalog_.calendar_of(flow_of(0)); }
   bool decided() const;
 
   const CompiledCatalog& catalog_;
@@ -88,8 +103,10 @@ std::string quote_json(const std::string& s);
 Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s);
 // Open tasks as stores index them.
 std::vector<InboxEntry> inbox_entries(const CompiledCatalog& catalog, const CaseSnapshot& s);
-// Earliest due timer.
-std::optional<Instant> next_timer(const CaseSnapshot& s);
+// Everything still due for a case, unordered.
+std::vector<Deadline> deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s);
+// Earliest of them.
+std::optional<Instant> next_timer(const CompiledCatalog& catalog, const CaseSnapshot& s);
 // "" when the state is consistent, else what is wrong: every open task has
 // a live token waiting on it and every waiting token an open task; a
 // finished case has neither.

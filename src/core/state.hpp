@@ -6,6 +6,7 @@
 
 #include "core/compiled.hpp"
 
+#include <onestop/calendar.hpp>
 #include <onestop/case.hpp>
 #include <onestop/store.hpp>
 
@@ -32,6 +33,8 @@ struct Token {
   Instant due{};              // Wait::timer
   std::uint32_t in_edge = npos;  // the edge it arrived by (joins)
   Decision decision = Decision::none;  // stuck tokens: the decision to re-evaluate with
+  std::optional<LimitClock> clock;     // the step's time limit, when it has one
+  bool timed_out = false;              // its on_timeout action has been taken
 };
 
 // One running flow: the root (frame 0) or a subflow called by a node.
@@ -95,6 +98,17 @@ struct CaseSnapshot {
   TaskId next_task = 1;
   CaseStatus status_before_wait = CaseStatus::running;  // restored on resubmit
   std::optional<Instant> suspended_since;
+
+  // Time limits (限时办结): the overall promised and statutory limits of the
+  // case; step limits live on their tokens.
+  std::optional<LimitClock> promised_clock;
+  std::optional<LimitClock> statutory_clock;
+  // Warning thresholds already crossed: (0 for the case or a token id, rule index).
+  std::vector<std::pair<std::uint32_t, std::uint16_t>> warned;
+  // A special procedure (特别程序) under way: its kind and latest end.
+  std::string special_kind;
+  std::optional<Instant> special_until;
+  bool paused = false;  // clocks stopped (correction or special procedure)
 
   // History chain.
   std::uint64_t seq = 0;

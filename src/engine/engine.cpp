@@ -297,7 +297,7 @@ class EngineImpl final : public Engine {
       events.clear();
     }
     c.open_tasks = core::inbox_entries(compiled_, *next);
-    c.next_timer = core::next_timer(*next);
+    c.next_timer = core::next_timer(compiled_, *next);
     c.finished = next->status == CaseStatus::finished;
     options_.store->commit(std::move(c));
   }

@@ -1,0 +1,209 @@
+// Time limits on a virtual clock: warnings fire once and at the right
+// instant, suspensions move them, deemed consent completes a parallel
+// branch, escalation, special procedures.
+
+#include <onestop/onestop.hpp>
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+namespace fs = std::filesystem;
+using namespace onestop;
+using namespace std::chrono;
+
+namespace {
+
+const std::string person = "34052419800101001X";
+
+// Local time in UTC+8 as an instant.
+Instant local(int y, unsigned m, unsigned d, int hh, int mm) {
+  return sys_days{year{y} / m / d} + hours{hh - 8} + minutes{mm};
+}
+
+struct TimeFixture {
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>(local(2026, 3, 2, 9, 0));  // Monday
+  std::unique_ptr<Engine> engine;
+  CaseId id = 0;
+
+  TimeFixture() {
+    auto r = load_catalog({fs::path(ONESTOP_TEST_DATA) / "time", fs::path(ONESTOP_SOURCE_DIR) / "calendars"});
+    for (const auto& d : r.diagnostics) {
+      if (d.severity == Severity::error) FAIL(d.to_string());
+    }
+    EngineOptions o;
+    o.clock = clock;
+    engine = open_engine(r.catalog, o);
+    Submission s;
+    s.target = "TIMED";
+    s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+    id = *engine->submit(s, Actor::applicant_of(person)).case_id;
+  }
+
+  TaskId task(const std::string& node) {
+    const Case c = engine->get(id);
+    for (const auto* t : c.open_tasks()) {
+      if (t->node == node) return t->id;
+    }
+    FAIL("no open task " << node);
+    return 0;
+  }
+
+  void act(ActionKind kind, const std::string& node, Actor actor, std::string target = {},
+           std::optional<TimeLimit> limit = {}) {
+    Action a;
+    a.kind = kind;
+    a.case_id = id;
+    a.task = task(node);
+    a.actor = std::move(actor);
+    a.target = std::move(target);
+    a.limit = limit;
+    engine->act(a);
+  }
+
+  std::vector<Event> events(EventKind kind) {
+    std::vector<Event> out;
+    for (auto& e : engine->history(id)) {
+      if (e.kind == kind) out.push_back(e);
+    }
+    return out;
+  }
+
+  void at(Instant t) {
+    clock->set(t);
+    engine->tick(t);
+  }
+};
+
+Actor hall() { return Actor::staff_member("wang", {}, {"hall"}); }
+
+}  // namespace
+
+TEST_CASE("a step's warnings fire once, at the right instants") {
+  TimeFixture f;
+  // accept: 1 working day from Monday 09:00 runs out Tuesday 17:30 (the
+  // start day does not count). 80 % of Tuesday's 7 working hours is 5.6 h:
+  // 09:00-12:00 and 13:30-16:06.
+  const Case c = f.engine->get(f.id);
+  CHECK(*c.open_tasks()[0]->due == local(2026, 3, 3, 17, 30));
+  CHECK(*c.promised_due == local(2026, 3, 16, 17, 30));   // 10 working days
+  CHECK(*c.statutory_due == local(2026, 3, 30, 17, 30));  // 20 working days
+  f.at(local(2026, 3, 3, 16, 5));
+  CHECK(f.events(EventKind::warning).empty());
+  f.at(local(2026, 3, 3, 16, 6));
+  auto warnings = f.events(EventKind::warning);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].to == "yellow");
+  CHECK(warnings[0].node == "accept");
+  CHECK(warnings[0].payload.find("\"scope\":\"step\"") != std::string::npos);
+  f.at(local(2026, 3, 3, 17, 0));
+  CHECK(f.events(EventKind::warning).size() == 1);  // exactly once
+  f.at(local(2026, 3, 3, 17, 30));
+  warnings = f.events(EventKind::warning);
+  REQUIRE(warnings.size() == 2);
+  CHECK(warnings[1].to == "red");
+  f.at(local(2026, 3, 4, 12, 0));
+  CHECK(f.events(EventKind::warning).size() == 2);
+  CHECK(f.engine->verify(f.id).ok);  // replay fires the same warnings
+}
+
+TEST_CASE("a correction request stops the clocks; the warnings move with them") {
+  TimeFixture f;
+  f.clock->set(local(2026, 3, 3, 10, 0));
+  f.act(ActionKind::request_correction, "accept", hall());
+  CHECK(f.engine->get(f.id).clock_paused);
+  f.at(local(2026, 3, 3, 18, 0));  // past the original due instant: nothing fires while stopped
+  CHECK(f.events(EventKind::warning).empty());
+  f.clock->set(local(2026, 3, 4, 10, 0));
+  Action r;
+  r.kind = ActionKind::resubmit;
+  r.case_id = f.id;
+  r.actor = Actor::applicant_of(person);
+  f.engine->act(r);
+  // 6 working hours (Tuesday 10:00-12:00, 13:30-17:30) remained at the
+  // pause; from Wednesday 10:00 they run out at Wednesday 17:30. Every
+  // limit moves by the working time of the pause (7 hours).
+  const Case c = f.engine->get(f.id);
+  CHECK_FALSE(c.clock_paused);
+  CHECK(*c.open_tasks()[0]->due == local(2026, 3, 4, 17, 30));
+  CHECK(*c.promised_due == local(2026, 3, 17, 17, 30));
+  // 80 % used: 1 hour before the pause plus 4.6 hours after it, Wednesday 16:06.
+  f.at(local(2026, 3, 4, 16, 5));
+  CHECK(f.events(EventKind::warning).empty());
+  f.at(local(2026, 3, 4, 16, 6));
+  CHECK(f.events(EventKind::warning).size() == 1);
+  f.at(local(2026, 3, 4, 17, 30));
+  CHECK(f.events(EventKind::warning).size() == 2);
+  CHECK(f.events(EventKind::clock_paused).size() == 1);
+  CHECK(f.events(EventKind::clock_resumed).size() == 1);
+  CHECK(f.engine->verify(f.id).ok);
+}
+
+TEST_CASE("deemed consent completes a parallel branch and the join proceeds; escalation is recorded once") {
+  TimeFixture f;
+  f.act(ActionKind::accept, "accept", hall());
+  // Both co-departments have 5 working days from Monday: Monday 9 March 17:30.
+  f.at(local(2026, 3, 9, 17, 29));
+  CHECK(f.events(EventKind::deemed_consent).empty());
+  f.at(local(2026, 3, 9, 17, 30));
+  const auto deemed = f.events(EventKind::deemed_consent);
+  REQUIRE(deemed.size() == 1);
+  CHECK(deemed[0].node == "planning");
+  const auto escalated = f.events(EventKind::escalated);
+  REQUIRE(escalated.size() == 1);
+  CHECK(escalated[0].node == "fire");
+  CHECK(escalated[0].to == "supervision");
+  Case c = f.engine->get(f.id);
+  const Task* planning = nullptr;
+  for (const auto& t : c.tasks) {
+    if (t.node == "planning") planning = &t;
+  }
+  REQUIRE(planning != nullptr);
+  CHECK(planning->decision == Decision::deemed_approved);  // never a person's approval
+  CHECK(planning->state == TaskState::completed);
+  f.at(local(2026, 3, 10, 12, 0));
+  CHECK(f.events(EventKind::escalated).size() == 1);
+  f.act(ActionKind::approve, "fire", Actor::staff_member("f", {}, {"fire"}));
+  f.act(ActionKind::approve, "decide", Actor::staff_member("boss", {"lead"}));
+  CHECK(f.engine->get(f.id).outcome == Outcome::approved);
+  CHECK(f.engine->verify(f.id).ok);
+}
+
+TEST_CASE("special procedures stop the clocks, each within its own maximum") {
+  TimeFixture f;
+  f.act(ActionKind::accept, "accept", hall());
+  Action bad;
+  bad.kind = ActionKind::start_special;
+  bad.case_id = f.id;
+  bad.task = f.task("planning");
+  bad.actor = Actor::staff_member("p", {}, {"planning"});
+  bad.target = "expert_review";
+  CHECK_THROWS_AS(f.engine->act(bad), Error);  // no maximum
+  f.act(ActionKind::start_special, "planning", Actor::staff_member("p", {}, {"planning"}), "expert_review",
+        TimeLimit{3, TimeUnit::working_days});
+  CHECK(f.engine->get(f.id).special_procedure == "expert_review");
+  CHECK(f.engine->get(f.id).clock_paused);
+  // The maximum (3 working days, to Thursday 17:30) ends it by itself.
+  f.at(local(2026, 3, 5, 17, 30));
+  const Case c = f.engine->get(f.id);
+  CHECK(c.special_procedure.empty());
+  CHECK_FALSE(c.clock_paused);
+  REQUIRE(f.events(EventKind::special_ended).size() == 1);
+  CHECK(f.events(EventKind::special_ended)[0].to == "maximum reached");
+  // The steps' limits moved by the suspension.
+  CHECK(*f.engine->get(f.id).promised_due > local(2026, 3, 16, 17, 30));
+  CHECK(f.engine->verify(f.id).ok);
+}
+
+TEST_CASE("an ended special procedure resumes the clocks at once") {
+  TimeFixture f;
+  f.act(ActionKind::accept, "accept", hall());
+  f.act(ActionKind::start_special, "fire", Actor::staff_member("f", {}, {"fire"}), "inspection",
+        TimeLimit{10, TimeUnit::working_days});
+  f.clock->set(local(2026, 3, 3, 9, 0));
+  f.act(ActionKind::end_special, "fire", Actor::staff_member("f", {}, {"fire"}));
+  CHECK_FALSE(f.engine->get(f.id).clock_paused);
+  CHECK(f.events(EventKind::special_started).size() == 1);
+  CHECK(f.events(EventKind::special_ended).size() == 1);
+  CHECK(f.engine->verify(f.id).ok);
+}

@@ -257,12 +257,22 @@ std::vector<InboxEntry> inbox_entries(const CompiledCatalog& catalog, const Case
 
 std::vector<Deadline> deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s) {
   std::vector<Deadline> out;
-  if (s.status == CaseStatus::finished || s.status == CaseStatus::draft || s.frames.empty()) return out;
+  for_each_deadline(catalog, s, [&](const Deadline& d) { out.push_back(d); });
+  return out;
+}
+
+void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
+                       const std::function<void(const Deadline&)>& visit) {
+  struct Sink {
+    const std::function<void(const Deadline&)>& visit;
+    void push_back(const Deadline& d) const { visit(d); }
+  } out{visit};
+  if (s.status == CaseStatus::finished || s.status == CaseStatus::draft || s.frames.empty()) return;
   for (const auto& t : s.tokens) {
     if (t.wait == Wait::timer) out.push_back({t.due, Deadline::Kind::timer, t.id, 0, false});
   }
   if (s.special_until) out.push_back({*s.special_until, Deadline::Kind::special_end, 0, 0, false});
-  if (s.paused) return out;  // stopped clocks fire nothing
+  if (s.paused) return;  // stopped clocks fire nothing
   const auto& rules = catalog.rules();
   auto warned = [&](std::uint32_t key, std::uint16_t rule) {
     return std::find(s.warned.begin(), s.warned.end(), std::pair<std::uint32_t, std::uint16_t>{key, rule}) != s.warned.end();
@@ -295,14 +305,13 @@ std::vector<Deadline> deadlines(const CompiledCatalog& catalog, const CaseSnapsh
       out.push_back({t.clock->due, Deadline::Kind::timeout, t.id, 0, false});
     }
   }
-  return out;
 }
 
 std::optional<Instant> next_timer(const CompiledCatalog& catalog, const CaseSnapshot& s) {
   std::optional<Instant> best;
-  for (const auto& d : deadlines(catalog, s)) {
+  for_each_deadline(catalog, s, [&](const Deadline& d) {
     if (!best || d.at < *best) best = d.at;
-  }
+  });
   return best;
 }
 

@@ -10,6 +10,7 @@
 
 #include <onestop/engine.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,8 @@ Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s);
 std::vector<InboxEntry> inbox_entries(const CompiledCatalog& catalog, const CaseSnapshot& s);
 // Everything still due for a case, unordered.
 std::vector<Deadline> deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s);
+void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
+                       const std::function<void(const Deadline&)>& visit);
 // Earliest of them.
 std::optional<Instant> next_timer(const CompiledCatalog& catalog, const CaseSnapshot& s);
 // "" when the state is consistent, else what is wrong: every open task has

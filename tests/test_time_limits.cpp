@@ -207,3 +207,100 @@ TEST_CASE("an ended special procedure resumes the clocks at once") {
   CHECK(f.events(EventKind::special_ended).size() == 1);
   CHECK(f.engine->verify(f.id).ok);
 }
+
+TEST_CASE("evaluation: one rating after the case ends; a poor one opens a follow-up with its own limit") {
+  TimeFixture f;
+  Action rate;
+  rate.kind = ActionKind::evaluate;
+  rate.case_id = f.id;
+  rate.actor = Actor::applicant_of(person);
+  rate.rating = 5;
+  rate.comment = "I was sent away twice";
+  CHECK_THROWS_AS(f.engine->act(rate), Error);  // not ended yet
+  Action withdraw;
+  withdraw.kind = ActionKind::withdraw;
+  withdraw.case_id = f.id;
+  withdraw.actor = Actor::applicant_of(person);
+  f.engine->act(withdraw);
+  Action stranger = rate;
+  stranger.actor = Actor::applicant_of("someone else");
+  CHECK_THROWS_AS(f.engine->act(stranger), Error);
+  Action bad = rate;
+  bad.rating = 6;
+  CHECK_THROWS_AS(f.engine->act(bad), Error);
+  f.engine->act(rate);
+  try {
+    f.engine->act(rate);
+    FAIL("rated twice");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::conflict);
+  }
+  Case c = f.engine->get(f.id);
+  REQUIRE(c.evaluation.has_value());
+  CHECK(c.evaluation->poor());
+  REQUIRE(c.follow_up.has_value());
+  CHECK(c.follow_up->due == local(2026, 3, 23, 17, 30));  // 15 working days
+  // Overdue follow-ups raise a red warning once.
+  f.at(local(2026, 3, 24, 9, 0));
+  f.at(local(2026, 3, 25, 9, 0));
+  const auto warnings = f.events(EventKind::warning);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].payload.find("follow_up") != std::string::npos);
+  Action fix;
+  fix.kind = ActionKind::rectify;
+  fix.case_id = f.id;
+  fix.actor = Actor::staff_member("x", {}, {"planning"});
+  fix.comment = "called the applicant; retrained the window staff";
+  CHECK_THROWS_AS(f.engine->act(fix), Error);  // not the implementing department
+  fix.actor = Actor::staff_member("wang", {}, {"hall"});
+  f.engine->act(fix);
+  c = f.engine->get(f.id);
+  CHECK(c.follow_up->closed.has_value());
+  CHECK(f.engine->verify(f.id).ok);
+}
+
+TEST_CASE("supervision statistics: on-time rate, overdue, handling time, warnings, evaluations") {
+  TimeFixture f;  // case 1: finishes on time
+  f.act(ActionKind::accept, "accept", hall());
+  f.clock->set(local(2026, 3, 4, 10, 0));
+  f.act(ActionKind::approve, "planning", Actor::staff_member("p", {}, {"planning"}));
+  f.act(ActionKind::approve, "fire", Actor::staff_member("f", {}, {"fire"}));
+  f.act(ActionKind::approve, "decide", Actor::staff_member("boss", {"lead"}));
+  Action rate;
+  rate.kind = ActionKind::evaluate;
+  rate.case_id = f.id;
+  rate.actor = Actor::applicant_of(person);
+  rate.rating = 1;
+  f.engine->act(rate);
+  // Case 2: still open, past its promised limit (10 working days from 4 March).
+  Submission s;
+  s.target = "TIMED";
+  s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+  const CaseId late = *f.engine->submit(s, Actor::applicant_of(person)).case_id;
+  f.at(local(2026, 3, 20, 9, 0));
+
+  const SupervisionStats stats = f.engine->statistics({});
+  CHECK(stats.total.cases == 2);
+  CHECK(stats.total.finished == 1);
+  CHECK(stats.total.open == 1);
+  CHECK(stats.total.finished_on_time == 1);
+  CHECK(stats.total.open_overdue == 1);
+  CHECK(stats.total.on_time_rate == doctest::Approx(1.0));
+  // Submitted Monday 09:00, finished Wednesday 10:00: the start day does not
+  // count, Tuesday counts fully, Wednesday 1 of 7 working hours.
+  CHECK(stats.total.mean_days == doctest::Approx(1.0 + 1.0 / 7.0));
+  CHECK(stats.total.red_warnings >= 1);     // the late case's accept step and more
+  CHECK(stats.total.yellow_warnings >= 1);
+  CHECK(stats.total.evaluations == 1);
+  CHECK(stats.total.satisfaction_rate == doctest::Approx(1.0));
+  CHECK(stats.by_target.at("TIMED").cases == 2);
+  CHECK(stats.by_department.at("hall").cases == 2);
+  CHECK(stats.by_month.at("2026-03").cases == 2);
+  StatsQuery since;
+  since.from = local(2026, 3, 3, 0, 0);
+  CHECK(f.engine->statistics(since).total.cases == 1);
+  StatsQuery other;
+  other.target = "OTHER";
+  CHECK(f.engine->statistics(other).total.cases == 0);
+  CHECK(f.engine->verify(late).ok);
+}

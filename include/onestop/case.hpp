@@ -125,6 +125,24 @@ struct Task {
   int urges = 0;
 };
 
+// The applicant's rating of a finished case (好差评, GB/T 39734):
+// 1 very satisfied, 2 satisfied, 3 basically satisfied, 4 dissatisfied,
+// 5 very dissatisfied. 4 and 5 are "poor" and open a rectification follow-up.
+struct Evaluation {
+  int rating = 0;
+  std::string comment;
+  Instant at{};
+  bool poor() const noexcept { return rating >= 4; }
+};
+
+// The rectification of a poor rating (差评整改): its own limit and outcome.
+struct FollowUp {
+  Instant opened{};
+  Instant due{};
+  std::optional<Instant> closed;
+  std::string outcome;  // what was done, when closed
+};
+
 // The state of a case as the host sees it.
 struct Case {
   CaseId id = 0;
@@ -143,6 +161,8 @@ struct Case {
   std::optional<Instant> statutory_due;
   bool clock_paused = false;             // correction or a special procedure under way
   std::string special_procedure;         // its kind, while one is under way
+  std::optional<Evaluation> evaluation;
+  std::optional<FollowUp> follow_up;
   Instant submitted{};
   std::optional<Instant> finished;
   std::string error;          // when status == error
@@ -186,6 +206,9 @@ enum class EventKind : std::uint8_t {
   clock_resumed,
   special_started,      // 特别程序: hearing, expert review, inspection, ... (time not counted)
   special_ended,
+  evaluated,            // 好差评: the applicant rated the case
+  follow_up_opened,     // a poor rating opened a rectification
+  follow_up_closed,
 };
 
 std::string_view to_string(EventKind kind) noexcept;

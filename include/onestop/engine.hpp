@@ -8,6 +8,7 @@
 #include <onestop/clock.hpp>
 #include <onestop/definitions.hpp>
 #include <onestop/store.hpp>
+#include <onestop/supervision.hpp>
 
 #include <functional>
 #include <memory>
@@ -36,6 +37,8 @@ enum class ActionKind : std::uint8_t {
   start_special,       // 特别程序 `target` (hearing, expert_review, inspection, testing, public_notice, ...)
                        // with its maximum in `limit`: the clocks stop
   end_special,         // the special procedure ends: the clocks run again
+  evaluate,            // 好差评 by the applicant after the case ends: `rating` 1..5, `comment`
+  rectify,             // closes the follow-up of a poor rating (`comment`: what was done)
 };
 
 std::string_view to_string(ActionKind kind) noexcept;
@@ -49,6 +52,7 @@ struct Action {
   Actor actor;
   std::string target;   // return_to: node id; transfer / add_signer: user id; start_special: its kind
   std::optional<TimeLimit> limit;  // start_special: the longest it may take
+  int rating = 0;                  // evaluate: 1 very satisfied .. 5 very dissatisfied
   std::string comment;
   std::uint64_t expected_version = 0;
   // resubmit: form fields to set and materials to add or replace.
@@ -112,6 +116,9 @@ struct EngineOptions {
   // Run automatic steps as soon as they are reached (inside act/submit,
   // after the commit). False: call run_automatic() yourself.
   bool run_handlers_inline = true;
+  // How long the rectification of a poor rating may take (5-15 working
+  // days in local rules; Zhejiang: 15).
+  TimeLimit follow_up_limit{15, TimeUnit::working_days};
 };
 
 // Options for inbox queries are in store.hpp (InboxQuery).
@@ -145,6 +152,9 @@ class Engine {
 
   virtual void register_handler(const std::string& name, std::shared_ptr<StepHandler> handler) = 0;
   virtual void subscribe(std::shared_ptr<Observer> observer) = 0;
+
+  // Supervision figures (电子监察) over the cases in the store.
+  virtual SupervisionStats statistics(const StatsQuery& query) = 0;
 
   // The catalog the engine runs.
   virtual std::shared_ptr<const Catalog> catalog() const = 0;

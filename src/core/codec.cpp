@@ -122,6 +122,7 @@ std::string encode_action(const Action& a) {
   if (!a.target.empty()) out += ",\"target\":" + quote_json(a.target);
   if (!a.comment.empty()) out += ",\"comment\":" + quote_json(a.comment);
   if (a.limit) out += fmt::format(",\"limit\":{}", quote_json(a.limit->to_string()));
+  if (a.rating != 0) out += fmt::format(",\"rating\":{}", a.rating);
   if (!a.form.empty()) out += ",\"form\":" + form_json(a.form).dump();
   if (!a.materials.empty()) out += ",\"materials\":" + materials_json(a.materials).dump();
   out += '}';
@@ -142,6 +143,7 @@ Action decode_action(const std::string& text, CaseId id) {
   a.target = j.value("target", "");
   a.comment = j.value("comment", "");
   if (j.contains("limit")) a.limit = parse_time_limit(j["limit"].get<std::string>());
+  a.rating = j.value("rating", 0);
   if (j.contains("form")) a.form = form_from(j["form"]);
   if (j.contains("materials")) a.materials = materials_from(j["materials"]);
   return a;
@@ -208,6 +210,8 @@ Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s) {
   if (s.statutory_clock) c.statutory_due = s.statutory_clock->due;
   c.clock_paused = s.paused;
   c.special_procedure = s.special_kind;
+  c.evaluation = s.evaluation;
+  c.follow_up = s.follow_up;
   c.tasks.reserve(s.tasks.size());
   for (const auto& t : s.tasks) {
     const Node& def = *s.frames[t.frame].flow->nodes[t.node].def;
@@ -267,6 +271,9 @@ void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
     const std::function<void(const Deadline&)>& visit;
     void push_back(const Deadline& d) const { visit(d); }
   } out{visit};
+  if (s.follow_up && !s.follow_up->closed && !s.follow_up_warned) {
+    out.push_back({s.follow_up->due, Deadline::Kind::follow_up, 0, 0, false});
+  }
   if (s.status == CaseStatus::finished || s.status == CaseStatus::draft || s.frames.empty()) return;
   for (const auto& t : s.tokens) {
     if (t.wait == Wait::timer) out.push_back({t.due, Deadline::Kind::timer, t.id, 0, false});
@@ -383,6 +390,10 @@ std::string dump(const CaseSnapshot& s) {
   for (const auto& t : s.tokens) token_clocks.push_back({clock_json(t.clock), t.timed_out});
   j["token_clocks"] = token_clocks;
   j["warned"] = s.warned;
+  j["evaluation"] = s.evaluation ? json{s.evaluation->rating, s.evaluation->comment} : json(nullptr);
+  j["follow_up"] = s.follow_up ? json{s.follow_up->due.time_since_epoch().count(), s.follow_up->closed.has_value(),
+                                      s.follow_up->outcome, s.follow_up_warned}
+                               : json(nullptr);
   j["special"] = {s.special_kind, s.special_until ? s.special_until->time_since_epoch().count() : -1, s.paused};
   return j.dump();
 }

@@ -117,6 +117,9 @@ std::string_view to_string(EventKind kind) noexcept {
     case EventKind::clock_resumed: return "clock_resumed";
     case EventKind::special_started: return "special_started";
     case EventKind::special_ended: return "special_ended";
+    case EventKind::evaluated: return "evaluated";
+    case EventKind::follow_up_opened: return "follow_up_opened";
+    case EventKind::follow_up_closed: return "follow_up_closed";
   }
   return "?";
 }
@@ -160,6 +163,8 @@ std::string_view to_string(ActionKind kind) noexcept {
     case ActionKind::retry: return "retry";
     case ActionKind::start_special: return "start_special";
     case ActionKind::end_special: return "end_special";
+    case ActionKind::evaluate: return "evaluate";
+    case ActionKind::rectify: return "rectify";
   }
   return "?";
 }

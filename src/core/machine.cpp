@@ -666,6 +666,11 @@ void Machine::do_return(TaskRecord& task, const std::string& target) {
 // ---- actions ----
 
 void Machine::act(const Action& a) {
+  if (a.kind == ActionKind::evaluate || a.kind == ActionKind::rectify) {
+    evaluate(a);
+    ++state_.version;
+    return;
+  }
   if (state_.status == CaseStatus::finished) {
     refuse(ErrorCode::invalid_state, fmt::format("case {} is finished ({}); {} by {} refused", state_.id,
                                                  to_string(*state_.outcome), to_string(a.kind), a.actor.user));
@@ -823,6 +828,9 @@ void Machine::act(const Action& a) {
       emit(EventKind::terminated, 0, {}, std::string(to_string(state_.status)), "terminated");
       finish_case(Outcome::terminated, "terminated by supervision");
       break;
+    case ActionKind::evaluate:
+    case ActionKind::rectify:
+      break;  // handled before the case-state checks
     case ActionKind::start_special: {
       if (!state_.special_kind.empty()) {
         refuse(ErrorCode::invalid_state, fmt::format("case {}: special procedure '{}' is already under way", state_.id,
@@ -879,6 +887,59 @@ void Machine::act(const Action& a) {
   ++state_.version;
 }
 
+// 好差评: one rating per case by its applicant after it ends; a poor one
+// opens a follow-up that the department (or supervision) closes.
+void Machine::evaluate(const Action& a) {
+  if (a.kind == ActionKind::evaluate) {
+    if (a.actor.kind != Actor::Kind::applicant || a.actor.user != state_.applicant.id) {
+      refuse(ErrorCode::not_permitted, fmt::format("case {}: only its applicant may evaluate it", state_.id));
+    }
+    if (state_.status != CaseStatus::finished) {
+      refuse(ErrorCode::invalid_state, fmt::format("case {} has not ended; it can be evaluated afterwards", state_.id));
+    }
+    if (state_.evaluation) refuse(ErrorCode::conflict, fmt::format("case {} has already been evaluated", state_.id));
+    if (a.rating < 1 || a.rating > 5) {
+      refuse(ErrorCode::invalid_input, fmt::format("case {}: rating {} is not 1 (very satisfied) .. 5 (very dissatisfied)",
+                                                   state_.id, a.rating));
+    }
+    emit(EventKind::acted, 0, {}, {}, std::string(to_string(a.kind)), encode_action(a));
+    state_.evaluation = Evaluation{a.rating, a.comment, now_};
+    emit(EventKind::evaluated, 0, {}, {}, std::to_string(a.rating),
+         a.comment.empty() ? std::string() : fmt::format("{{\"comment\":{}}}", quote_json(a.comment)));
+    if (state_.evaluation->poor()) {
+      const TimeLimit limit = a.limit.value_or(TimeLimit{15, TimeUnit::working_days});
+      state_.follow_up = FollowUp{now_, root_calendar().due(now_, limit), std::nullopt, {}};
+      emit(EventKind::follow_up_opened, 0, {}, {}, "open",
+           fmt::format("{{\"due\":{}}}", state_.follow_up->due.time_since_epoch().count()));
+    }
+    return;
+  }
+  // rectify
+  if (!state_.follow_up || state_.follow_up->closed) {
+    refuse(ErrorCode::invalid_state, fmt::format("case {} has no open follow-up to close", state_.id));
+  }
+  const std::string& department = [&]() -> const std::string& {
+    static const std::string none;
+    if (state_.is_theme) {
+      const Theme* t = catalog_.catalog().find_theme(state_.target, state_.target_version);
+      return t ? t->lead_department : none;
+    }
+    const Item* it = catalog_.catalog().find_item(state_.target, state_.target_version);
+    return it ? it->department : none;
+  }();
+  const bool allowed = a.actor.kind == Actor::Kind::supervisor ||
+                       (a.actor.kind == Actor::Kind::staff && contains(a.actor.departments, department));
+  if (!allowed) {
+    refuse(ErrorCode::not_permitted, fmt::format("case {}: only supervision or the department '{}' may close its follow-up",
+                                                 state_.id, department));
+  }
+  if (a.comment.empty()) refuse(ErrorCode::invalid_input, fmt::format("case {}: say what was done (comment)", state_.id));
+  emit(EventKind::acted, 0, {}, {}, std::string(to_string(a.kind)), encode_action(a));
+  state_.follow_up->closed = now_;
+  state_.follow_up->outcome = a.comment;
+  emit(EventKind::follow_up_closed, 0, {}, "open", "closed", fmt::format("{{\"outcome\":{}}}", quote_json(a.comment)));
+}
+
 void Machine::handler_result(TaskId id, const StepResult& result) {
   TaskRecord* task = find_task(id);
   if (task == nullptr || task->state != TaskState::open || node_of(*task).kind != NodeKind::automatic) {
@@ -903,10 +964,8 @@ void Machine::handler_result(TaskId id, const StepResult& result) {
 }
 
 std::size_t Machine::fire_timers() {
-  if (state_.status == CaseStatus::finished) return 0;
   std::size_t fired = 0;
   for (int guard = 0; guard < 10000; ++guard) {
-    if (state_.status == CaseStatus::finished) break;
     const auto all = deadlines(catalog_, state_);
     const Deadline* next = nullptr;
     for (const auto& d : all) {
@@ -929,6 +988,11 @@ std::size_t Machine::fire_timers() {
         break;
       case Deadline::Kind::timeout:
         time_out(d.token);
+        break;
+      case Deadline::Kind::follow_up:
+        state_.follow_up_warned = true;
+        emit(EventKind::warning, 0, {}, {}, "red",
+             "{\"rule\":\"follow-up\",\"scope\":\"follow_up\",\"notify\":[\"department_head\",\"supervisor\"]}");
         break;
       case Deadline::Kind::special_end:
         emit(EventKind::special_ended, 0, {}, state_.special_kind, "maximum reached");

@@ -19,7 +19,7 @@ namespace onestop::core {
 // Something due at an instant: a timer node, a warning threshold, a step's
 // timeout action, the end of a special procedure's maximum.
 struct Deadline {
-  enum class Kind : std::uint8_t { timer, warning, timeout, special_end };
+  enum class Kind : std::uint8_t { timer, warning, timeout, special_end, follow_up };
   Instant at{};
   Kind kind = Kind::timer;
   std::uint32_t token = 0;  // 0: the case's own limit
@@ -74,6 +74,7 @@ class Machine {
   std::vector<std::string> slots_of(const TaskRecord& task) const;
   void sign(TaskRecord& task, const Actor& actor, Decision decision);
   void do_return(TaskRecord& task, const std::string& target);
+  void evaluate(const Action& action);
   void pause_clocks(std::string_view why);
   void resume_clocks(std::string_view why);
   void time_out(std::uint32_t token_id);

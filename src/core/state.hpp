@@ -110,6 +110,11 @@ struct CaseSnapshot {
   std::optional<Instant> special_until;
   bool paused = false;  // clocks stopped (correction or special procedure)
 
+  // 好差评 and the rectification of a poor rating.
+  std::optional<Evaluation> evaluation;
+  std::optional<FollowUp> follow_up;
+  bool follow_up_warned = false;
+
   // History chain.
   std::uint64_t seq = 0;
   Hash last_hash{};

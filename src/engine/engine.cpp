@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <atomic>
 #include <cctype>
 #include <mutex>
@@ -111,11 +112,19 @@ class EngineImpl final : public Engine {
     return result;
   }
 
-  std::uint64_t act(const Action& action) override {
-    auto current = load(action.case_id);
+  std::uint64_t act(const Action& given) override {
+    const Action* action = &given;
+    Action with_limit;
+    if (given.kind == ActionKind::evaluate && !given.limit) {
+      // The follow-up limit in force is recorded with the action, for replay.
+      with_limit = given;
+      with_limit.limit = options_.follow_up_limit;
+      action = &with_limit;
+    }
+    auto current = load(action->case_id);
     auto next = std::make_shared<CaseSnapshot>(*current);
-    core::Machine m(compiled_, *next, options_.clock->now(), action.actor.user);
-    m.act(action);
+    core::Machine m(compiled_, *next, options_.clock->now(), action->actor.user);
+    m.act(*action);
     commit(next, current->version, m.events());
     after_commit(next, m.events());
     return next->version;
@@ -236,6 +245,91 @@ class EngineImpl final : public Engine {
   }
 
   std::shared_ptr<const Catalog> catalog() const override { return compiled_.shared(); }
+
+  SupervisionStats statistics(const StatsQuery& q) override {
+    struct Sample {
+      std::vector<double> days;
+      std::size_t ratings_sum = 0;
+      std::size_t satisfied = 0;
+    };
+    SupervisionStats out;
+    std::map<StatsFigures*, Sample> samples;
+    const Catalog& cat = compiled_.catalog();
+    const Instant now = options_.clock->now();
+    for (CaseId id : options_.store->case_ids()) {
+      const auto s = options_.store->load(id);
+      if (!s || s->frames.empty()) continue;
+      if (q.from && s->submitted < *q.from) continue;
+      if (q.to && s->submitted >= *q.to) continue;
+      if (!q.target.empty() && s->target != q.target) continue;
+      std::string department;
+      if (s->is_theme) {
+        if (const Theme* t = cat.find_theme(s->target, s->target_version)) department = t->lead_department;
+      } else if (const Item* it = cat.find_item(s->target, s->target_version)) {
+        department = it->department;
+      }
+      if (!q.department.empty() && department != q.department) continue;
+      const WorkingCalendar& cal = compiled_.calendar_of(*s->frames[0].flow);
+      const std::chrono::year_month_day local = cal.local_date(s->submitted);
+      const std::string month = fmt::format("{:04}-{:02}", static_cast<int>(local.year()), static_cast<unsigned>(local.month()));
+      for (StatsFigures* f : {&out.total, &out.by_target[s->target], &out.by_department[department], &out.by_month[month]}) {
+        Sample& sample = samples[f];
+        ++f->cases;
+        const bool finished = s->status == CaseStatus::finished;
+        (finished ? f->finished : f->open) += 1;
+        if (s->promised_clock) {
+          if (finished) {
+            (*s->finished <= s->promised_clock->due ? f->finished_on_time : f->finished_overdue) += 1;
+          } else if (s->promised_clock->overdue(now)) {
+            ++f->open_overdue;
+          }
+        }
+        if (finished) {
+          // Working days from submission to the end, suspensions excluded.
+          double days = cal.elapsed(s->submitted, *s->finished, TimeUnit::working_days);
+          if (s->promised_clock) {
+            days -= static_cast<double>(s->promised_clock->suspended.count()) /
+                    static_cast<double>(cal.working_day_length().count());
+          }
+          sample.days.push_back(std::max(0.0, days));
+        }
+        for (const auto& [key, rule] : s->warned) {
+          (void)key;
+          const WarningRule& r = compiled_.rules()[rule & 0x7FFF];
+          (r.level == WarningLevel::yellow ? f->yellow_warnings : f->red_warnings) += 1;
+        }
+        if (s->evaluation) {
+          ++f->evaluations;
+          sample.ratings_sum += static_cast<std::size_t>(s->evaluation->rating);
+          sample.satisfied += s->evaluation->rating <= 3 ? 1 : 0;
+          f->poor_ratings += s->evaluation->poor() ? 1 : 0;
+        }
+        if (s->follow_up && !s->follow_up->closed) {
+          ++f->follow_ups_open;
+          f->follow_ups_overdue += now > s->follow_up->due ? 1 : 0;
+        }
+      }
+    }
+    for (auto& [f, sample] : samples) {
+      f->on_time_rate = f->finished == 0 ? 1.0 : static_cast<double>(f->finished_on_time) / static_cast<double>(f->finished);
+      auto& d = sample.days;
+      if (!d.empty()) {
+        std::sort(d.begin(), d.end());
+        double sum = 0;
+        for (double x : d) sum += x;
+        f->mean_days = sum / static_cast<double>(d.size());
+        auto pct = [&](double p) { return d[std::min(d.size() - 1, static_cast<std::size_t>(p * static_cast<double>(d.size())))]; };
+        f->p50_days = pct(0.50);
+        f->p90_days = pct(0.90);
+        f->p99_days = pct(0.99);
+      }
+      if (f->evaluations > 0) {
+        f->mean_rating = static_cast<double>(sample.ratings_sum) / static_cast<double>(f->evaluations);
+        f->satisfaction_rate = static_cast<double>(sample.satisfied) / static_cast<double>(f->evaluations);
+      }
+    }
+    return out;
+  }
 
   // Rebuilds a case from its inputs alone.
   std::shared_ptr<const CaseSnapshot> replay(CaseId id, const std::vector<Event>& events) const {

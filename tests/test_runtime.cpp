@@ -62,7 +62,9 @@ struct Fixture {
     s.target = target;
     s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
     s.form = std::move(form);
-    s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic}, {"plan", "plan.pdf", 1000, MaterialForm::electronic}};
+    s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic},
+                   {"plan", "plan.pdf", 1000, MaterialForm::electronic},
+                   {"local_proof", "proof.pdf", 1000, MaterialForm::electronic}};
     auto r = engine->submit(s, Actor::applicant_of(person));
     REQUIRE(r.accepted());
     return *r.case_id;
@@ -427,14 +429,16 @@ TEST_CASE("pre-review reports every deficiency at once") {
   s.materials = {{"plan", "plan.docx", 5 << 20, MaterialForm::copy}};
   SubmitResult r = f.engine->submit(s, Actor::applicant_of(person));
   CHECK_FALSE(r.case_id.has_value());
-  REQUIRE(r.notice.deficiencies.size() == 5);  // form missing, eia missing (condition), plan: form, type, size
+  // form missing; eia missing (investment over the threshold); local_proof
+  // missing (an adult registered in 3405xx); plan: wrong form, type and size.
+  REQUIRE(r.notice.deficiencies.size() == 6);
   std::vector<Deficiency::Kind> kinds;
   for (const auto& d : r.notice.deficiencies) kinds.push_back(d.kind);
-  CHECK(std::count(kinds.begin(), kinds.end(), Deficiency::Kind::missing) == 2);
+  CHECK(std::count(kinds.begin(), kinds.end(), Deficiency::Kind::missing) == 3);
   CHECK(std::count(kinds.begin(), kinds.end(), Deficiency::Kind::wrong_form) == 1);
   CHECK(std::count(kinds.begin(), kinds.end(), Deficiency::Kind::wrong_file_type) == 1);
   CHECK(std::count(kinds.begin(), kinds.end(), Deficiency::Kind::too_large) == 1);
-  CHECK(r.notice.to_string().find("5 deficiencies") != std::string::npos);
+  CHECK(r.notice.to_string().find("6 deficiencies") != std::string::npos);
 
   // Kept as a draft instead: the applicant completes it.
   s.keep_draft_if_deficient = true;
@@ -447,7 +451,7 @@ TEST_CASE("pre-review reports every deficiency at once") {
   fix.case_id = *r.case_id;
   fix.actor = Actor::applicant_of(person);
   fix.materials = {{"form", "f.pdf", 10, MaterialForm::electronic}, {"plan", "p.pdf", 10, MaterialForm::electronic},
-                   {"eia", "e.pdf", 10, MaterialForm::electronic}};
+                   {"eia", "e.pdf", 10, MaterialForm::electronic}, {"local_proof", "l.pdf", 10, MaterialForm::electronic}};
   f.engine->act(fix);
   CHECK(f.open_nodes(*r.case_id) == std::vector<std::string>{"accept"});
   CHECK(f.engine->verify(*r.case_id).ok);
@@ -461,7 +465,9 @@ TEST_CASE("the certificate library may not have a material: the notice says so")
   Submission s;
   s.target = "SERIAL";
   s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
-  s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic}, {"plan", "plan.pdf", 1000, MaterialForm::electronic}};
+  s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic},
+                 {"plan", "plan.pdf", 1000, MaterialForm::electronic},
+                 {"local_proof", "proof.pdf", 1000, MaterialForm::electronic}};
   const SubmitResult r = engine->submit(s, Actor::applicant_of(person));
   REQUIRE(r.notice.deficiencies.size() == 1);
   CHECK(r.notice.deficiencies[0].kind == Deficiency::Kind::not_available);

@@ -1,5 +1,7 @@
 #include "core/machine.hpp"
 
+#include "core/application.hpp"
+
 #include <onestop/calendar.hpp>
 #include <onestop/identity.hpp>
 
@@ -54,27 +56,22 @@ class GuardContext final : public ExprContext {
       : s_(s), now_(now), decision_(decision), approvals_(approvals), rejections_(rejections) {}
 
   Value field(std::string_view path) const override {
-    if (path.substr(0, 5) == "form.") {
-      auto it = s_.form.find(std::string(path.substr(5)));
-      return it == s_.form.end() ? Value() : it->second;
-    }
     if (path == "outcome") {
       if (decision_ == Decision::none) return Value();
       return Value(decision_ == Decision::rejected ? "rejected" : "approved");
     }
     if (path == "approved") return Value(decision_ == Decision::approved || decision_ == Decision::deemed_approved);
     if (path == "rejected") return Value(decision_ == Decision::rejected);
-    if (path == "all_approved") return Value(rejections_ == 0 && (approvals_ > 0 || decision_ == Decision::approved || decision_ == Decision::deemed_approved));
+    if (path == "all_approved") {
+      return Value(rejections_ == 0 &&
+                   (approvals_ > 0 || decision_ == Decision::approved || decision_ == Decision::deemed_approved));
+    }
     if (path == "any_rejected") return Value(rejections_ > 0 || decision_ == Decision::rejected);
     if (path == "approvals") return Value(static_cast<double>(approvals_));
     if (path == "rejections") return Value(static_cast<double>(rejections_));
-    if (path == "applicant.kind") return Value(std::string(to_string(s_.applicant.kind)));
-    if (path == "applicant.id") return Value(s_.applicant.id);
-    if (path == "applicant.name") return Value(s_.applicant.name);
-    if (path == "applicant.age") return applicant_age();
     if (path == "case.id") return Value(static_cast<double>(s_.id));
     if (path == "case.target") return Value(s_.target);
-    return Value();
+    return application_field(path, s_.form, s_.applicant, now_);
   }
 
   bool has_material(std::string_view id) const override {
@@ -83,20 +80,6 @@ class GuardContext final : public ExprContext {
   }
 
  private:
-  Value applicant_age() const {
-    const std::string& id = s_.applicant.id;
-    if (s_.applicant.kind != ApplicantKind::natural_person || id.size() != 18) return Value();
-    const int y = std::atoi(id.substr(6, 4).c_str());
-    const int m = std::atoi(id.substr(10, 2).c_str());
-    const int d = std::atoi(id.substr(12, 2).c_str());
-    const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(now_)};
-    int age = static_cast<int>(today.year()) - y;
-    const int mm = static_cast<int>(static_cast<unsigned>(today.month()));
-    const int dd = static_cast<int>(static_cast<unsigned>(today.day()));
-    if (mm < m || (mm == m && dd < d)) --age;
-    return Value(static_cast<double>(age));
-  }
-
   const CaseSnapshot& s_;
   Instant now_;
   Decision decision_;

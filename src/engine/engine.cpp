@@ -1,6 +1,7 @@
 // The Engine facade: load state, apply the pure core, commit atomically,
 // then tell observers and run automatic steps.
 
+#include "core/application.hpp"
 #include "core/compiled.hpp"
 #include "core/machine.hpp"
 #include "core/state.hpp"
@@ -30,18 +31,9 @@ class SystemClock final : public Clock {
 // What `required_if` reads during pre-review.
 class ApplicationContext final : public ExprContext {
  public:
-  ApplicationContext(const Submission& s, const std::vector<OfferedMaterial>& materials)
-      : s_(s), materials_(materials) {}
-  Value field(std::string_view path) const override {
-    if (path.substr(0, 5) == "form.") {
-      auto it = s_.form.find(std::string(path.substr(5)));
-      return it == s_.form.end() ? Value() : it->second;
-    }
-    if (path == "applicant.kind") return Value(std::string(to_string(s_.applicant.kind)));
-    if (path == "applicant.id") return Value(s_.applicant.id);
-    if (path == "applicant.name") return Value(s_.applicant.name);
-    return Value();
-  }
+  ApplicationContext(const Submission& s, const std::vector<OfferedMaterial>& materials, Instant now)
+      : s_(s), materials_(materials), now_(now) {}
+  Value field(std::string_view path) const override { return core::application_field(path, s_.form, s_.applicant, now_); }
   bool has_material(std::string_view id) const override {
     return std::any_of(materials_.begin(), materials_.end(), [&](const OfferedMaterial& m) { return m.id == id; });
   }
@@ -49,6 +41,7 @@ class ApplicationContext final : public ExprContext {
  private:
   const Submission& s_;
   const std::vector<OfferedMaterial>& materials_;
+  Instant now_;
 };
 
 std::string extension_of(const std::string& file) {
@@ -448,7 +441,7 @@ class EngineImpl final : public Engine {
     std::set<std::string> seen;
     const auto offered_before = s.materials;
     for (const Item* it : items) {
-      const ApplicationContext ctx(s, offered_before);
+      const ApplicationContext ctx(s, offered_before, options_.clock->now());
       for (const Material& m : it->materials) {
         if (!seen.insert(m.id).second) continue;
         bool required = m.necessity == Necessity::required;

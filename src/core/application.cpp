@@ -1,0 +1,50 @@
+#include "core/application.hpp"
+
+#include <charconv>
+
+namespace onestop::core {
+
+namespace {
+
+int digits(std::string_view s) {
+  int v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+Value age_of(const Applicant& a, Instant now) {
+  if (a.kind != ApplicantKind::natural_person || a.id.size() != 18) return Value();
+  const std::string_view id = a.id;
+  const int y = digits(id.substr(6, 4));
+  const int m = digits(id.substr(10, 2));
+  const int d = digits(id.substr(12, 2));
+  const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(now)};
+  int age = static_cast<int>(today.year()) - y;
+  const int mm = static_cast<int>(static_cast<unsigned>(today.month()));
+  const int dd = static_cast<int>(static_cast<unsigned>(today.day()));
+  if (mm < m || (mm == m && dd < d)) --age;
+  return Value(static_cast<double>(age));
+}
+
+Value region_of(const Applicant& a) {
+  if (a.id.size() != 18) return Value();
+  return Value(a.kind == ApplicantKind::natural_person ? a.id.substr(0, 6) : a.id.substr(2, 6));
+}
+
+}  // namespace
+
+Value application_field(std::string_view path, const std::map<std::string, Value>& form, const Applicant& applicant,
+                        Instant now) {
+  if (path.substr(0, 5) == "form.") {
+    auto it = form.find(std::string(path.substr(5)));
+    return it == form.end() ? Value() : it->second;
+  }
+  if (path == "applicant.kind") return Value(std::string(to_string(applicant.kind)));
+  if (path == "applicant.id") return Value(applicant.id);
+  if (path == "applicant.name") return Value(applicant.name);
+  if (path == "applicant.age") return age_of(applicant, now);
+  if (path == "applicant.region") return region_of(applicant);
+  return Value();
+}
+
+}  // namespace onestop::core

@@ -1,0 +1,23 @@
+#pragma once
+
+// The names an application offers to expressions (guards and required_if):
+// form fields and the applicant's kind, id, name, age and region. One
+// definition for pre-review and for the flow's guards.
+
+#include <onestop/case.hpp>
+#include <onestop/expr.hpp>
+
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace onestop::core {
+
+// "form.x", "applicant.kind|id|name|age|region"; null for anything else.
+// age: whole years at `now`, from the birth date in a resident ID number.
+// region: the six-digit administrative division code in the resident ID
+// number (digits 1-6) or the unified social credit code (characters 3-8).
+Value application_field(std::string_view path, const std::map<std::string, Value>& form, const Applicant& applicant,
+                        Instant now);
+
+}  // namespace onestop::core

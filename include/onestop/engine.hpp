@@ -140,7 +140,9 @@ class Engine {
   virtual Case get(CaseId id) = 0;
   // Open tasks for a user, role, department or item, oldest first.
   virtual std::vector<InboxEntry> inbox(const InboxQuery& query) = 0;
-  // Fires every timer due at or before `now`; returns how many fired.
+  // Fires everything due at or before `now` (timers, warnings, timeouts,
+  // special-procedure maxima, overdue follow-ups) through the store's due
+  // index; returns how many fired.
   virtual std::size_t tick(Instant now) = 0;
   // Runs pending automatic steps of a case; returns how many ran.
   virtual std::size_t run_automatic(CaseId id) = 0;

@@ -949,12 +949,11 @@ void Machine::handler_result(TaskId id, const StepResult& result) {
 std::size_t Machine::fire_timers() {
   std::size_t fired = 0;
   for (int guard = 0; guard < 10000; ++guard) {
-    const auto all = deadlines(catalog_, state_);
-    const Deadline* next = nullptr;
-    for (const auto& d : all) {
-      if (d.at <= now_ && (next == nullptr || d.at < next->at)) next = &d;
-    }
-    if (next == nullptr) break;
+    std::optional<Deadline> next;
+    for_each_deadline(catalog_, state_, [&](const Deadline& d) {
+      if (d.at <= now_ && (!next || d.at < next->at)) next = d;
+    });
+    if (!next) break;
     const Deadline d = *next;
     if (fired == 0) emit(EventKind::timer_fired, 0, {}, {}, {}, fmt::format("{{\"at\":{}}}", now_.time_since_epoch().count()));
     ++fired;

@@ -223,16 +223,7 @@ Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s) {
     out.item = item_of(catalog, s, t.frame);
     out.candidates = def.assignees;
     out.assigned_user = t.assigned_user;
-    if (def.kind == NodeKind::countersign) {
-      if (!def.signers.empty()) {
-        for (const auto& u : def.signers) out.slots.push_back("user:" + u);
-      } else {
-        for (const auto& u : def.assignees.users) out.slots.push_back("user:" + u);
-        for (const auto& r : def.assignees.roles) out.slots.push_back("role:" + r);
-        for (const auto& d : def.assignees.departments) out.slots.push_back("department:" + d);
-      }
-      for (const auto& u : t.added_signers) out.slots.push_back("user:" + u);
-    }
+    if (def.kind == NodeKind::countersign) out.slots = countersign_slots(def, t.added_signers);
     out.signatures = t.signatures;
     out.state = t.state;
     out.decision = t.decision;

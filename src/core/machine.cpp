@@ -512,7 +512,10 @@ bool Machine::is_candidate(const Actor& actor, const TaskRecord& task) const {
 }
 
 std::vector<std::string> Machine::slots_of(const TaskRecord& task) const {
-  const Node& def = node_of(task);
+  return countersign_slots(node_of(task), task.added_signers);
+}
+
+std::vector<std::string> countersign_slots(const Node& def, const std::vector<std::string>& added_signers) {
   std::vector<std::string> slots;
   if (!def.signers.empty()) {
     for (const auto& u : def.signers) slots.push_back("user:" + u);
@@ -521,7 +524,7 @@ std::vector<std::string> Machine::slots_of(const TaskRecord& task) const {
     for (const auto& r : def.assignees.roles) slots.push_back("role:" + r);
     for (const auto& d : def.assignees.departments) slots.push_back("department:" + d);
   }
-  for (const auto& u : task.added_signers) slots.push_back("user:" + u);
+  for (const auto& u : added_signers) slots.push_back("user:" + u);
   return slots;
 }
 

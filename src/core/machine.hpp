@@ -90,6 +90,10 @@ class Machine {
   int depth_ = 0;
 };
 
+// The places to sign on a countersign: its fixed signers, else one per
+// listed user, role and department; then the signers added later.
+std::vector<std::string> countersign_slots(const Node& def, const std::vector<std::string>& added_signers);
+
 // Serialises inputs for the history, and reads them back for replay.
 std::string encode_submission(const Submission& s, bool theme, int version);
 Submission decode_submission(const std::string& json, bool& theme, int& version);

@@ -166,9 +166,7 @@ StepResult decode_step_result(const std::string& text) {
   return r;
 }
 
-namespace {
-
-std::string item_of(const CompiledCatalog& catalog, const CaseSnapshot& s, std::uint16_t frame) {
+std::string frame_item(const CaseSnapshot& s, std::uint16_t frame) {
   const Frame& f = s.frames[frame];
   if (f.parent < 0) return s.is_theme ? std::string() : s.target;
   const Frame& p = s.frames[static_cast<std::size_t>(f.parent)];
@@ -181,13 +179,10 @@ std::string item_of(const CompiledCatalog& catalog, const CaseSnapshot& s, std::
   for (const auto& n : p.flow->nodes) {
     if (n.subflow == f.flow && n.subflow_item) return n.subflow_item->code;
   }
-  (void)catalog;
   return {};
 }
 
-}  // namespace
-
-Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s) {
+Case to_case(const CompiledCatalog&, const CaseSnapshot& s) {
   Case c;
   c.id = s.id;
   c.target = s.target;
@@ -220,7 +215,7 @@ Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s) {
     out.node = def.id;
     out.name = def.name.empty() ? def.id : def.name;
     out.kind = def.kind;
-    out.item = item_of(catalog, s, t.frame);
+    out.item = frame_item(s, t.frame);
     out.candidates = def.assignees;
     out.assigned_user = t.assigned_user;
     if (def.kind == NodeKind::countersign) out.slots = countersign_slots(def, t.added_signers);
@@ -238,13 +233,13 @@ Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s) {
   return c;
 }
 
-std::vector<InboxEntry> inbox_entries(const CompiledCatalog& catalog, const CaseSnapshot& s) {
+std::vector<InboxEntry> inbox_entries(const CompiledCatalog&, const CaseSnapshot& s) {
   std::vector<InboxEntry> out;
   for (const auto& t : s.tasks) {
     if (t.state != TaskState::open) continue;
     const Node* def = s.frames[t.frame].flow->nodes[t.node].def;
     if (def->kind == NodeKind::automatic) continue;
-    out.push_back(InboxEntry{s.id, t.id, def, item_of(catalog, s, t.frame), t.assigned_user, t.added_signers, t.created,
+    out.push_back(InboxEntry{s.id, t.id, def, frame_item(s, t.frame), t.assigned_user, t.added_signers, t.created,
                              t.due});
   }
   return out;

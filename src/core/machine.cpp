@@ -119,19 +119,6 @@ void Machine::emit(EventKind kind, TaskId task, std::string node, std::string fr
   events_.push_back(std::move(e));
 }
 
-std::string Machine::item_of_frame(std::uint16_t frame) const {
-  const Frame& f = state_.frames[frame];
-  if (f.parent < 0) return state_.is_theme ? std::string() : state_.target;
-  const Token* parent = nullptr;
-  (void)parent;
-  // The parent subflow node names the item.
-  const Frame& p = state_.frames[static_cast<std::size_t>(f.parent)];
-  for (const auto& n : p.flow->nodes) {
-    if (n.subflow == f.flow && n.subflow_item != nullptr) return n.subflow_item->code;
-  }
-  return {};
-}
-
 // ---- submission ----
 
 void Machine::submit(const Submission& submission, bool draft) {
@@ -428,7 +415,7 @@ void Machine::finish_frame(std::uint16_t frame, Outcome outcome) {
     finish_case(outcome, "end reached");
     return;
   }
-  emit(EventKind::subflow_finished, 0, {}, "running", std::string(to_string(outcome)), item_of_frame(frame));
+  emit(EventKind::subflow_finished, 0, {}, "running", std::string(to_string(outcome)), frame_item(state_, frame));
   Token* parent = find_token(f.parent_token);
   if (parent == nullptr) return;  // cancelled meanwhile
   parent->wait = Wait::none;

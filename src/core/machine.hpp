@@ -69,7 +69,6 @@ class Machine {
   TaskRecord& require_open_task(const Action& action);
   const CompiledFlow& flow_of(std::uint16_t frame) const { return *state_.frames[frame].flow; }
   const Node& node_of(const TaskRecord& task) const { return *flow_of(task.frame).nodes[task.node].def; }
-  std::string item_of_frame(std::uint16_t frame) const;
   bool is_candidate(const Actor& actor, const TaskRecord& task) const;
   std::vector<std::string> slots_of(const TaskRecord& task) const;
   void sign(TaskRecord& task, const Actor& actor, Decision decision);
@@ -89,6 +88,9 @@ class Machine {
   std::vector<Event> events_;
   int depth_ = 0;
 };
+
+// The item code whose flow a frame runs ("" for a theme's root flow).
+std::string frame_item(const CaseSnapshot& s, std::uint16_t frame);
 
 // The places to sign on a countersign: its fixed signers, else one per
 // listed user, role and department; then the signers added later.

@@ -98,7 +98,9 @@ Decision decision_of(Outcome o) {
 }  // namespace
 
 Machine::Machine(const CompiledCatalog& catalog, CaseSnapshot& state, Instant now, std::string actor)
-    : catalog_(catalog), state_(state), now_(now), actor_(std::move(actor)) {}
+    : catalog_(catalog), state_(state), now_(now), actor_(std::move(actor)) {
+  events_.reserve(8);
+}
 
 void Machine::emit(EventKind kind, TaskId task, std::string node, std::string from, std::string to,
                    std::string payload) {

@@ -493,6 +493,7 @@ TEST_CASE("applicants are identified by checked ID numbers") {
   s.target = "NO-SUCH-ITEM";
   try {
     f.engine->submit(s, Actor::applicant_of(company));
+    FAIL("accepted an application for an unknown item");
   } catch (const Error& e) {
     CHECK(e.code() == ErrorCode::not_found);
   }
@@ -563,6 +564,22 @@ TEST_CASE("a return that keeps the other branches re-runs only the returned bran
   f.act(ActionKind::approve, id, f.task(id, "land"), Actor::staff_member("l1", {}, {"land"}));
   CHECK(f.engine->get(id).status == CaseStatus::running);
   f.act(ActionKind::approve, id, f.task(id, "fire"), Actor::staff_member("f1", {}, {"fire"}));
+  CHECK(f.engine->get(id).outcome == Outcome::approved);
+  CHECK(f.engine->verify(id).ok);
+}
+
+TEST_CASE("each join counts the decisions of its own branches") {
+  Fixture f;
+  const CaseId id = f.submit("NESTED");
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"a", "b", "c"});
+  f.act(ActionKind::approve, id, f.task(id, "a"), Actor::staff_member("p", {}, {"planning"}));
+  f.act(ActionKind::approve, id, f.task(id, "b"), Actor::staff_member("f", {}, {"fire"}));
+  f.act(ActionKind::reject, id, f.task(id, "c"), Actor::staff_member("l", {}, {"land"}));
+  // The inner join saw one rejection; the outer branch's approval is not its business.
+  CHECK(f.open_nodes(id) == std::vector<std::string>{"inner_rejected"});
+  f.act(ActionKind::approve, id, f.task(id, "inner_rejected"), hall());
+  f.act(ActionKind::approve, id, f.task(id, "merge"), reviewer());
+  // The outer join saw two approvals (a, merge): the inner rejection stays inside.
   CHECK(f.engine->get(id).outcome == Outcome::approved);
   CHECK(f.engine->verify(id).ok);
 }

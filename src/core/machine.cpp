@@ -45,8 +45,6 @@ bool intersects(const std::vector<std::string>& a, const std::vector<std::string
   return std::any_of(a.begin(), a.end(), [&](const std::string& x) { return contains(b, x); });
 }
 
-std::string_view decision_word(Decision d) { return to_string(d); }
-
 // What guards read: the application, the applicant, the case, and the
 // decisions of the step being left.
 class GuardContext final : public ExprContext {
@@ -184,12 +182,13 @@ std::size_t Machine::token_index(std::uint32_t id) const {
   return state_.tokens.size();
 }
 
-std::uint32_t Machine::spawn(std::uint16_t frame, std::uint32_t node, std::uint32_t in_edge) {
+std::uint32_t Machine::spawn(std::uint16_t frame, std::uint32_t node, std::uint32_t in_edge, Decision decision) {
   Token t;
   t.id = state_.next_token++;
   t.frame = frame;
   t.node = node;
   t.in_edge = in_edge;
+  t.decision = decision;
   state_.tokens.push_back(t);
   enter(t.id);
   return t.id;
@@ -296,6 +295,9 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
       it = state_.joins.end() - 1;
     }
     it->arrived.push_back(token.in_edge);
+    // The decision of the step the branch last left counts at its own join.
+    if (token.decision == Decision::rejected) ++it->rejections;
+    if (token.decision == Decision::approved || token.decision == Decision::deemed_approved) ++it->approvals;
     state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
     if (it->arrived.size() < it->expected.size()) return;
     used.approvals = it->approvals;
@@ -305,17 +307,6 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
   } else {
     state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
   }
-
-  // Pass decisions on to the join that closes the branch this token is in.
-  auto note_decision = [&](std::uint32_t edge_index) {
-    (void)edge_index;
-    if (used.decision == Decision::none) return;
-    for (auto& j : state_.joins) {
-      if (j.frame != frame) continue;
-      (used.decision == Decision::rejected ? j.rejections : j.approvals) += 1;
-      break;
-    }
-  };
 
   const std::uint32_t first = node.first_edge;
   const std::uint32_t count = node.edge_count;
@@ -398,14 +389,9 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
     }
   }
   for (std::uint32_t e : chosen) {
-    note_decision(e);
-    take_edge(frame, cf.edges[e], e);
+    spawn(frame, cf.edges[e].to, e, used.decision);
     if (state_.status == CaseStatus::finished || state_.frames[frame].done) return;
   }
-}
-
-void Machine::take_edge(std::uint16_t frame, const CompiledEdge& edge, std::uint32_t edge_index) {
-  spawn(frame, edge.to, edge_index);
 }
 
 void Machine::finish_frame(std::uint16_t frame, Outcome outcome) {
@@ -521,7 +507,7 @@ void Machine::complete_task(TaskRecord& task, Decision decision) {
   task.state = TaskState::completed;
   task.decision = decision;
   const Node& def = node_of(task);
-  emit(EventKind::task_completed, task.id, def.id, "open", std::string(decision_word(decision)));
+  emit(EventKind::task_completed, task.id, def.id, "open", std::string(to_string(decision)));
   // Find the token waiting on this task and move it on.
   for (const auto& t : state_.tokens) {
     if (t.task == task.id) {
@@ -564,7 +550,7 @@ void Machine::sign(TaskRecord& task, const Actor& actor, Decision decision) {
                                                  state_.id, actor.user, task.id, def.id));
   }
   task.signatures.push_back(Signature{actor.user, slot, decision, now_});
-  emit(EventKind::signed_, task.id, def.id, {}, std::string(decision_word(decision)), fmt::format("{{\"slot\":\"{}\"}}", slot));
+  emit(EventKind::signed_, task.id, def.id, {}, std::string(to_string(decision)), fmt::format("{{\"slot\":\"{}\"}}", slot));
 
   const auto total = static_cast<std::uint32_t>(slots.size());
   std::uint32_t approvals = 0;

@@ -51,10 +51,10 @@ class Machine {
   void emit(EventKind kind, TaskId task, std::string node, std::string from, std::string to,
             std::string payload = {});
   void start_flow();
-  std::uint32_t spawn(std::uint16_t frame, std::uint32_t node, std::uint32_t in_edge);
+  std::uint32_t spawn(std::uint16_t frame, std::uint32_t node, std::uint32_t in_edge,
+                      Decision decision = Decision::none);
   void enter(std::uint32_t token_id);
   void leave(std::uint32_t token_id, const Outcomes& outcomes);
-  void take_edge(std::uint16_t frame, const CompiledEdge& edge, std::uint32_t edge_index);
   void finish_frame(std::uint16_t frame, Outcome outcome);
   void finish_case(Outcome outcome, std::string_view why);
   void cancel_token(std::size_t index, std::string_view why);
@@ -112,7 +112,6 @@ Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s);
 // Open tasks as stores index them.
 std::vector<InboxEntry> inbox_entries(const CompiledCatalog& catalog, const CaseSnapshot& s);
 // Everything still due for a case, unordered.
-std::vector<Deadline> deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s);
 void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
                        const std::function<void(const Deadline&)>& visit);
 // Earliest of them.

@@ -32,7 +32,7 @@ struct Token {
   std::uint16_t child = 0;    // Wait::subflow: the child frame
   Instant due{};              // Wait::timer
   std::uint32_t in_edge = npos;  // the edge it arrived by (joins)
-  Decision decision = Decision::none;  // stuck tokens: the decision to re-evaluate with
+  Decision decision = Decision::none;  // the decision of the step it came from (joins count it; retries reuse it)
   std::optional<LimitClock> clock;     // the step's time limit, when it has one
   bool timed_out = false;              // its on_timeout action has been taken
 };

@@ -291,10 +291,18 @@ TEST_CASE("hostile input gets a diagnostic, quickly") {
     CHECK(r.catalog->find_flow("big")->nodes.size() == 100000);
   }
   SUBCASE("empty and odd documents") {
-    for (const char* text : {"", "---\n", "~", "42", "[1, 2]", "- a\n- b\n", "? complex\n: key\n", "&a x: *a",
-                             "\xEF\xBB\xBF" "departments: []", "*unknown"}) {
+    // Empty documents are fine; anything that is not a mapping of known
+    // keys is an error with a position, never a crash.
+    for (const char* text : {"", "---\n", "~", "\xEF\xBB\xBF" "departments: []"}) {
+      CAPTURE(text);
       const auto r = onestop::load_catalog(std::vector<onestop::Source>{{"odd.yaml", text}});
-      CHECK(r.catalog != nullptr);
+      CHECK(r.ok());
+    }
+    for (const char* text : {"42", "[1, 2]", "- a\n- b\n", "? complex\n: key\n", "&a x: *a", "*unknown"}) {
+      CAPTURE(text);
+      const auto r = onestop::load_catalog(std::vector<onestop::Source>{{"odd.yaml", text}});
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.diagnostics.front().where.file == "odd.yaml");
     }
   }
 }

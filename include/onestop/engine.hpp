@@ -84,11 +84,6 @@ struct StepResult {
   std::map<std::string, Value> form;     // fields to add to the case's form data
 };
 
-// Read-only view of a case handed to step handlers and observers.
-struct CaseView {
-  const Case& state;
-};
-
 // A host-registered automatic step (e.g. a household-registry check). Called
 // outside any store transaction; its result is applied as its own action.
 class StepHandler {

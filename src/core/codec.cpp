@@ -245,12 +245,6 @@ std::vector<InboxEntry> inbox_entries(const CompiledCatalog&, const CaseSnapshot
   return out;
 }
 
-std::vector<Deadline> deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s) {
-  std::vector<Deadline> out;
-  for_each_deadline(catalog, s, [&](const Deadline& d) { out.push_back(d); });
-  return out;
-}
-
 void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
                        const std::function<void(const Deadline&)>& visit) {
   struct Sink {

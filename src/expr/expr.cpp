@@ -1821,15 +1821,24 @@ const std::vector<std::string>& Expr::fields() const noexcept {
   return program_ ? program_->fields : none;
 }
 
-Value Expr::evaluate(const ExprContext& context) const {
-  const detail::Program& program = checked(program_);
-  SlotStack stack(program.stack_size);
+namespace {
+
+// Runs a program; a fault becomes Error(invalid_input) naming the expression.
+void run_checked(const detail::Program& program, const ExprContext& context, Slot* stack) {
   try {
-    run(program, context, stack.data());
+    run(program, context, stack);
   } catch (const OperationFault& fault) {
     throw Error(ErrorCode::invalid_input,
                 fmt::format("{} in '{}'", fault.message, quoted_text(program.text)));
   }
+}
+
+}  // namespace
+
+Value Expr::evaluate(const ExprContext& context) const {
+  const detail::Program& program = checked(program_);
+  SlotStack stack(program.stack_size);
+  run_checked(program, context, stack.data());
   Slot& result = stack.data()[0];
   return result.ref == &result.own ? std::move(result.own) : *result.ref;
 }
@@ -1837,12 +1846,7 @@ Value Expr::evaluate(const ExprContext& context) const {
 bool Expr::test(const ExprContext& context) const {
   const detail::Program& program = checked(program_);
   SlotStack stack(program.stack_size);
-  try {
-    run(program, context, stack.data());
-  } catch (const OperationFault& fault) {
-    throw Error(ErrorCode::invalid_input,
-                fmt::format("{} in '{}'", fault.message, quoted_text(program.text)));
-  }
+  run_checked(program, context, stack.data());
   return stack.data()[0].ref->truthy();
 }
 

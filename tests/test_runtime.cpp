@@ -609,3 +609,40 @@ TEST_CASE("WCP-13 multiple instances with design-time knowledge: a quota counter
   f.act(ActionKind::approve, id, sign, Actor::staff_member("cai"));
   CHECK(f.engine->get(id).outcome == Outcome::approved);
 }
+
+TEST_CASE("import_case moves a case into another store with its history and hash chain intact") {
+  Fixture from;
+  const CaseId id = from.submit("SERIAL");
+  from.act(ActionKind::accept, id, from.task(id, "accept"), hall());
+  const auto history = from.engine->history(id);
+
+  Fixture to;
+  to.engine->import_case(history);
+  const Case a = from.engine->get(id);
+  const Case b = to.engine->get(id);
+  CHECK(b.version == a.version);
+  CHECK(b.status == a.status);
+  CHECK(to.open_nodes(id) == std::vector<std::string>{"review"});
+  CHECK(to.engine->history(id).back().hash == history.back().hash);
+  CHECK(to.engine->verify(id).ok);
+  // The imported id is never handed out again.
+  CHECK(to.submit("SERIAL") > id);
+  // The case goes on in its new store.
+  to.act(ActionKind::approve, id, to.task(id, "review"), reviewer());
+  CHECK(to.engine->get(id).status == CaseStatus::finished);
+
+  SUBCASE("twice is a conflict") { CHECK_THROWS_AS(to.engine->import_case(history), Error); }
+  SUBCASE("a tampered history is refused and nothing is stored") {
+    Fixture other;
+    auto bad = history;
+    bad[1].actor = "mallory";
+    try {
+      other.engine->import_case(bad);
+      FAIL("tampered history imported");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::invalid_input);
+    }
+    CHECK_THROWS_AS(other.engine->get(id), Error);
+  }
+  SUBCASE("an empty history is refused") { CHECK_THROWS_AS(to.engine->import_case({}), Error); }
+}

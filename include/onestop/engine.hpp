@@ -146,6 +146,12 @@ class Engine {
   // Checks the history's hash chain and that replaying it rebuilds the
   // stored state.
   virtual HistoryCheck verify(CaseId id) = 0;
+  // Adds a case from its whole history (an export of another store): checks
+  // the hash chain, rebuilds the state by replaying the inputs and commits
+  // it under the same case id in one step. Throws Error(invalid_input) when
+  // the chain is broken or the replay does not end where the history does,
+  // Error(conflict) when the store already has that case.
+  virtual void import_case(const std::vector<Event>& history) = 0;
 
   virtual void register_handler(const std::string& name, std::shared_ptr<StepHandler> handler) = 0;
   virtual void subscribe(std::shared_ptr<Observer> observer) = 0;

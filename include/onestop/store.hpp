@@ -28,10 +28,23 @@ struct InboxEntry {
   TaskId task = 0;
   const Node* node = nullptr;
   std::string item;           // item code of the task's flow
+  std::string flow;           // the flow the node belongs to, its version, and the
+  int flow_version = 1;       // node's index in it: how persistent stores name `node`
+  std::uint32_t node_index = 0;
   std::string assigned_user;  // set after a transfer
   std::vector<std::string> extra_users;  // countersign signers added later
   Instant created{};
   std::optional<Instant> due;
+};
+
+// What stores may index and list about a case without decoding its state.
+struct CaseHeader {
+  std::string target;      // item code or theme id
+  bool is_theme = false;
+  int target_version = 1;  // the definition version the case runs on
+  CaseStatus status = CaseStatus::running;
+  Instant submitted{};
+  std::optional<Instant> finished;
 };
 
 // One atomic unit of change.
@@ -40,6 +53,7 @@ struct Commit {
   std::uint64_t expected_version = 0;  // the version the action was applied to; 0 for a new case
   std::uint64_t new_version = 0;
   std::shared_ptr<const CaseSnapshot> snapshot;
+  CaseHeader header;
   std::vector<Event> events;           // appended in order
   std::vector<InboxEntry> open_tasks;  // every open task of the case after the change
   std::optional<Instant> next_timer;   // earliest due timer of the case, if any
@@ -56,12 +70,32 @@ struct InboxQuery {
   std::size_t limit = 50;
 };
 
+// What an engine hands its store when it opens (Store::bind): the catalog it
+// runs and the codec that turns case state into bytes and back. Persistent
+// stores keep snapshots as these bytes (a Boost.Serialization binary archive
+// with class versions, so snapshots of older builds still load).
+class CatalogBinding {
+ public:
+  virtual ~CatalogBinding() = default;
+  virtual const Catalog& catalog() const = 0;
+  virtual std::string encode(const CaseSnapshot& snapshot) const = 0;
+  // Throws Error(storage) when the bytes are not a snapshot, and
+  // Error(not_found) when they name a flow version the catalog lacks.
+  virtual std::shared_ptr<const CaseSnapshot> decode(std::string_view bytes) const = 0;
+  // The node `index` of flow `flow` version `version`; nullptr when absent.
+  virtual const Node* node(std::string_view flow, int version, std::uint32_t index) const = 0;
+};
+
 // Stores case state, history, inbox and timer indexes.
 // Implementations must be safe for concurrent use by several engine threads.
 class Store {
  public:
   virtual ~Store() = default;
 
+  // Called by open_engine before any other call. Persistent stores record
+  // the catalog's definitions and versions, and refuse (Error(invalid_input))
+  // a catalog that lacks a version their running cases still use.
+  virtual void bind(std::shared_ptr<const CatalogBinding> binding) { (void)binding; }
   // A fresh case id, never handed out before.
   virtual CaseId allocate_case_id() = 0;
   // The latest snapshot of a case; nullptr when there is no such case.
@@ -89,10 +123,18 @@ class Store {
 // A store that keeps everything in memory (tests, simulation, caches).
 std::shared_ptr<Store> open_memory_store();
 
+// A store named by URI, wherever the CLI or a host picks one:
+//   memory:          open_memory_store()
+//   sqlite:PATH      open_sqlite_store(PATH) with default options (sqlite_store.hpp)
+// Throws Error(invalid_input) for an unknown scheme, Error(storage) when the
+// store cannot be opened.
+std::shared_ptr<Store> open_store(std::string_view uri);
+
 // Decorates another store; override what you need (metrics, fault injection).
 class StoreWrapper : public Store {
  public:
   explicit StoreWrapper(std::shared_ptr<Store> target) : target_(std::move(target)) {}
+  void bind(std::shared_ptr<const CatalogBinding> b) override { target_->bind(std::move(b)); }
   CaseId allocate_case_id() override { return target_->allocate_case_id(); }
   std::shared_ptr<const CaseSnapshot> load(CaseId id) override { return target_->load(id); }
   void commit(Commit c) override { target_->commit(std::move(c)); }

@@ -239,8 +239,9 @@ std::vector<InboxEntry> inbox_entries(const CompiledCatalog&, const CaseSnapshot
     if (t.state != TaskState::open) continue;
     const Node* def = s.frames[t.frame].flow->nodes[t.node].def;
     if (def->kind == NodeKind::automatic) continue;
-    out.push_back(InboxEntry{s.id, t.id, def, frame_item(s, t.frame), t.assigned_user, t.added_signers, t.created,
-                             t.due});
+    const Flow& flow = *s.frames[t.frame].flow->def;
+    out.push_back(InboxEntry{s.id, t.id, def, frame_item(s, t.frame), flow.id, flow.version, t.node, t.assigned_user,
+                             t.added_signers, t.created, t.due});
   }
   return out;
 }
@@ -376,6 +377,47 @@ std::string dump(const CaseSnapshot& s) {
                                : json(nullptr);
   j["special"] = {s.special_kind, s.special_until ? s.special_until->time_since_epoch().count() : -1, s.paused};
   return j.dump();
+}
+
+std::shared_ptr<CaseSnapshot> replay(const CompiledCatalog& catalog, CaseId id, const std::vector<Event>& events) {
+  auto s = std::make_shared<CaseSnapshot>();
+  s->id = id;
+  for (const auto& e : events) {
+    switch (e.kind) {
+      case EventKind::submitted: {
+        bool theme = false;
+        int version = 1;
+        const Submission sub = decode_submission(e.payload, theme, version);
+        s->is_theme = theme;
+        s->target_version = version;
+        Machine m(catalog, *s, e.at, e.actor);
+        m.submit(sub, e.to == "draft");
+        break;
+      }
+      case EventKind::acted: {
+        Machine m(catalog, *s, e.at, e.actor);
+        m.act(decode_action(e.payload, id));
+        break;
+      }
+      case EventKind::handler_ran: {
+        Machine m(catalog, *s, e.at, e.actor);
+        m.handler_result(e.task, decode_step_result(e.payload));
+        break;
+      }
+      case EventKind::timer_fired: {
+        Machine m(catalog, *s, e.at, e.actor);
+        m.fire_timers();
+        break;
+      }
+      default:
+        break;  // derived events are re-created by the inputs
+    }
+  }
+  return s;
+}
+
+CaseHeader header_of(const CaseSnapshot& s) {
+  return CaseHeader{s.target, s.is_theme, s.target_version, s.status, s.submitted, s.finished};
 }
 
 }  // namespace onestop::core

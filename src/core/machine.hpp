@@ -123,4 +123,16 @@ std::string invariant_violation(const CaseSnapshot& s);
 // A canonical text dump (equality of states in replay checks, debugging).
 std::string dump(const CaseSnapshot& s);
 
+// Rebuilds a case from the inputs of its history alone (derived events are
+// re-created by them).
+std::shared_ptr<CaseSnapshot> replay(const CompiledCatalog& catalog, CaseId id, const std::vector<Event>& events);
+
+// The header stores index and list.
+CaseHeader header_of(const CaseSnapshot& s);
+
+// Boost.Serialization binary snapshots (snapshot.cpp). Flows are written as
+// id and version and resolved against `catalog` when read.
+std::string encode_snapshot(const CaseSnapshot& s);
+std::shared_ptr<CaseSnapshot> decode_snapshot(const CompiledCatalog& catalog, std::string_view bytes);
+
 }  // namespace onestop::core

@@ -62,16 +62,35 @@ bool form_fits(MaterialForm wanted, MaterialForm offered) {
   return true;
 }
 
+// What the engine hands its store: the compiled catalog and the snapshot codec.
+class Binding final : public CatalogBinding {
+ public:
+  explicit Binding(std::shared_ptr<const core::CompiledCatalog> compiled) : compiled_(std::move(compiled)) {}
+  const Catalog& catalog() const override { return compiled_->catalog(); }
+  std::string encode(const CaseSnapshot& s) const override { return core::encode_snapshot(s); }
+  std::shared_ptr<const CaseSnapshot> decode(std::string_view bytes) const override {
+    return core::decode_snapshot(*compiled_, bytes);
+  }
+  const Node* node(std::string_view flow, int version, std::uint32_t index) const override {
+    const core::CompiledFlow* f = compiled_->flow(flow, version);
+    return f == nullptr || index >= f->nodes.size() ? nullptr : f->nodes[index].def;
+  }
+
+ private:
+  std::shared_ptr<const core::CompiledCatalog> compiled_;
+};
+
 class EngineImpl final : public Engine {
  public:
   EngineImpl(std::shared_ptr<const Catalog> catalog, EngineOptions options)
-      : compiled_(std::move(catalog)), options_(std::move(options)) {
+      : compiled_(std::make_shared<const core::CompiledCatalog>(std::move(catalog))), options_(std::move(options)) {
     if (!options_.store) options_.store = open_memory_store();
     if (!options_.clock) options_.clock = make_system_clock();
+    options_.store->bind(std::make_shared<Binding>(compiled_));
   }
 
   SubmitResult submit(const Submission& submission, const Actor& actor) override {
-    const Catalog& cat = compiled_.catalog();
+    const Catalog& cat = compiled_->catalog();
     const Item* item = cat.find_item(submission.target);
     const Theme* theme = item ? nullptr : cat.find_theme(submission.target);
     if (item == nullptr && theme == nullptr) {
@@ -97,7 +116,7 @@ class EngineImpl final : public Engine {
     snapshot->is_theme = theme != nullptr;
     snapshot->target_version = theme ? theme->version : item->version;
     const Instant now = options_.clock->now();
-    core::Machine m(compiled_, *snapshot, now, actor.user.empty() ? complete.applicant.id : actor.user);
+    core::Machine m(*compiled_, *snapshot, now, actor.user.empty() ? complete.applicant.id : actor.user);
     m.submit(complete, !result.notice.ok());
     commit(snapshot, 0, m.events());
     result.case_id = snapshot->id;
@@ -116,14 +135,14 @@ class EngineImpl final : public Engine {
     }
     auto current = load(action->case_id);
     auto next = std::make_shared<CaseSnapshot>(*current);
-    core::Machine m(compiled_, *next, options_.clock->now(), action->actor.user);
+    core::Machine m(*compiled_, *next, options_.clock->now(), action->actor.user);
     m.act(*action);
     commit(next, current->version, m.events());
     after_commit(next, m.events());
     return next->version;
   }
 
-  Case get(CaseId id) override { return core::to_case(compiled_, *load(id)); }
+  Case get(CaseId id) override { return core::to_case(*compiled_, *load(id)); }
 
   std::vector<InboxEntry> inbox(const InboxQuery& query) override { return options_.store->inbox(query); }
 
@@ -134,7 +153,7 @@ class EngineImpl final : public Engine {
         try {
           auto current = load(id);
           auto next = std::make_shared<CaseSnapshot>(*current);
-          core::Machine m(compiled_, *next, now, "system");
+          core::Machine m(*compiled_, *next, now, "system");
           const std::size_t n = m.fire_timers();
           if (n == 0) break;
           commit(next, current->version, m.events());
@@ -171,7 +190,7 @@ class EngineImpl final : public Engine {
         auto it = handlers_.find(def.handler);
         if (it != handlers_.end()) handler = it->second;
       }
-      const Case view = core::to_case(compiled_, *current);
+      const Case view = core::to_case(*compiled_, *current);
       if (!handler) {
         result.ok = false;
         result.message = fmt::format("no handler '{}' is registered", def.handler);
@@ -184,7 +203,7 @@ class EngineImpl final : public Engine {
         }
       }
       auto next = std::make_shared<CaseSnapshot>(*current);
-      core::Machine m(compiled_, *next, options_.clock->now(), "system");
+      core::Machine m(*compiled_, *next, options_.clock->now(), "system");
       m.handler_result(pending->id, result);
       try {
         commit(next, current->version, m.events());
@@ -216,7 +235,7 @@ class EngineImpl final : public Engine {
     }
     std::shared_ptr<const CaseSnapshot> replayed;
     try {
-      replayed = replay(id, events);
+      replayed = core::replay(*compiled_, id, events);
     } catch (const std::exception& e) {
       return {false, 0, fmt::format("replaying case {} failed: {}", id, e.what())};
     }
@@ -224,6 +243,41 @@ class EngineImpl final : public Engine {
       return {false, 0, fmt::format("replaying the history of case {} does not rebuild its stored state", id)};
     }
     return check;
+  }
+
+  void import_case(const std::vector<Event>& events) override {
+    if (events.empty()) throw Error(ErrorCode::invalid_input, "import: an empty history");
+    const CaseId id = events.front().case_id;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      if (events[i].case_id != id) {
+        throw Error(ErrorCode::invalid_input, fmt::format("import: event {} of case {} belongs to case {}", i + 1, id,
+                                                          events[i].case_id));
+      }
+    }
+    if (HistoryCheck check = verify_history(events); !check.ok) {
+      throw Error(ErrorCode::invalid_input, fmt::format("import of case {}: {}", id, check.message));
+    }
+    std::shared_ptr<CaseSnapshot> rebuilt;
+    try {
+      rebuilt = core::replay(*compiled_, id, events);
+    } catch (const Error& e) {
+      throw Error(ErrorCode::invalid_input, fmt::format("import of case {}: replaying its history failed: {}", id, e.what()));
+    }
+    if (rebuilt->last_hash != events.back().hash || rebuilt->seq != events.back().seq) {
+      throw Error(ErrorCode::invalid_input,
+                  fmt::format("import of case {}: replaying its history does not end where the history does", id));
+    }
+    Commit c;
+    c.case_id = id;
+    c.expected_version = 0;
+    c.new_version = rebuilt->version;
+    c.header = core::header_of(*rebuilt);
+    c.events = events;
+    c.open_tasks = core::inbox_entries(*compiled_, *rebuilt);
+    c.next_timer = core::next_timer(*compiled_, *rebuilt);
+    c.finished = rebuilt->status == CaseStatus::finished;
+    c.snapshot = std::move(rebuilt);
+    options_.store->commit(std::move(c));
   }
 
   void register_handler(const std::string& name, std::shared_ptr<StepHandler> handler) override {
@@ -237,7 +291,7 @@ class EngineImpl final : public Engine {
     has_observers_ = true;
   }
 
-  std::shared_ptr<const Catalog> catalog() const override { return compiled_.shared(); }
+  std::shared_ptr<const Catalog> catalog() const override { return compiled_->shared(); }
 
   SupervisionStats statistics(const StatsQuery& q) override {
     struct Sample {
@@ -247,7 +301,7 @@ class EngineImpl final : public Engine {
     };
     SupervisionStats out;
     std::map<StatsFigures*, Sample> samples;
-    const Catalog& cat = compiled_.catalog();
+    const Catalog& cat = compiled_->catalog();
     const Instant now = options_.clock->now();
     for (CaseId id : options_.store->case_ids()) {
       const auto s = options_.store->load(id);
@@ -262,7 +316,7 @@ class EngineImpl final : public Engine {
         department = it->department;
       }
       if (!q.department.empty() && department != q.department) continue;
-      const WorkingCalendar& cal = compiled_.calendar_of(*s->frames[0].flow);
+      const WorkingCalendar& cal = compiled_->calendar_of(*s->frames[0].flow);
       const std::chrono::year_month_day local = cal.local_date(s->submitted);
       const std::string month = fmt::format("{:04}-{:02}", static_cast<int>(local.year()), static_cast<unsigned>(local.month()));
       for (StatsFigures* f : {&out.total, &out.by_target[s->target], &out.by_department[department], &out.by_month[month]}) {
@@ -288,7 +342,7 @@ class EngineImpl final : public Engine {
         }
         for (const auto& [key, rule] : s->warned) {
           (void)key;
-          const WarningRule& r = compiled_.rules()[rule & 0x7FFF];
+          const WarningRule& r = compiled_->rules()[rule & 0x7FFF];
           (r.level == WarningLevel::yellow ? f->yellow_warnings : f->red_warnings) += 1;
         }
         if (s->evaluation) {
@@ -324,44 +378,6 @@ class EngineImpl final : public Engine {
     return out;
   }
 
-  // Rebuilds a case from its inputs alone.
-  std::shared_ptr<const CaseSnapshot> replay(CaseId id, const std::vector<Event>& events) const {
-    auto s = std::make_shared<CaseSnapshot>();
-    s->id = id;
-    for (const auto& e : events) {
-      switch (e.kind) {
-        case EventKind::submitted: {
-          bool theme = false;
-          int version = 1;
-          const Submission sub = core::decode_submission(e.payload, theme, version);
-          s->is_theme = theme;
-          s->target_version = version;
-          core::Machine m(compiled_, *s, e.at, e.actor);
-          m.submit(sub, e.to == "draft");
-          break;
-        }
-        case EventKind::acted: {
-          core::Machine m(compiled_, *s, e.at, e.actor);
-          m.act(core::decode_action(e.payload, id));
-          break;
-        }
-        case EventKind::handler_ran: {
-          core::Machine m(compiled_, *s, e.at, e.actor);
-          m.handler_result(e.task, core::decode_step_result(e.payload));
-          break;
-        }
-        case EventKind::timer_fired: {
-          core::Machine m(compiled_, *s, e.at, e.actor);
-          m.fire_timers();
-          break;
-        }
-        default:
-          break;  // derived events are re-created by the inputs
-      }
-    }
-    return s;
-  }
-
  private:
   std::shared_ptr<const CaseSnapshot> load(CaseId id) {
     auto s = options_.store->load(id);
@@ -377,14 +393,15 @@ class EngineImpl final : public Engine {
     c.expected_version = expected;
     c.new_version = next->version;
     c.snapshot = next;
+    c.header = core::header_of(*next);
     if (has_observers_.load(std::memory_order_relaxed)) {
       c.events = events;
     } else {
       c.events = std::move(events);
       events.clear();
     }
-    c.open_tasks = core::inbox_entries(compiled_, *next);
-    c.next_timer = core::next_timer(compiled_, *next);
+    c.open_tasks = core::inbox_entries(*compiled_, *next);
+    c.next_timer = core::next_timer(*compiled_, *next);
     c.finished = next->status == CaseStatus::finished;
     options_.store->commit(std::move(c));
   }
@@ -396,7 +413,7 @@ class EngineImpl final : public Engine {
       observers = observers_;
     }
     if (observers.empty()) return;
-    const Case view = core::to_case(compiled_, *s);
+    const Case view = core::to_case(*compiled_, *s);
     for (const auto& e : events) {
       for (const auto& o : observers) {
         try {
@@ -502,7 +519,7 @@ class EngineImpl final : public Engine {
     return notice;
   }
 
-  core::CompiledCatalog compiled_;
+  std::shared_ptr<const core::CompiledCatalog> compiled_;
   EngineOptions options_;
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<StepHandler>> handlers_;

@@ -126,7 +126,13 @@ class MemoryStore final : public Store {
     auto it = cases_.find(c.case_id);
     const std::uint64_t current = it == cases_.end() ? 0 : it->second.version;
     if (current != c.expected_version) conflict(c, current);
-    if (it == cases_.end()) it = cases_.emplace(c.case_id, Entry{}).first;
+    if (it == cases_.end()) {
+      it = cases_.emplace(c.case_id, Entry{}).first;
+      // An imported case keeps its id: never hand it out again.
+      CaseId next = next_id_.load();
+      while (next <= c.case_id && !next_id_.compare_exchange_weak(next, c.case_id + 1)) {
+      }
+    }
     Entry& e = it->second;
     e.snapshot = c.snapshot;
     e.version = c.new_version;

@@ -1,0 +1,339 @@
+// Case state as a Boost.Serialization binary archive, for persistent stores.
+//
+// Every class has a declared version (BOOST_CLASS_VERSION below). When a
+// field is added, bump its class's version and read the field only when
+// `version` is at least the new one, so snapshots written by older builds
+// still load. Flows are written as id and version, never as pointers, and
+// resolved against the engine's catalog on reading.
+
+#include "core/machine.hpp"
+#include "core/state.hpp"
+
+#include <onestop/error.hpp>
+
+#include <boost/archive/binary_iarchive.hpp>
+#include <boost/archive/binary_oarchive.hpp>
+#include <boost/iostreams/device/array.hpp>
+#include <boost/iostreams/device/back_inserter.hpp>
+#include <boost/iostreams/stream.hpp>
+#include <boost/serialization/array_wrapper.hpp>
+#include <boost/serialization/map.hpp>
+#include <boost/serialization/split_free.hpp>
+#include <boost/serialization/string.hpp>
+#include <boost/serialization/utility.hpp>
+#include <boost/serialization/vector.hpp>
+#include <boost/serialization/version.hpp>
+
+#include <fmt/format.h>
+
+namespace onestop::core {
+namespace {
+// The catalog flows are resolved against while a snapshot is being read.
+thread_local const CompiledCatalog* reading_catalog = nullptr;
+}  // namespace
+}  // namespace onestop::core
+
+namespace boost::serialization {
+
+// std::chrono seconds-precision instants and durations as int64.
+template <class Archive>
+void save(Archive& ar, const onestop::Instant& t, unsigned) {
+  const std::int64_t s = t.time_since_epoch().count();
+  ar << s;
+}
+template <class Archive>
+void load(Archive& ar, onestop::Instant& t, unsigned) {
+  std::int64_t s = 0;
+  ar >> s;
+  t = onestop::Instant(std::chrono::seconds(s));
+}
+template <class Archive>
+void serialize(Archive& ar, onestop::Instant& t, unsigned version) {
+  split_free(ar, t, version);
+}
+
+template <class Archive>
+void save(Archive& ar, const std::chrono::seconds& d, unsigned) {
+  const std::int64_t s = d.count();
+  ar << s;
+}
+template <class Archive>
+void load(Archive& ar, std::chrono::seconds& d, unsigned) {
+  std::int64_t s = 0;
+  ar >> s;
+  d = std::chrono::seconds(s);
+}
+template <class Archive>
+void serialize(Archive& ar, std::chrono::seconds& d, unsigned version) {
+  split_free(ar, d, version);
+}
+
+// std::optional (Boost 1.74 serialises only boost::optional).
+template <class Archive, class T>
+void save(Archive& ar, const std::optional<T>& o, unsigned) {
+  const bool has = o.has_value();
+  ar << has;
+  if (has) ar << *o;
+}
+template <class Archive, class T>
+void load(Archive& ar, std::optional<T>& o, unsigned) {
+  bool has = false;
+  ar >> has;
+  if (has) {
+    T value{};
+    ar >> value;
+    o = std::move(value);
+  } else {
+    o.reset();
+  }
+}
+template <class Archive, class T>
+void serialize(Archive& ar, std::optional<T>& o, unsigned version) {
+  split_free(ar, o, version);
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::Hash& h, unsigned) {
+  ar& make_array(h.data(), h.size());
+}
+
+// Values: a type tag, then the content.
+template <class Archive>
+void save(Archive& ar, const onestop::Value& v, unsigned) {
+  const auto type = static_cast<std::uint8_t>(v.type());
+  ar << type;
+  switch (v.type()) {
+    case onestop::Value::Type::null: break;
+    case onestop::Value::Type::boolean: {
+      const bool b = v.as_bool();
+      ar << b;
+      break;
+    }
+    case onestop::Value::Type::number: {
+      const double d = v.as_number();
+      ar << d;
+      break;
+    }
+    case onestop::Value::Type::string: ar << v.as_string(); break;
+    case onestop::Value::Type::list: ar << v.as_list(); break;
+  }
+}
+template <class Archive>
+void load(Archive& ar, onestop::Value& v, unsigned) {
+  std::uint8_t type = 0;
+  ar >> type;
+  switch (static_cast<onestop::Value::Type>(type)) {
+    case onestop::Value::Type::null: v = onestop::Value(); break;
+    case onestop::Value::Type::boolean: {
+      bool b = false;
+      ar >> b;
+      v = onestop::Value(b);
+      break;
+    }
+    case onestop::Value::Type::number: {
+      double d = 0;
+      ar >> d;
+      v = onestop::Value(d);
+      break;
+    }
+    case onestop::Value::Type::string: {
+      std::string s;
+      ar >> s;
+      v = onestop::Value(std::move(s));
+      break;
+    }
+    case onestop::Value::Type::list: {
+      onestop::Value::List l;
+      ar >> l;
+      v = onestop::Value(std::move(l));
+      break;
+    }
+    default:
+      throw onestop::Error(onestop::ErrorCode::storage, fmt::format("snapshot: unknown value type {}", type));
+  }
+}
+template <class Archive>
+void serialize(Archive& ar, onestop::Value& v, unsigned version) {
+  split_free(ar, v, version);
+}
+
+// Enumerations as their underlying integers.
+template <class Archive, class E>
+void enum_field(Archive& ar, E& e) {
+  auto raw = static_cast<std::underlying_type_t<E>>(e);
+  ar& raw;
+  e = static_cast<E>(raw);
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::TimeLimit& l, unsigned) {
+  ar& l.amount;
+  enum_field(ar, l.unit);
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::LimitClock& c, unsigned) {
+  ar& c.limit& c.started& c.due& c.paused_at& c.suspended;
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::Applicant& a, unsigned) {
+  enum_field(ar, a.kind);
+  ar& a.id& a.name;
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::OfferedMaterial& m, unsigned) {
+  ar& m.id& m.file_name& m.bytes;
+  enum_field(ar, m.form);
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::Signature& s, unsigned) {
+  ar& s.user& s.slot;
+  enum_field(ar, s.decision);
+  ar& s.at;
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::Evaluation& e, unsigned) {
+  ar& e.rating& e.comment& e.at;
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::FollowUp& f, unsigned) {
+  ar& f.opened& f.due& f.closed& f.outcome;
+}
+
+// A frame names its flow by id and version.
+template <class Archive>
+void save(Archive& ar, const onestop::core::Frame& f, unsigned) {
+  const std::string id = f.flow->def->id;
+  const int version = f.flow->def->version;
+  ar << id << version << f.parent << f.parent_token << f.done;
+  const auto outcome = static_cast<std::uint8_t>(f.outcome);
+  ar << outcome;
+}
+template <class Archive>
+void load(Archive& ar, onestop::core::Frame& f, unsigned) {
+  std::string id;
+  int version = 0;
+  std::uint8_t outcome = 0;
+  ar >> id >> version >> f.parent >> f.parent_token >> f.done >> outcome;
+  f.outcome = static_cast<onestop::Outcome>(outcome);
+  const onestop::core::CompiledCatalog* catalog = onestop::core::reading_catalog;
+  f.flow = catalog == nullptr ? nullptr : catalog->flow(id, version);
+  if (f.flow == nullptr) {
+    throw onestop::Error(onestop::ErrorCode::not_found,
+                         fmt::format("the case runs flow '{}' version {}, which the catalog does not contain", id, version));
+  }
+}
+template <class Archive>
+void serialize(Archive& ar, onestop::core::Frame& f, unsigned version) {
+  split_free(ar, f, version);
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::core::Token& t, unsigned) {
+  ar& t.id& t.frame& t.node;
+  enum_field(ar, t.wait);
+  ar& t.task& t.child& t.due& t.in_edge;
+  enum_field(ar, t.decision);
+  ar& t.clock& t.timed_out;
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::core::JoinWait& j, unsigned) {
+  ar& j.frame& j.node& j.expected& j.arrived& j.approvals& j.rejections;
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::core::TaskRecord& t, unsigned) {
+  ar& t.id& t.frame& t.node;
+  enum_field(ar, t.state);
+  enum_field(ar, t.decision);
+  ar& t.created& t.due& t.assigned_user& t.added_signers& t.signatures& t.urges& t.failed;
+}
+
+template <class Archive>
+void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned) {
+  ar& s.id& s.target& s.is_theme& s.target_version& s.applicant& s.form& s.materials;
+  enum_field(ar, s.status);
+  ar& s.outcome& s.version& s.submitted& s.finished& s.error;
+  ar& s.frames& s.tokens& s.joins& s.tasks& s.next_token& s.next_task;
+  enum_field(ar, s.status_before_wait);
+  ar& s.suspended_since& s.promised_clock& s.statutory_clock& s.warned& s.special_kind& s.special_until& s.paused;
+  ar& s.evaluation& s.follow_up& s.follow_up_warned;
+  ar& s.seq& s.last_hash;
+}
+
+}  // namespace boost::serialization
+
+// Version 1 of every class: the first persistent layout.
+BOOST_CLASS_VERSION(onestop::CaseSnapshot, 1)
+BOOST_CLASS_VERSION(onestop::core::Frame, 1)
+BOOST_CLASS_VERSION(onestop::core::Token, 1)
+BOOST_CLASS_VERSION(onestop::core::JoinWait, 1)
+BOOST_CLASS_VERSION(onestop::core::TaskRecord, 1)
+BOOST_CLASS_VERSION(onestop::LimitClock, 1)
+BOOST_CLASS_VERSION(onestop::Applicant, 1)
+BOOST_CLASS_VERSION(onestop::OfferedMaterial, 1)
+BOOST_CLASS_VERSION(onestop::Signature, 1)
+BOOST_CLASS_VERSION(onestop::Evaluation, 1)
+BOOST_CLASS_VERSION(onestop::FollowUp, 1)
+BOOST_CLASS_VERSION(onestop::Value, 1)
+
+namespace onestop::core {
+
+namespace {
+// Small archives: no header text, only the payload (the header's library
+// version is kept by Boost in each class record instead).
+constexpr unsigned archive_flags = boost::archive::no_header | boost::archive::no_codecvt;
+// Our own four-byte prefix: a magic and the format generation.
+constexpr char magic[4] = {'O', 'S', 'S', '1'};
+}  // namespace
+
+std::string encode_snapshot(const CaseSnapshot& s) {
+  std::string out(magic, sizeof magic);
+  {
+    boost::iostreams::stream<boost::iostreams::back_insert_device<std::string>> stream(out);
+    boost::archive::binary_oarchive ar(stream, archive_flags);
+    ar << s;
+  }
+  return out;
+}
+
+std::shared_ptr<CaseSnapshot> decode_snapshot(const CompiledCatalog& catalog, std::string_view bytes) {
+  if (bytes.size() < sizeof magic || bytes.substr(0, sizeof magic) != std::string_view(magic, sizeof magic)) {
+    throw Error(ErrorCode::storage, "snapshot: not a onestop case snapshot (bad magic)");
+  }
+  auto s = std::make_shared<CaseSnapshot>();
+  struct Reset {
+    ~Reset() { reading_catalog = nullptr; }
+  } reset;
+  reading_catalog = &catalog;
+  try {
+    boost::iostreams::stream<boost::iostreams::array_source> stream(bytes.data() + sizeof magic,
+                                                                    bytes.size() - sizeof magic);
+    boost::archive::binary_iarchive ar(stream, archive_flags);
+    ar >> *s;
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::storage, fmt::format("snapshot: cannot be read ({})", e.what()));
+  }
+  // Guard the indices the machine trusts.
+  for (const auto& t : s->tasks) {
+    if (t.frame >= s->frames.size() || t.node >= s->frames[t.frame].flow->nodes.size()) {
+      throw Error(ErrorCode::storage, fmt::format("snapshot of case {}: task {} points outside its flow", s->id, t.id));
+    }
+  }
+  for (const auto& t : s->tokens) {
+    if (t.frame >= s->frames.size() || t.node >= s->frames[t.frame].flow->nodes.size()) {
+      throw Error(ErrorCode::storage, fmt::format("snapshot of case {}: token {} points outside its flow", s->id, t.id));
+    }
+  }
+  return s;
+}
+
+}  // namespace onestop::core

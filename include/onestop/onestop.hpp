@@ -13,3 +13,4 @@
 #include <onestop/case.hpp>
 #include <onestop/store.hpp>
 #include <onestop/engine.hpp>
+#include <onestop/archive.hpp>

@@ -627,6 +627,12 @@ void Machine::do_return(TaskRecord& task, const std::string& target) {
 // ---- actions ----
 
 void Machine::act(const Action& a) {
+  // A stale action is a conflict whatever has happened since: the host
+  // reloads and sees why.
+  if (a.expected_version != 0 && a.expected_version != state_.version) {
+    refuse(ErrorCode::conflict, fmt::format("case {} is at version {}, not {}: someone acted first; reload and retry",
+                                            state_.id, state_.version, a.expected_version));
+  }
   if (a.kind == ActionKind::evaluate || a.kind == ActionKind::rectify) {
     evaluate(a);
     ++state_.version;
@@ -635,10 +641,6 @@ void Machine::act(const Action& a) {
   if (state_.status == CaseStatus::finished) {
     refuse(ErrorCode::invalid_state, fmt::format("case {} is finished ({}); {} by {} refused", state_.id,
                                                  to_string(*state_.outcome), to_string(a.kind), a.actor.user));
-  }
-  if (a.expected_version != 0 && a.expected_version != state_.version) {
-    refuse(ErrorCode::conflict, fmt::format("case {} is at version {}, not {}: someone acted first; reload and retry",
-                                            state_.id, state_.version, a.expected_version));
   }
   const bool staff_task_action = a.kind == ActionKind::accept || a.kind == ActionKind::refuse ||
                                  a.kind == ActionKind::approve || a.kind == ActionKind::reject ||

@@ -277,7 +277,12 @@ class EngineImpl final : public Engine {
     c.next_timer = core::next_timer(*compiled_, *rebuilt);
     c.finished = rebuilt->status == CaseStatus::finished;
     c.snapshot = std::move(rebuilt);
-    options_.store->commit(std::move(c));
+    try {
+      options_.store->commit(std::move(c));
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::conflict) throw;
+      throw Error(ErrorCode::conflict, fmt::format("import: case {} is already in this store", id));
+    }
   }
 
   void register_handler(const std::string& name, std::shared_ptr<StepHandler> handler) override {

@@ -1,0 +1,170 @@
+// The portable case archive (JSON Lines).
+
+#include <onestop/archive.hpp>
+#include <onestop/error.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include <istream>
+#include <ostream>
+
+namespace onestop {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int archive_version = 1;
+
+std::string iso_utc(Instant t) {
+  const auto days = std::chrono::floor<std::chrono::days>(t);
+  const std::chrono::year_month_day ymd{days};
+  const std::chrono::hh_mm_ss hms{t - days};
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), hms.hours().count(),
+                     hms.minutes().count(), hms.seconds().count());
+}
+
+Instant parse_iso_utc(const std::string& s) {
+  int y = 0;
+  unsigned mo = 0, d = 0, h = 0, mi = 0, se = 0;
+  char z = 0;
+  if (std::sscanf(s.c_str(), "%d-%u-%uT%u:%u:%u%c", &y, &mo, &d, &h, &mi, &se, &z) != 7 || z != 'Z') {
+    throw Error(ErrorCode::invalid_input, fmt::format("'{}' is not a UTC time like 2026-03-02T01:00:00Z", s));
+  }
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{mo}, std::chrono::day{d}};
+  if (!ymd.ok() || h > 23 || mi > 59 || se > 59) throw Error(ErrorCode::invalid_input, fmt::format("'{}' is not a valid time", s));
+  return std::chrono::sys_days{ymd} + std::chrono::hours{h} + std::chrono::minutes{mi} + std::chrono::seconds{se};
+}
+
+Hash parse_hash(const std::string& hex) {
+  Hash h{};
+  if (hex.size() != 64) throw Error(ErrorCode::invalid_input, fmt::format("hash '{}' is not 64 hex digits", hex));
+  auto nibble = [&](char c) -> std::uint8_t {
+    if (c >= '0' && c <= '9') return static_cast<std::uint8_t>(c - '0');
+    if (c >= 'a' && c <= 'f') return static_cast<std::uint8_t>(c - 'a' + 10);
+    if (c >= 'A' && c <= 'F') return static_cast<std::uint8_t>(c - 'A' + 10);
+    throw Error(ErrorCode::invalid_input, fmt::format("hash '{}' is not hex", hex));
+  };
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = static_cast<std::uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  return h;
+}
+
+EventKind parse_kind(const std::string& name) {
+  for (int k = 0; k <= static_cast<int>(EventKind::follow_up_closed); ++k) {
+    if (to_string(static_cast<EventKind>(k)) == name) return static_cast<EventKind>(k);
+  }
+  throw Error(ErrorCode::invalid_input, fmt::format("unknown event kind '{}'", name));
+}
+
+json event_json(const Event& e) {
+  return json{{"seq", e.seq},       {"at", iso_utc(e.at)}, {"actor", e.actor},     {"kind", to_string(e.kind)},
+              {"task", e.task},     {"node", e.node},      {"from", e.from},       {"to", e.to},
+              {"payload", e.payload}, {"prev_hash", to_hex(e.prev_hash)}, {"hash", to_hex(e.hash)}};
+}
+
+template <class T>
+T field(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) throw Error(ErrorCode::invalid_input, fmt::format("event: no '{}'", name));
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    throw Error(ErrorCode::invalid_input, fmt::format("event: '{}' has the wrong type", name));
+  }
+}
+
+Event event_of(const json& j, CaseId case_id) {
+  if (!j.is_object()) throw Error(ErrorCode::invalid_input, "event: not an object");
+  Event e;
+  e.case_id = case_id;
+  e.seq = field<std::uint64_t>(j, "seq");
+  e.at = parse_iso_utc(field<std::string>(j, "at"));
+  e.actor = field<std::string>(j, "actor");
+  e.kind = parse_kind(field<std::string>(j, "kind"));
+  e.task = field<TaskId>(j, "task");
+  e.node = field<std::string>(j, "node");
+  e.from = field<std::string>(j, "from");
+  e.to = field<std::string>(j, "to");
+  e.payload = field<std::string>(j, "payload");
+  e.prev_hash = parse_hash(field<std::string>(j, "prev_hash"));
+  e.hash = parse_hash(field<std::string>(j, "hash"));
+  return e;
+}
+
+}  // namespace
+
+std::string event_to_json(const Event& event) { return event_json(event).dump(); }
+
+Event event_from_json(const std::string& text, CaseId case_id) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(ErrorCode::invalid_input, fmt::format("event: not JSON ({})", e.what()));
+  }
+  return event_of(j, case_id);
+}
+
+std::size_t export_cases(Store& store, std::ostream& out, const std::vector<CaseId>& wanted) {
+  const std::vector<CaseId> ids = wanted.empty() ? store.case_ids() : wanted;
+  out << json{{"format", "onestop-archive"}, {"version", archive_version}, {"cases", ids.size()}}.dump() << '\n';
+  std::size_t written = 0;
+  for (CaseId id : ids) {
+    const auto events = store.history(id);
+    if (events.empty()) throw Error(ErrorCode::not_found, fmt::format("export: no case {}", id));
+    json line{{"case", id}, {"events", json::array()}};
+    auto& list = line["events"];
+    for (const auto& e : events) list.push_back(event_json(e));
+    out << line.dump() << '\n';
+    ++written;
+  }
+  out.flush();
+  if (!out) throw Error(ErrorCode::storage, "export: writing the archive failed");
+  return written;
+}
+
+ImportReport import_cases(Engine& engine, std::istream& in) {
+  ImportReport report;
+  std::string text;
+  if (!std::getline(in, text)) throw Error(ErrorCode::invalid_input, "import: the archive is empty");
+  json header;
+  try {
+    header = json::parse(text);
+  } catch (const json::exception&) {
+    throw Error(ErrorCode::invalid_input, "import: line 1 is not an onestop archive header");
+  }
+  if (!header.is_object() || header.value("format", "") != "onestop-archive") {
+    throw Error(ErrorCode::invalid_input, "import: line 1 is not an onestop archive header");
+  }
+  if (header.value("version", 0) != archive_version) {
+    throw Error(ErrorCode::invalid_input, fmt::format("import: archive version {} is not one this build reads ({})",
+                                                      header.value("version", 0), archive_version));
+  }
+  std::size_t line_no = 1;
+  while (std::getline(in, text)) {
+    ++line_no;
+    if (text.empty()) continue;
+    CaseId id = 0;
+    try {
+      const json line = json::parse(text);
+      if (!line.is_object() || !line.contains("case") || !line.contains("events") || !line["events"].is_array()) {
+        throw Error(ErrorCode::invalid_input, "not a case line ({\"case\": id, \"events\": [...]})");
+      }
+      id = line["case"].get<CaseId>();
+      std::vector<Event> events;
+      events.reserve(line["events"].size());
+      for (const auto& e : line["events"]) events.push_back(event_of(e, id));
+      engine.import_case(events);
+      ++report.imported;
+    } catch (const std::exception& e) {
+      report.problems.push_back(id == 0 ? fmt::format("line {}: {}", line_no, e.what())
+                                        : fmt::format("line {}: case {}: {}", line_no, id, e.what()));
+    }
+  }
+  return report;
+}
+
+}  // namespace onestop

@@ -1,0 +1,1241 @@
+// The SQLite store. One connection behind a mutex; every commit is one
+// BEGIN IMMEDIATE transaction that checks the case version first, so several
+// threads and several processes may share the file. Snapshots are the bytes
+// of CatalogBinding::encode; decoded ones are cached per (case, version).
+// A deferred batch keeps the latest commit of each case in memory and writes
+// them in one transaction (see begin_batch in sqlite_store.hpp).
+
+#include "store/sqlite_db.hpp"
+#include "store/sqlite_schema.hpp"
+
+#include <onestop/sqlite_store.hpp>
+#include <onestop/version.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <list>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
+
+namespace onestop {
+
+namespace {
+
+using sqlite_detail::describe;
+using sqlite_detail::fail;
+using sqlite_detail::Reset;
+using sqlite_detail::Stmt;
+
+constexpr std::int64_t onestop_application_id = 0x4F4E5354;  // "ONST", set by migration 1
+constexpr std::int64_t finished_status = static_cast<std::int64_t>(CaseStatus::finished);
+constexpr char separator = '\x1f';
+// Events held by a deferred batch before they are written into its transaction.
+constexpr std::size_t batch_flush_events = 200000;
+
+std::int64_t seconds(Instant t) { return t.time_since_epoch().count(); }
+Instant instant(std::int64_t s) { return Instant{std::chrono::seconds{s}}; }
+std::optional<std::int64_t> seconds(const std::optional<Instant>& t) {
+  if (!t) return std::nullopt;
+  return seconds(*t);
+}
+std::optional<Instant> instant(const std::optional<std::int64_t>& s) {
+  if (!s) return std::nullopt;
+  return instant(*s);
+}
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) {
+    if (!out.empty()) out += separator;
+    out += p;
+  }
+  return out;
+}
+
+std::vector<std::string> split(std::string_view s) {
+  std::vector<std::string> out;
+  if (s.empty()) return out;
+  std::size_t start = 0;
+  while (true) {
+    const auto end = s.find(separator, start);
+    out.emplace_back(s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+// Who may see a task: one letter for the kind ('u', 'r', 'd') and the name.
+// Memory-store rules: the assigned user alone after a transfer; else the
+// node's users, signers and added signers, roles and departments.
+std::vector<std::string> candidates_of(const InboxEntry& e) {
+  std::vector<std::string> out;
+  auto add = [&](char kind, const std::string& name) {
+    std::string c;
+    c.reserve(name.size() + 1);
+    c += kind;
+    c += name;
+    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(std::move(c));
+  };
+  if (!e.assigned_user.empty()) {
+    add('u', e.assigned_user);
+    return out;
+  }
+  if (e.node != nullptr) {
+    for (const auto& u : e.node->assignees.users) add('u', u);
+    for (const auto& u : e.node->signers) add('u', u);
+  }
+  for (const auto& u : e.extra_users) add('u', u);
+  if (e.node != nullptr) {
+    for (const auto& r : e.node->assignees.roles) add('r', r);
+    for (const auto& d : e.node->assignees.departments) add('d', d);
+  }
+  return out;
+}
+
+std::string_view kind_name(char k) {
+  switch (k) {
+    case 'u': return "user";
+    case 'r': return "role";
+    default: return "department";
+  }
+}
+
+// The migrations in schemas/sqlite.sql: sections headed `-- migration N: what`.
+std::vector<SqliteMigration> parse_migrations(std::string_view sql) {
+  constexpr std::string_view marker = "-- migration ";
+  std::vector<SqliteMigration> out;
+  std::size_t pos = 0;
+  while ((pos = sql.find(marker, pos)) != std::string_view::npos) {
+    if (pos != 0 && sql[pos - 1] != '\n') {
+      pos += marker.size();
+      continue;
+    }
+    const auto line_end = std::min(sql.find('\n', pos), sql.size());
+    const std::string_view head = sql.substr(pos + marker.size(), line_end - pos - marker.size());
+    SqliteMigration m;
+    const auto [p, ec] = std::from_chars(head.data(), head.data() + head.size(), m.version);
+    if (ec != std::errc()) throw Error(ErrorCode::internal, fmt::format("schemas/sqlite.sql: bad migration header '{}'", head));
+    const auto colon = head.find(':');
+    if (colon != std::string_view::npos) {
+      std::string_view d = head.substr(colon + 1);
+      while (!d.empty() && d.front() == ' ') d.remove_prefix(1);
+      m.description = std::string(d);
+    }
+    auto next = sql.find(std::string("\n") + std::string(marker), line_end);
+    const std::size_t end = next == std::string_view::npos ? sql.size() : next + 1;
+    m.sql = std::string(sql.substr(line_end, end - line_end));
+    out.push_back(std::move(m));
+    pos = end;
+  }
+  return out;
+}
+
+void check_migrations(const std::vector<SqliteMigration>& migrations) {
+  if (migrations.empty()) throw Error(ErrorCode::invalid_input, "SQLite store: no schema migrations");
+  for (std::size_t i = 0; i < migrations.size(); ++i) {
+    if (migrations[i].version != static_cast<int>(i) + 1) {
+      throw Error(ErrorCode::invalid_input,
+                  fmt::format("SQLite store: migration {} is numbered {}; migrations must go 1, 2, 3, ...", i + 1,
+                              migrations[i].version));
+    }
+  }
+}
+
+// What is stored about a case besides its snapshot.
+struct Row {
+  std::uint64_t version = 0;
+  std::int64_t status = 0;
+  std::string target;
+  bool is_theme = false;
+  std::int64_t target_version = 0;
+  std::optional<std::int64_t> next_timer;
+};
+
+// An open task as stored.
+struct TaskRow {
+  TaskId task = 0;
+  std::string flow;
+  std::int64_t flow_version = 0;
+  std::int64_t node_index = 0;
+  std::string item;
+  std::string assigned_user;
+  std::string extra_users;
+  std::int64_t created = 0;
+  std::optional<std::int64_t> due;
+  std::string candidates;
+};
+
+// A case changed by a deferred batch: the latest commit, the events not yet
+// written, and what the transaction holds for it so far.
+struct Pending {
+  std::optional<Row> db;  // the row as written in the database (inside the transaction)
+  std::uint64_t version = 0;
+  Commit latest;          // its events are moved to `events`
+  std::vector<Event> events;
+  bool dirty = false;
+};
+
+class SqliteStoreImpl final : public SqliteStore {
+ public:
+  SqliteStoreImpl(std::string path, const SqliteOptions& options, const std::vector<SqliteMigration>& migrations)
+      : path_(std::move(path)), options_(options) {
+    check_migrations(migrations);
+    try {
+      open(migrations);
+    } catch (...) {
+      close();
+      throw;
+    }
+  }
+
+  ~SqliteStoreImpl() override {
+    if (batch_depth_ > 0) rollback_quietly();
+    close();
+  }
+
+  // --- Store ---------------------------------------------------------------
+
+  void bind(std::shared_ptr<const CatalogBinding> binding) override {
+    if (!binding) throw Error(ErrorCode::invalid_input, fmt::format("{}: bind: no catalog binding", path_));
+    std::lock_guard lock(mu_);
+    if (batch_depth_ > 0) flush();
+    const Catalog& cat = binding->catalog();
+    // Refuse a catalog that lacks a version running cases still use.
+    for (const auto& [is_theme, target, version] : used_definitions()) {
+      const bool present = is_theme ? cat.find_theme(target, static_cast<int>(version)) != nullptr
+                                    : cat.find_item(target, static_cast<int>(version)) != nullptr;
+      if (present) continue;
+      Stmt& s = st_.count_running;
+      Reset r(s);
+      s.bind(1, static_cast<std::int64_t>(is_theme)).bind(2, target).bind(3, version);
+      s.step();
+      const std::int64_t running = s.integer(0);
+      if (running == 0) continue;
+      throw Error(ErrorCode::invalid_input,
+                  fmt::format("{}: case {} runs {} {} version {}, which the catalog does not contain ({} running "
+                              "case{} on it); deploy new versions beside the old",
+                              path_, s.integer(1), is_theme ? "theme" : "item", target, version, running,
+                              running == 1 ? "" : "s"));
+    }
+    if (!options_.read_only) {
+      std::optional<Tx> tx;
+      if (batch_depth_ == 0) tx.emplace(*this);
+      const std::int64_t now =
+          seconds(std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+      auto record = [&](std::string_view kind, const std::string& id, int version, const std::string& name) {
+        st_.insert_definition.bind(1, kind).bind(2, id).bind(3, std::int64_t{version}).bind(4, name).bind(5, now);
+        st_.insert_definition.run();
+      };
+      for (const auto& i : cat.items) record("item", i.code, i.version, i.name);
+      for (const auto& f : cat.flows) record("flow", f.id, f.version, f.name);
+      for (const auto& t : cat.themes) record("theme", t.id, t.version, t.name);
+      if (tx) tx->commit();
+    }
+    binding_ = std::move(binding);
+    cache_.clear();
+    cache_index_.clear();
+  }
+
+  CaseId allocate_case_id() override {
+    std::lock_guard lock(mu_);
+    if (next_id_ >= id_end_) {
+      const std::int64_t block = std::max<std::uint32_t>(options_.case_id_block, 1);
+      std::optional<Tx> tx;
+      if (batch_depth_ == 0) tx.emplace(*this);
+      Stmt& s = st_.reserve_ids;
+      std::int64_t start = 0;
+      {
+        Reset r(s);
+        s.bind(1, block);
+        if (!s.step()) throw Error(ErrorCode::storage, fmt::format("{}: the case id sequence is missing", path_));
+        start = s.integer(0);
+      }
+      if (tx) tx->commit();
+      next_id_ = static_cast<CaseId>(start);
+      id_end_ = next_id_ + static_cast<CaseId>(block);
+      reserved_top_ = std::max(reserved_top_, id_end_);
+      ids_reserved_in_batch_ = batch_depth_ > 0;
+    }
+    return next_id_++;
+  }
+
+  std::shared_ptr<const CaseSnapshot> load(CaseId id) override {
+    std::lock_guard lock(mu_);
+    require_bound("load");
+    if (batch_depth_ > 0) {
+      if (auto it = pending_.find(id); it != pending_.end()) return it->second.latest.snapshot;
+    }
+    Stmt& s = st_.select_snapshot;
+    Reset r(s);
+    s.bind(1, static_cast<std::int64_t>(id));
+    if (!s.step()) return nullptr;
+    const auto version = static_cast<std::uint64_t>(s.integer(0));
+    if (auto cached = cached_snapshot(id, version)) return cached;
+    auto snapshot = binding_->decode(s.blob(1));
+    remember(id, version, snapshot);
+    return snapshot;
+  }
+
+  void commit(Commit c) override {
+    std::lock_guard lock(mu_);
+    require_bound("commit");
+    if (!c.snapshot) throw Error(ErrorCode::invalid_input, fmt::format("{}: commit of case {} without a snapshot", path_, c.case_id));
+    if (batch_depth_ > 0) {
+      const std::optional<Row> row = pending_.count(c.case_id) ? std::nullopt : read_row(c.case_id);
+      add_pending(std::move(c), row);
+      if (pending_events_ >= batch_flush_events) flush_or_abort();
+      return;
+    }
+    const CaseId id = c.case_id;
+    const std::uint64_t version = c.new_version;
+    auto snapshot = c.snapshot;
+    try {
+      Tx tx(*this);
+      const std::optional<Row> row = read_row(id);
+      check_version(c, row ? row->version : 0);
+      write_case(c, row, c.events);
+      tx.commit();
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::storage) throw;
+      throw Error(ErrorCode::storage, fmt::format("{} (the commit of case {} was rolled back)", e.what(), id));
+    }
+    remember(id, version, std::move(snapshot));
+  }
+
+  void commit_batch(std::vector<Commit> commits) override {
+    std::lock_guard lock(mu_);
+    require_bound("commit_batch");
+    const bool own = batch_depth_ == 0;
+    if (own) begin_locked();
+    try {
+      // Check every version first so that the batch is all or nothing.
+      std::unordered_map<CaseId, std::optional<Row>> rows;
+      std::unordered_map<CaseId, std::uint64_t> versions;
+      for (const auto& c : commits) {
+        if (!c.snapshot) throw Error(ErrorCode::invalid_input, fmt::format("{}: commit of case {} without a snapshot", path_, c.case_id));
+        std::uint64_t current = 0;
+        if (auto v = versions.find(c.case_id); v != versions.end()) {
+          current = v->second;
+        } else if (auto p = pending_.find(c.case_id); p != pending_.end()) {
+          current = p->second.version;
+        } else {
+          auto& row = rows[c.case_id] = read_row(c.case_id);
+          current = row ? row->version : 0;
+        }
+        check_version(c, current);
+        versions[c.case_id] = c.new_version;
+      }
+      for (auto& c : commits) {
+        auto it = rows.find(c.case_id);
+        std::optional<Row> row;
+        if (it != rows.end()) row = std::move(it->second), rows.erase(it);
+        add_pending(std::move(c), row);
+      }
+      if (own) {
+        end_locked();
+      } else if (pending_events_ >= batch_flush_events) {
+        flush_or_abort();
+      }
+    } catch (...) {
+      if (own && batch_depth_ > 0) abort_locked();
+      throw;
+    }
+  }
+
+  std::vector<Event> history(CaseId id) override {
+    std::lock_guard lock(mu_);
+    if (batch_depth_ > 0) flush_or_abort();
+    std::vector<Event> out;
+    Stmt& s = st_.select_events;
+    Reset r(s);
+    s.bind(1, static_cast<std::int64_t>(id));
+    while (s.step()) {
+      Event e;
+      e.case_id = id;
+      e.seq = static_cast<std::uint64_t>(s.integer(0));
+      e.at = instant(s.integer(1));
+      e.actor = s.text(2);
+      e.kind = static_cast<EventKind>(s.integer(3));
+      e.task = static_cast<TaskId>(s.integer(4));
+      e.node = s.text(5);
+      e.from = s.text(6);
+      e.to = s.text(7);
+      e.payload = s.text(8);
+      if (s.is_null(9)) {
+        if (!out.empty()) e.prev_hash = out.back().hash;
+      } else {
+        copy_hash(s.blob(9), e.prev_hash, id, e.seq);
+      }
+      copy_hash(s.blob(10), e.hash, id, e.seq);
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  std::vector<InboxEntry> inbox(const InboxQuery& q) override {
+    std::lock_guard lock(mu_);
+    require_bound("inbox");
+    if (batch_depth_ > 0) flush_or_abort();
+    std::vector<std::pair<std::string_view, const std::string*>> keys;
+    auto add = [&](std::string_view kind, const std::string& name) {
+      for (const auto& k : keys) {
+        if (k.first == kind && *k.second == name) return;
+      }
+      keys.emplace_back(kind, &name);
+    };
+    if (!q.user.empty()) add("user", q.user);
+    for (const auto& r : q.roles) add("role", r);
+    for (const auto& d : q.departments) add("department", d);
+    std::vector<InboxEntry> out;
+    if (keys.empty() || q.limit == 0) return out;
+
+    std::optional<ReadTx> tx;
+    if (batch_depth_ == 0) tx.emplace(*this);
+    // One ordered stream per candidate key, merged oldest first; a task that
+    // several keys match comes out once.
+    auto& pool = q.item.empty() ? inbox_streams_ : inbox_streams_item_;
+    while (pool.size() < keys.size()) {
+      pool.emplace_back(db_, &path_,
+                        q.item.empty()
+                            ? "SELECT created, case_id, task FROM task_candidates WHERE kind = ?1 AND name = ?2 "
+                              "ORDER BY created, case_id, task"
+                            : "SELECT created, case_id, task FROM task_candidates WHERE kind = ?1 AND name = ?2 "
+                              "AND item = ?3 ORDER BY created, case_id, task");
+    }
+    using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t>;
+    struct Stream {
+      Stmt* stmt;
+      bool live;
+      Key head;
+    };
+    std::vector<Stream> streams;
+    std::vector<std::unique_ptr<Reset>> resets;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      Stmt& s = pool[i];
+      resets.push_back(std::make_unique<Reset>(s));
+      s.bind(1, keys[i].first).bind(2, *keys[i].second);
+      if (!q.item.empty()) s.bind(3, q.item);
+      Stream st{&s, s.step(), {}};
+      if (st.live) st.head = {s.integer(0), s.integer(1), s.integer(2)};
+      streams.push_back(st);
+    }
+    std::vector<std::pair<CaseId, TaskId>> chosen;
+    std::size_t skipped = 0;
+    while (chosen.size() < q.limit) {
+      const Key* best = nullptr;
+      for (const auto& st : streams) {
+        if (st.live && (best == nullptr || st.head < *best)) best = &st.head;
+      }
+      if (best == nullptr) break;
+      const Key key = *best;
+      for (auto& st : streams) {
+        if (st.live && st.head == key) {
+          st.live = st.stmt->step();
+          if (st.live) st.head = {st.stmt->integer(0), st.stmt->integer(1), st.stmt->integer(2)};
+        }
+      }
+      if (skipped < q.offset) {
+        ++skipped;
+        continue;
+      }
+      chosen.emplace_back(static_cast<CaseId>(std::get<1>(key)), static_cast<TaskId>(std::get<2>(key)));
+    }
+    resets.clear();
+
+    out.reserve(chosen.size());
+    Stmt& s = st_.select_task;
+    for (const auto& [case_id, task] : chosen) {
+      Reset r(s);
+      s.bind(1, static_cast<std::int64_t>(case_id)).bind(2, std::int64_t{task});
+      if (!s.step()) continue;
+      InboxEntry e;
+      e.case_id = case_id;
+      e.task = task;
+      e.flow = s.text(0);
+      e.flow_version = static_cast<int>(s.integer(1));
+      e.node_index = static_cast<std::uint32_t>(s.integer(2));
+      e.item = s.text(3);
+      e.assigned_user = s.text(4);
+      e.extra_users = split(s.text(5));
+      e.created = instant(s.integer(6));
+      e.due = instant(s.optional_integer(7));
+      e.node = binding_->node(e.flow, e.flow_version, e.node_index);
+      if (e.node == nullptr) {
+        throw Error(ErrorCode::not_found,
+                    fmt::format("{}: task {} of case {} is node {} of flow {} version {}, which the catalog does not contain",
+                                path_, task, case_id, e.node_index, e.flow, e.flow_version));
+      }
+      out.push_back(std::move(e));
+    }
+    if (tx) tx->commit();
+    return out;
+  }
+
+  std::vector<CaseId> due_cases(Instant now, std::size_t limit) override {
+    std::lock_guard lock(mu_);
+    if (batch_depth_ > 0) flush_or_abort();
+    std::vector<CaseId> out;
+    if (limit == 0) return out;
+    Stmt& s = st_.due;
+    Reset r(s);
+    s.bind(1, seconds(now)).bind(2, limit > static_cast<std::size_t>(INT64_MAX) ? std::int64_t{-1} : static_cast<std::int64_t>(limit));
+    while (s.step()) out.push_back(static_cast<CaseId>(s.integer(0)));
+    return out;
+  }
+
+  std::vector<CaseId> case_ids() override {
+    std::lock_guard lock(mu_);
+    if (batch_depth_ > 0) flush_or_abort();
+    std::vector<CaseId> out;
+    Stmt& s = st_.case_ids;
+    Reset r(s);
+    while (s.step()) out.push_back(static_cast<CaseId>(s.integer(0)));
+    return out;
+  }
+
+  // --- SqliteStore ---------------------------------------------------------
+
+  const std::string& path() const override { return path_; }
+
+  std::vector<DefinitionUse> versions() override {
+    std::lock_guard lock(mu_);
+    if (batch_depth_ > 0) flush_or_abort();
+    std::optional<ReadTx> tx;
+    if (batch_depth_ == 0) tx.emplace(*this);
+    std::map<std::tuple<std::string, std::string, int>, DefinitionUse> uses;
+    auto use = [&](std::string kind, std::string id, int version) -> DefinitionUse& {
+      auto key = std::make_tuple(kind, id, version);
+      auto it = uses.find(key);
+      if (it == uses.end()) {
+        DefinitionUse u;
+        u.kind = std::move(kind);
+        u.id = std::move(id);
+        u.version = version;
+        it = uses.emplace(std::move(key), std::move(u)).first;
+      }
+      return it->second;
+    };
+    {
+      Stmt s(db_, &path_, "SELECT kind, id, version, name, first_deployed_at FROM definitions");
+      while (s.step()) {
+        DefinitionUse& u = use(std::string(s.text(0)), std::string(s.text(1)), static_cast<int>(s.integer(2)));
+        u.name = s.text(3);
+        u.first_deployed = instant(s.integer(4));
+      }
+    }
+    for (const auto& [is_theme, target, version] : used_definitions()) {
+      DefinitionUse& u = use(is_theme ? "theme" : "item", target, static_cast<int>(version));
+      Stmt& s = st_.count_by_status;
+      Reset r(s);
+      s.bind(1, static_cast<std::int64_t>(is_theme)).bind(2, target).bind(3, version);
+      if (s.step()) {
+        u.running = static_cast<std::uint64_t>(s.integer(0));
+        u.finished = static_cast<std::uint64_t>(s.integer(1));
+      }
+    }
+    {
+      Stmt s(db_, &path_,
+             "SELECT flow, flow_version, count(DISTINCT case_id) FROM tasks GROUP BY flow, flow_version");
+      while (s.step()) {
+        use("flow", std::string(s.text(0)), static_cast<int>(s.integer(1))).running = static_cast<std::uint64_t>(s.integer(2));
+      }
+    }
+    if (tx) tx->commit();
+    std::vector<DefinitionUse> out;
+    out.reserve(uses.size());
+    for (auto& [k, u] : uses) out.push_back(std::move(u));
+    return out;
+  }
+
+  SqliteInfo info() override {
+    std::lock_guard lock(mu_);
+    if (batch_depth_ > 0) flush_or_abort();
+    std::optional<ReadTx> tx;
+    if (batch_depth_ == 0) tx.emplace(*this);
+    SqliteInfo i;
+    i.path = path_;
+    i.schema_version = static_cast<int>(query_int("PRAGMA user_version"));
+    {
+      Stmt s(db_, &path_, "PRAGMA journal_mode");
+      if (s.step()) i.journal_mode = s.text(0);
+    }
+    i.cases = static_cast<std::uint64_t>(query_int("SELECT count(*) FROM cases"));
+    i.finished_cases = static_cast<std::uint64_t>(query_int(fmt::format("SELECT count(*) FROM cases WHERE status = {}", finished_status)));
+    i.events = static_cast<std::uint64_t>(query_int("SELECT count(*) FROM events"));
+    i.open_tasks = static_cast<std::uint64_t>(query_int("SELECT count(*) FROM tasks"));
+    if (tx) tx->commit();
+    std::error_code ec;
+    if (path_ != ":memory:") {
+      const auto size = std::filesystem::file_size(path_, ec);
+      if (!ec) i.file_bytes = size;
+    }
+    return i;
+  }
+
+  std::string integrity_check() override {
+    std::lock_guard lock(mu_);
+    if (batch_depth_ > 0) flush_or_abort();
+    std::string out;
+    Stmt s(db_, &path_, "PRAGMA integrity_check");
+    while (s.step()) {
+      if (!out.empty()) out += '\n';
+      out += s.text(0);
+    }
+    return out;
+  }
+
+  void begin_batch() override {
+    std::lock_guard lock(mu_);
+    if (batch_depth_ > 0) {
+      ++batch_depth_;
+      return;
+    }
+    begin_locked();
+  }
+
+  void end_batch() override {
+    std::lock_guard lock(mu_);
+    if (batch_depth_ == 0) throw Error(ErrorCode::invalid_state, fmt::format("{}: end_batch without begin_batch", path_));
+    if (batch_depth_ > 1) {
+      --batch_depth_;
+      return;
+    }
+    end_locked();
+  }
+
+  void abort_batch() override {
+    std::lock_guard lock(mu_);
+    if (batch_depth_ == 0) return;
+    abort_locked();
+  }
+
+ private:
+  // A write transaction (BEGIN IMMEDIATE: takes the write lock first, so a
+  // version read inside it cannot go stale); rolled back unless committed.
+  class Tx {
+   public:
+    explicit Tx(SqliteStoreImpl& s) : s_(s) { s_.st_.begin_immediate.run(); }
+    Tx(const Tx&) = delete;
+    Tx& operator=(const Tx&) = delete;
+    ~Tx() {
+      if (!done_) s_.rollback_quietly();
+    }
+    void commit() {
+      s_.st_.commit.run();
+      done_ = true;
+    }
+
+   private:
+    SqliteStoreImpl& s_;
+    bool done_ = false;
+  };
+
+  // A read transaction: one consistent view for a multi-statement read.
+  class ReadTx {
+   public:
+    explicit ReadTx(SqliteStoreImpl& s) : s_(s) { s_.st_.begin_read.run(); }
+    ReadTx(const ReadTx&) = delete;
+    ReadTx& operator=(const ReadTx&) = delete;
+    ~ReadTx() {
+      if (!done_) s_.rollback_quietly();
+    }
+    void commit() {
+      s_.st_.commit.run();
+      done_ = true;
+    }
+
+   private:
+    SqliteStoreImpl& s_;
+    bool done_ = false;
+  };
+
+  struct Statements {
+    Stmt begin_immediate, begin_read, commit, rollback;
+    Stmt select_row, select_snapshot, insert_case, update_full, update_timer, update_plain;
+    Stmt insert_event, select_events;
+    Stmt select_tasks, insert_task, delete_task, insert_candidate, delete_candidate, select_task;
+    Stmt due, case_ids, reserve_ids, bump_ids;
+    Stmt insert_definition, next_definition, count_running, count_by_status;
+  };
+
+  void open(const std::vector<SqliteMigration>& migrations) {
+    int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+    flags |= options_.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | (options_.create ? SQLITE_OPEN_CREATE : 0));
+    const int rc = sqlite3_open_v2(path_.c_str(), &db_, flags, nullptr);
+    if (rc != SQLITE_OK) fail(path_, "cannot open", rc, db_);
+    sqlite3_busy_timeout(db_, static_cast<int>(options_.busy_timeout.count()));
+
+    // Look before touching anything: a foreign or newer database is refused
+    // before a single byte of it changes.
+    const int latest = migrations.back().version;
+    int schema = check_identity(latest);
+    if (schema < latest && options_.read_only) {
+      throw Error(ErrorCode::storage,
+                  fmt::format("{}: schema version {} is older than this build's {} and the store is opened read-only; "
+                              "open it once for writing to upgrade it",
+                              path_, schema, latest));
+    }
+    if (!options_.read_only) {
+      exec("PRAGMA journal_mode = WAL");
+      exec(options_.synchronous == SqliteSync::full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    }
+    exec("PRAGMA temp_store = MEMORY");
+    exec(fmt::format("PRAGMA cache_size = -{}", std::max<std::int64_t>(options_.cache_kib, 64)));
+    if (options_.mmap_bytes > 0) exec(fmt::format("PRAGMA mmap_size = {}", options_.mmap_bytes));
+    if (options_.max_bytes > 0) {
+      const std::int64_t page = query_int("PRAGMA page_size");
+      exec(fmt::format("PRAGMA max_page_count = {}", std::max<std::int64_t>(options_.max_bytes / page, 1)));
+    }
+    if (schema < latest) migrate(migrations, latest);
+    prepare();
+  }
+
+  // The schema version of a onestop database, 0 for an empty file; throws
+  // Error(storage) for anything else.
+  int check_identity(int latest) {
+    const std::int64_t app = header_int("PRAGMA application_id");
+    const std::int64_t schema = header_int("PRAGMA user_version");
+    if (app == onestop_application_id) {
+      if (schema > latest) {
+        throw Error(ErrorCode::storage,
+                    fmt::format("{}: written by a newer onestop: schema version {}, this build knows versions up to {}; "
+                                "open it with a newer build (the file was not changed)",
+                                path_, schema, latest));
+      }
+      return static_cast<int>(schema);
+    }
+    std::vector<std::string> tables;
+    {
+      Stmt s(db_, &path_, "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name");
+      while (s.step()) tables.emplace_back(s.text(0));
+    }
+    if (app == 0 && schema == 0 && tables.empty()) {
+      if (query_int("SELECT count(*) FROM sqlite_schema") == 0) return 0;
+    }
+    std::string names;
+    for (std::size_t i = 0; i < tables.size() && i < 5; ++i) names += (i ? ", " : "") + tables[i];
+    if (tables.size() > 5) names += ", ...";
+    throw Error(ErrorCode::storage,
+                fmt::format("{}: is not a onestop database (an SQLite database with application_id {}, user_version {} "
+                            "and {} table{}{}{}); refusing to touch it",
+                            path_, app, schema, tables.size(), tables.size() == 1 ? "" : "s",
+                            tables.empty() ? "" : ": ", names));
+  }
+
+  void migrate(const std::vector<SqliteMigration>& migrations, int latest) {
+    exec("BEGIN IMMEDIATE");
+    try {
+      // Another process may have created or upgraded the file meanwhile.
+      const int schema = check_identity(latest);
+      for (const auto& m : migrations) {
+        if (m.version <= schema) continue;
+        char* message = nullptr;
+        const int rc = sqlite3_exec(db_, m.sql.c_str(), nullptr, nullptr, &message);
+        if (rc != SQLITE_OK) {
+          const std::string what = message ? message : describe(rc, db_);
+          sqlite3_free(message);
+          throw Error(ErrorCode::storage, fmt::format("{}: migration {} ({}) to schema version {} failed: {}", path_,
+                                                      m.version, m.description, m.version, what));
+        }
+      }
+      exec(fmt::format("PRAGMA user_version = {}", latest));
+      if (schema == 0) {
+        exec(fmt::format("INSERT OR IGNORE INTO meta(key, value) VALUES ('created_by', 'onestop {}'), ('created_at', {})",
+                         ONESTOP_VERSION_STRING,
+                         seconds(std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()))));
+      }
+      exec("COMMIT");
+    } catch (...) {
+      rollback_quietly();
+      throw;
+    }
+  }
+
+  void prepare() {
+    auto p = [&](std::string_view sql) { return Stmt(db_, &path_, sql); };
+    st_.begin_immediate = p("BEGIN IMMEDIATE");
+    st_.begin_read = p("BEGIN");
+    st_.commit = p("COMMIT");
+    st_.rollback = p("ROLLBACK");
+    st_.select_row = p("SELECT version, status, target, is_theme, target_version, next_timer FROM cases WHERE id = ?1");
+    st_.select_snapshot = p("SELECT version, snapshot FROM cases WHERE id = ?1");
+    st_.insert_case = p(
+        "INSERT INTO cases(id, target, is_theme, target_version, status, version, submitted, finished, next_timer, "
+        "snapshot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    // Three updates so that an action that changes neither header nor timer
+    // leaves the indexes alone.
+    st_.update_full = p(
+        "UPDATE cases SET target = ?2, is_theme = ?3, target_version = ?4, status = ?5, version = ?6, submitted = ?7, "
+        "finished = ?8, next_timer = ?9, snapshot = ?10 WHERE id = ?1");
+    st_.update_timer = p("UPDATE cases SET version = ?6, finished = ?8, next_timer = ?9, snapshot = ?10 WHERE id = ?1");
+    st_.update_plain = p("UPDATE cases SET version = ?6, finished = ?8, snapshot = ?10 WHERE id = ?1");
+    st_.insert_event = p(
+        "INSERT INTO events(case_id, seq, at, actor, kind, task, node, from_state, to_state, payload, prev_hash, hash) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    st_.select_events = p(
+        "SELECT seq, at, actor, kind, task, node, from_state, to_state, payload, prev_hash, hash FROM events "
+        "WHERE case_id = ?1 ORDER BY seq");
+    st_.select_tasks = p(
+        "SELECT task, flow, flow_version, node_index, item, assigned_user, extra_users, created, due, candidates "
+        "FROM tasks WHERE case_id = ?1");
+    st_.insert_task = p(
+        "INSERT INTO tasks(case_id, task, flow, flow_version, node_index, item, assigned_user, extra_users, created, "
+        "due, candidates) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+    st_.delete_task = p("DELETE FROM tasks WHERE case_id = ?1 AND task = ?2");
+    st_.insert_candidate = p(
+        "INSERT OR IGNORE INTO task_candidates(kind, name, created, case_id, task, item) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    st_.delete_candidate = p(
+        "DELETE FROM task_candidates WHERE kind = ?1 AND name = ?2 AND created = ?3 AND case_id = ?4 AND task = ?5");
+    st_.select_task = p(
+        "SELECT flow, flow_version, node_index, item, assigned_user, extra_users, created, due FROM tasks "
+        "WHERE case_id = ?1 AND task = ?2");
+    st_.due = p("SELECT id FROM cases WHERE next_timer <= ?1 ORDER BY next_timer, id LIMIT ?2");
+    st_.case_ids = p("SELECT id FROM cases ORDER BY id");
+    st_.reserve_ids = p("UPDATE meta SET value = value + ?1 WHERE key = 'case_seq' RETURNING value - ?1");
+    st_.bump_ids = p("UPDATE meta SET value = ?1 WHERE key = 'case_seq' AND value < ?1");
+    st_.insert_definition = p(
+        "INSERT OR IGNORE INTO definitions(kind, id, version, name, first_deployed_at) VALUES (?1, ?2, ?3, ?4, ?5)");
+    // A loose index scan: the next distinct definition cases use.
+    st_.next_definition = p(
+        "SELECT is_theme, target, target_version FROM cases WHERE (is_theme, target, target_version) > (?1, ?2, ?3) "
+        "ORDER BY is_theme, target, target_version LIMIT 1");
+    st_.count_running = p(fmt::format(
+        "SELECT count(*), min(id) FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version = ?3 AND status < {}",
+        finished_status));
+    st_.count_by_status = p(fmt::format(
+        "SELECT (SELECT count(*) FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version = ?3 AND status < {0}),"
+        " (SELECT count(*) FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version = ?3 AND status = {0})",
+        finished_status));
+  }
+
+  void close() {
+    st_ = Statements{};
+    inbox_streams_.clear();
+    inbox_streams_item_.clear();
+    if (db_ != nullptr) {
+      sqlite3_close_v2(db_);
+      db_ = nullptr;
+    }
+  }
+
+  void exec(const std::string& sql) {
+    char* message = nullptr;
+    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
+    sqlite3_free(message);
+    if (rc != SQLITE_OK) fail(path_, sql, rc, db_);
+  }
+
+  // Reads the file header; a file that is no database fails here.
+  std::int64_t header_int(const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql, -1, &s, nullptr);
+    if (rc == SQLITE_OK) rc = sqlite3_step(s);
+    const std::int64_t value = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    if (rc != SQLITE_ROW) {
+      const std::string what = describe(rc, db_);
+      sqlite3_finalize(s);
+      throw Error(ErrorCode::storage, fmt::format("{}: {}", path_, what));
+    }
+    sqlite3_finalize(s);
+    return value;
+  }
+
+  std::int64_t query_int(const std::string& sql) {
+    Stmt s(db_, &path_, sql);
+    return s.step() ? s.integer(0) : 0;
+  }
+
+  void rollback_quietly() noexcept {
+    if (db_ != nullptr && sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
+  void require_bound(std::string_view what) const {
+    if (!binding_) {
+      throw Error(ErrorCode::invalid_state,
+                  fmt::format("{}: {} before bind(): open an engine on the store first (it binds its catalog)", path_, what));
+    }
+  }
+
+  [[noreturn]] static void conflict(const Commit& c, std::uint64_t current) {
+    throw Error(ErrorCode::conflict,
+                fmt::format("case {} is at version {}, not {}: another action was committed first", c.case_id, current,
+                            c.expected_version));
+  }
+  static void check_version(const Commit& c, std::uint64_t current) {
+    if (current != c.expected_version) conflict(c, current);
+  }
+
+  void copy_hash(std::string_view bytes, Hash& out, CaseId id, std::uint64_t seq) const {
+    if (bytes.size() != out.size()) {
+      throw Error(ErrorCode::storage,
+                  fmt::format("{}: event {} of case {} has a {}-byte hash, not {}: the database is corrupt", path_, seq, id,
+                              bytes.size(), out.size()));
+    }
+    std::copy(bytes.begin(), bytes.end(), out.begin());
+  }
+
+  std::optional<Row> read_row(CaseId id) {
+    Stmt& s = st_.select_row;
+    Reset r(s);
+    s.bind(1, static_cast<std::int64_t>(id));
+    if (!s.step()) return std::nullopt;
+    Row row;
+    row.version = static_cast<std::uint64_t>(s.integer(0));
+    row.status = s.integer(1);
+    row.target = s.text(2);
+    row.is_theme = s.integer(3) != 0;
+    row.target_version = s.integer(4);
+    row.next_timer = s.optional_integer(5);
+    return row;
+  }
+
+  // The distinct (is_theme, target, target_version) of all cases, by a loose
+  // index scan over cases_definition (a few seeks, whatever the case count).
+  std::vector<std::tuple<bool, std::string, std::int64_t>> used_definitions() {
+    std::vector<std::tuple<bool, std::string, std::int64_t>> out;
+    std::int64_t is_theme = -1;
+    std::string target;
+    std::int64_t version = 0;
+    Stmt& s = st_.next_definition;
+    while (true) {
+      Reset r(s);
+      s.bind(1, is_theme).bind(2, target).bind(3, version);
+      if (!s.step()) break;
+      is_theme = s.integer(0);
+      target = s.text(1);
+      version = s.integer(2);
+      out.emplace_back(is_theme != 0, target, version);
+    }
+    return out;
+  }
+
+  // Writes one case's latest state, its new events and its open tasks.
+  // `row` is what the database holds for it (nullopt: a new case).
+  void write_case(const Commit& c, const std::optional<Row>& row, const std::vector<Event>& events) {
+    const std::string bytes = binding_->encode(*c.snapshot);
+    const std::int64_t status = static_cast<std::int64_t>(c.header.status);
+    const std::optional<std::int64_t> timer = seconds(c.next_timer);
+    Stmt* s = &st_.insert_case;
+    if (row) {
+      const bool header_same = row->status == status && row->target == c.header.target &&
+                               row->is_theme == c.header.is_theme && row->target_version == c.header.target_version;
+      s = !header_same ? &st_.update_full : row->next_timer != timer ? &st_.update_timer : &st_.update_plain;
+    }
+    {
+      Reset r(*s);
+      s->bind(1, static_cast<std::int64_t>(c.case_id));
+      if (s != &st_.update_timer && s != &st_.update_plain) {
+        s->bind(2, c.header.target)
+            .bind(3, std::int64_t{c.header.is_theme})
+            .bind(4, std::int64_t{c.header.target_version})
+            .bind(5, status)
+            .bind(7, seconds(c.header.submitted));
+      }
+      s->bind(6, static_cast<std::int64_t>(c.new_version)).bind(8, seconds(c.header.finished));
+      if (s != &st_.update_plain) s->bind(9, timer);
+      s->bind_blob(10, bytes.data(), bytes.size());
+      s->step();
+    }
+    if (!row) {
+      // An imported case keeps its id: never hand it out again.
+      if (c.case_id >= reserved_top_) {
+        st_.bump_ids.bind(1, static_cast<std::int64_t>(c.case_id) + 1);
+        st_.bump_ids.run();
+      }
+      if (next_id_ <= c.case_id && c.case_id < id_end_) next_id_ = c.case_id + 1;
+    }
+    write_events(events);
+    write_tasks(c, row.has_value());
+  }
+
+  void write_events(const std::vector<Event>& events) {
+    static const Hash zero{};
+    Stmt& s = st_.insert_event;
+    const Hash* before = nullptr;  // the hash of the event before, when written in this call
+    for (const auto& e : events) {
+      Reset r(s);
+      s.bind(1, static_cast<std::int64_t>(e.case_id))
+          .bind(2, static_cast<std::int64_t>(e.seq))
+          .bind(3, seconds(e.at))
+          .bind(4, e.actor)
+          .bind(5, static_cast<std::int64_t>(e.kind))
+          .bind(6, std::int64_t{e.task})
+          .bind(7, e.node)
+          .bind(8, e.from)
+          .bind(9, e.to)
+          .bind(10, e.payload);
+      const bool derived = before != nullptr ? e.prev_hash == *before : (e.seq == 1 && e.prev_hash == zero);
+      if (derived) {
+        s.bind_null(11);
+      } else {
+        s.bind_blob(11, e.prev_hash.data(), e.prev_hash.size());
+      }
+      s.bind_blob(12, e.hash.data(), e.hash.size());
+      s.step();
+      before = &e.hash;
+    }
+  }
+
+  void write_tasks(const Commit& c, bool existed) {
+    const auto id = static_cast<std::int64_t>(c.case_id);
+    std::vector<TaskRow> old;
+    if (existed) {
+      Stmt& s = st_.select_tasks;
+      Reset r(s);
+      s.bind(1, id);
+      while (s.step()) {
+        TaskRow t;
+        t.task = static_cast<TaskId>(s.integer(0));
+        t.flow = s.text(1);
+        t.flow_version = s.integer(2);
+        t.node_index = s.integer(3);
+        t.item = s.text(4);
+        t.assigned_user = s.text(5);
+        t.extra_users = s.text(6);
+        t.created = s.integer(7);
+        t.due = s.optional_integer(8);
+        t.candidates = s.text(9);
+        old.push_back(std::move(t));
+      }
+    }
+    std::vector<bool> kept(old.size(), false);
+    std::vector<std::pair<const InboxEntry*, std::vector<std::string>>> added;
+    for (const auto& e : c.open_tasks) {
+      std::vector<std::string> candidates = candidates_of(e);
+      auto it = std::find_if(old.begin(), old.end(), [&](const TaskRow& t) { return t.task == e.task; });
+      if (it != old.end() && it->flow == e.flow && it->flow_version == e.flow_version &&
+          it->node_index == static_cast<std::int64_t>(e.node_index) && it->item == e.item &&
+          it->assigned_user == e.assigned_user && it->extra_users == join(e.extra_users) &&
+          it->created == seconds(e.created) && it->due == seconds(e.due) && it->candidates == join(candidates)) {
+        kept[static_cast<std::size_t>(it - old.begin())] = true;
+        continue;
+      }
+      added.emplace_back(&e, std::move(candidates));
+    }
+    for (std::size_t i = 0; i < old.size(); ++i) {
+      if (kept[i]) continue;
+      const TaskRow& t = old[i];
+      st_.delete_task.bind(1, id).bind(2, std::int64_t{t.task});
+      st_.delete_task.run();
+      for (const auto& cand : split(t.candidates)) {
+        if (cand.empty()) continue;
+        st_.delete_candidate.bind(1, kind_name(cand[0]))
+            .bind(2, std::string_view(cand).substr(1))
+            .bind(3, t.created)
+            .bind(4, id)
+            .bind(5, std::int64_t{t.task});
+        st_.delete_candidate.run();
+      }
+    }
+    for (const auto& [e, candidates] : added) {
+      const std::string extra = join(e->extra_users);
+      const std::string cands = join(candidates);
+      {
+        Stmt& s = st_.insert_task;
+        Reset r(s);
+        s.bind(1, id)
+            .bind(2, std::int64_t{e->task})
+            .bind(3, e->flow)
+            .bind(4, std::int64_t{e->flow_version})
+            .bind(5, std::int64_t{e->node_index})
+            .bind(6, e->item)
+            .bind(7, e->assigned_user)
+            .bind(8, extra)
+            .bind(9, seconds(e->created))
+            .bind(10, seconds(e->due))
+            .bind(11, cands);
+        s.step();
+      }
+      for (const auto& cand : candidates) {
+        Stmt& s = st_.insert_candidate;
+        Reset r(s);
+        s.bind(1, kind_name(cand[0]))
+            .bind(2, std::string_view(cand).substr(1))
+            .bind(3, seconds(e->created))
+            .bind(4, id)
+            .bind(5, std::int64_t{e->task})
+            .bind(6, e->item);
+        s.step();
+      }
+    }
+  }
+
+  // --- deferred batches (mu_ held) ------------------------------------------
+
+  void begin_locked() {
+    st_.begin_immediate.run();
+    batch_depth_ = 1;
+    reserved_top_before_batch_ = reserved_top_;
+    ids_reserved_in_batch_ = false;
+  }
+
+  // Writes what is pending, commits, and moves the states into the cache.
+  void end_locked() {
+    try {
+      flush();
+      st_.commit.run();
+    } catch (const Error& e) {
+      abort_locked();
+      if (e.code() != ErrorCode::storage) throw;
+      throw Error(ErrorCode::storage, fmt::format("{} (the batch was rolled back: none of its actions were stored)", e.what()));
+    } catch (...) {
+      abort_locked();
+      throw;
+    }
+    batch_depth_ = 0;
+    for (auto& [id, p] : pending_) remember(id, p.version, std::move(p.latest.snapshot));
+    pending_.clear();
+    pending_events_ = 0;
+  }
+
+  void abort_locked() {
+    rollback_quietly();
+    batch_depth_ = 0;
+    pending_.clear();
+    pending_events_ = 0;
+    if (ids_reserved_in_batch_) {
+      // The reservation was rolled back with the batch: other processes may
+      // get those ids now, so this one must not.
+      next_id_ = id_end_ = 0;
+      reserved_top_ = reserved_top_before_batch_;
+      ids_reserved_in_batch_ = false;
+    }
+  }
+
+  void add_pending(Commit c, std::optional<Row> row) {
+    auto it = pending_.find(c.case_id);
+    const std::uint64_t current = it != pending_.end() ? it->second.version : row ? row->version : 0;
+    check_version(c, current);
+    if (it == pending_.end()) {
+      it = pending_.emplace(c.case_id, Pending{}).first;
+      it->second.db = std::move(row);
+    }
+    Pending& p = it->second;
+    p.version = c.new_version;
+    pending_events_ += c.events.size();
+    if (p.events.empty()) {
+      p.events = std::move(c.events);
+    } else {
+      p.events.insert(p.events.end(), std::make_move_iterator(c.events.begin()), std::make_move_iterator(c.events.end()));
+    }
+    c.events.clear();
+    p.latest = std::move(c);
+    p.dirty = true;
+  }
+
+  // Writes the pending cases into the batch's transaction (it stays open).
+  void flush() {
+    std::vector<std::pair<CaseId, Pending*>> order;
+    order.reserve(pending_.size());
+    for (auto& [id, p] : pending_) {
+      if (p.dirty) order.emplace_back(id, &p);
+    }
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [id, p] : order) {
+      write_case(p->latest, p->db, p->events);
+      Row written;
+      written.version = p->version;
+      written.status = static_cast<std::int64_t>(p->latest.header.status);
+      written.target = p->latest.header.target;
+      written.is_theme = p->latest.header.is_theme;
+      written.target_version = p->latest.header.target_version;
+      written.next_timer = seconds(p->latest.next_timer);
+      p->db = std::move(written);
+      p->events.clear();
+      p->events.shrink_to_fit();
+      p->dirty = false;
+    }
+    pending_events_ = 0;
+  }
+
+  void flush_or_abort() {
+    try {
+      flush();
+    } catch (const Error& e) {
+      abort_locked();
+      if (e.code() != ErrorCode::storage) throw;
+      throw Error(ErrorCode::storage, fmt::format("{} (the batch was rolled back: none of its actions were stored)", e.what()));
+    } catch (...) {
+      abort_locked();
+      throw;
+    }
+  }
+
+  // --- decoded snapshots, least recently used first out (mu_ held) ---------
+
+  struct Cached {
+    CaseId id;
+    std::uint64_t version;
+    std::shared_ptr<const CaseSnapshot> snapshot;
+  };
+
+  std::shared_ptr<const CaseSnapshot> cached_snapshot(CaseId id, std::uint64_t version) {
+    auto it = cache_index_.find(id);
+    if (it == cache_index_.end()) return nullptr;
+    if (it->second->version != version) return nullptr;
+    cache_.splice(cache_.begin(), cache_, it->second);
+    return it->second->snapshot;
+  }
+
+  void remember(CaseId id, std::uint64_t version, std::shared_ptr<const CaseSnapshot> snapshot) {
+    if (options_.snapshot_cache == 0 || !snapshot) return;
+    if (auto it = cache_index_.find(id); it != cache_index_.end()) {
+      it->second->version = version;
+      it->second->snapshot = std::move(snapshot);
+      cache_.splice(cache_.begin(), cache_, it->second);
+      return;
+    }
+    cache_.push_front(Cached{id, version, std::move(snapshot)});
+    cache_index_[id] = cache_.begin();
+    if (cache_.size() > options_.snapshot_cache) {
+      cache_index_.erase(cache_.back().id);
+      cache_.pop_back();
+    }
+  }
+
+  std::mutex mu_;
+  std::string path_;
+  SqliteOptions options_;
+  sqlite3* db_ = nullptr;
+  Statements st_;
+  std::vector<Stmt> inbox_streams_;
+  std::vector<Stmt> inbox_streams_item_;
+  std::shared_ptr<const CatalogBinding> binding_;
+
+  CaseId next_id_ = 0;
+  CaseId id_end_ = 0;
+  CaseId reserved_top_ = 0;  // ids below this were reserved by this store object
+  CaseId reserved_top_before_batch_ = 0;
+  bool ids_reserved_in_batch_ = false;
+
+  std::list<Cached> cache_;
+  std::unordered_map<CaseId, std::list<Cached>::iterator> cache_index_;
+
+  int batch_depth_ = 0;
+  std::unordered_map<CaseId, Pending> pending_;
+  std::size_t pending_events_ = 0;
+};
+
+}  // namespace
+
+const std::vector<SqliteMigration>& sqlite_migrations() {
+  static const std::vector<SqliteMigration> migrations = parse_migrations(sqlite_detail::schema_sql);
+  return migrations;
+}
+
+std::shared_ptr<SqliteStore> open_sqlite_store(const std::string& path, const SqliteOptions& options) {
+  return open_sqlite_store(path, options, sqlite_migrations());
+}
+
+std::shared_ptr<SqliteStore> open_sqlite_store(const std::string& path, const SqliteOptions& options,
+                                               const std::vector<SqliteMigration>& migrations) {
+  return std::make_shared<SqliteStoreImpl>(path, options, migrations);
+}
+
+}  // namespace onestop

@@ -1,0 +1,750 @@
+// The SQLite store through the public API: cases through an engine on a
+// database file, reopening, conflicts, batches, inbox parity with the memory
+// store, timers, schema versions and migrations, bad files, definition
+// versions.
+
+#include <onestop/onestop.hpp>
+#include <onestop/sqlite_store.hpp>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <set>
+#include <thread>
+
+namespace fs = std::filesystem;
+using namespace onestop;
+
+namespace {
+
+const std::string company = "91110000600037341L";
+
+// A fresh directory per test, removed afterwards.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static std::atomic<int> n{0};
+    path = fs::temp_directory_path() / ("onestop-sqlite-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string read_bytes(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::shared_ptr<const Catalog> load(std::vector<fs::path> paths) {
+  auto r = load_catalog(paths);
+  for (const auto& d : r.diagnostics) {
+    if (d.severity == Severity::error) FAIL(d.to_string());
+  }
+  return r.catalog;
+}
+
+std::shared_ptr<const Catalog> investment() {
+  static auto catalog = load({fs::path(ONESTOP_SOURCE_DIR) / "examples" / "investment-project"});
+  return catalog;
+}
+
+fs::path versions_dir() { return fs::path(ONESTOP_TEST_DATA) / "sqlite"; }
+
+struct Everything final : CertificateProvider {
+  std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
+    return OfferedMaterial{m.id, m.id + ".ofd", 1, MaterialForm::electronic};
+  }
+};
+
+Instant monday() { return std::chrono::sys_days{std::chrono::year{2026} / 3 / 2} + std::chrono::hours{1}; }
+
+// An engine on `store` over `catalog`, with a manual clock.
+struct Host {
+  std::shared_ptr<ManualClock> clock;
+  std::shared_ptr<Store> store;
+  std::unique_ptr<Engine> engine;
+
+  Host(std::shared_ptr<Store> s, std::shared_ptr<const Catalog> catalog = investment(),
+       std::shared_ptr<ManualClock> c = std::make_shared<ManualClock>(monday()))
+      : clock(std::move(c)), store(std::move(s)) {
+    EngineOptions o;
+    o.store = store;
+    o.clock = clock;
+    o.certificates = std::make_shared<Everything>();
+    engine = open_engine(std::move(catalog), o);
+  }
+
+  CaseId submit(const std::string& target = {}) {
+    const Catalog& cat = *engine->catalog();
+    Submission s;
+    s.target = target.empty() ? cat.themes.front().id : target;
+    s.applicant = Applicant{ApplicantKind::legal_person, company, "Investor Ltd"};
+    std::vector<std::string> codes;
+    if (const Theme* t = cat.find_theme(s.target)) {
+      codes = cat.theme_items(*t);
+    } else {
+      codes.push_back(s.target);
+    }
+    for (const auto& code : codes) {
+      for (const auto& m : cat.find_item(code)->materials) {
+        if (m.source == MaterialSource::applicant) {
+          s.materials.push_back({m.id, m.id + "." + (m.file_types.empty() ? "pdf" : m.file_types.front()), 1, m.form});
+        }
+      }
+    }
+    auto r = engine->submit(s, Actor::applicant_of(company));
+    REQUIRE(r.accepted());
+    return *r.case_id;
+  }
+
+  // Someone entitled to task `t`.
+  static Actor entitled(const Task& t) {
+    Actor a = Actor::staff_member("staff" + std::to_string(t.signatures.size()), t.candidates.roles,
+                                  t.candidates.departments);
+    if (!t.candidates.users.empty()) a.user = t.candidates.users.front();
+    if (!t.assigned_user.empty()) a.user = t.assigned_user;
+    return a;
+  }
+
+  // One step of case `id`: approves its first open task, or moves the clock
+  // a week and ticks when it waits on a timer. False when it is over.
+  bool step(CaseId id) {
+    const Case c = engine->get(id);
+    if (c.status != CaseStatus::running) return false;
+    const auto open = c.open_tasks();
+    if (open.empty()) {
+      clock->advance(std::chrono::hours(24 * 7));
+      engine->tick(clock->now());
+      return true;
+    }
+    const Task& t = *open.front();
+    Action a;
+    a.case_id = id;
+    a.task = t.id;
+    a.kind = ActionKind::approve;
+    a.actor = entitled(t);
+    engine->act(a);
+    return true;
+  }
+
+  void finish(CaseId id) {
+    for (int guard = 0; guard < 300 && step(id); ++guard) {
+    }
+    REQUIRE(engine->get(id).status == CaseStatus::finished);
+  }
+};
+
+std::shared_ptr<SqliteStore> sqlite(const std::string& file, SqliteOptions o = {}) { return open_sqlite_store(file, o); }
+
+// Expects Error(storage) whose message names `file` and contains `what`.
+template <typename F>
+void storage_error(F&& f, const std::string& file, const std::string& what) {
+  try {
+    f();
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::storage);
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find(file) != std::string::npos);
+    CHECK(m.find(what) != std::string::npos);
+  }
+}
+
+// Keeps a copy of every commit and the binding it was made with.
+struct Recorder final : StoreWrapper {
+  explicit Recorder(std::shared_ptr<Store> target) : StoreWrapper(std::move(target)) {}
+  void bind(std::shared_ptr<const CatalogBinding> b) override {
+    binding = b;
+    StoreWrapper::bind(std::move(b));
+  }
+  void commit(Commit c) override {
+    commits.push_back(c);
+    StoreWrapper::commit(std::move(c));
+  }
+  std::shared_ptr<const CatalogBinding> binding;
+  std::vector<Commit> commits;
+};
+
+bool same(const InboxEntry& a, const InboxEntry& b) {
+  return a.case_id == b.case_id && a.task == b.task && a.node == b.node && a.item == b.item && a.flow == b.flow &&
+         a.flow_version == b.flow_version && a.node_index == b.node_index && a.assigned_user == b.assigned_user &&
+         a.extra_users == b.extra_users && a.created == b.created && a.due == b.due;
+}
+
+}  // namespace
+
+TEST_CASE("sqlite: a theme case runs, survives reopening and verifies") {
+  TempDir dir;
+  const std::string file = dir.file("cases.db");
+  auto clock = std::make_shared<ManualClock>(monday());
+  CaseId id = 0;
+  std::size_t history = 0;
+  {
+    Host h(sqlite(file), investment(), clock);
+    id = h.submit();
+    for (int i = 0; i < 6; ++i) REQUIRE(h.step(id));
+    history = h.engine->history(id).size();
+    CHECK(h.engine->verify(id).ok);
+  }
+  {
+    Host h(sqlite(file), investment(), clock);
+    CHECK(h.engine->history(id).size() == history);
+    const auto check = h.engine->verify(id);
+    CHECK_MESSAGE(check.ok, check.message);
+    h.finish(id);
+    CHECK(h.engine->verify(id).ok);
+    CHECK(verify_history(h.engine->history(id)).ok);
+    const CaseId next = h.submit();
+    CHECK(next != id);
+  }
+  {
+    auto store = sqlite(file);
+    Host h(store, investment(), clock);
+    CHECK(h.engine->get(id).status == CaseStatus::finished);
+    CHECK(h.engine->verify(id).ok);
+    CHECK(store->integrity_check() == "ok");
+    const SqliteInfo info = store->info();
+    CHECK(info.cases == 2);
+    CHECK(info.finished_cases == 1);
+    CHECK(info.journal_mode == "wal");
+    CHECK(info.schema_version == sqlite_migrations().back().version);
+  }
+}
+
+TEST_CASE("sqlite: a stale version conflicts and changes nothing") {
+  TempDir dir;
+  const std::string file = dir.file("cases.db");
+  auto recorder = std::make_shared<Recorder>(sqlite(file));
+  Host h(recorder);
+  const CaseId id = h.submit();
+  REQUIRE(h.step(id));
+  const std::uint64_t version = h.engine->get(id).version;
+  const auto events = h.engine->history(id).size();
+  // The last commit again: its expected version is stale now.
+  Commit stale = recorder->commits.back();
+  try {
+    recorder->commit(stale);
+    FAIL("no conflict");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::conflict);
+    CHECK(std::string(e.what()) ==
+          fmt::format("case {} is at version {}, not {}: another action was committed first", id, version,
+                      stale.expected_version));
+  }
+  // A new case that already exists.
+  Commit again = recorder->commits.front();
+  CHECK_THROWS_AS(recorder->commit(again), Error);
+  CHECK(h.engine->get(id).version == version);
+  CHECK(h.engine->history(id).size() == events);
+  CHECK(h.engine->verify(id).ok);
+
+  // Another connection (as another process would) acts first.
+  Host other(sqlite(file));
+  REQUIRE(other.step(id));
+  const Case c = h.engine->get(id);
+  CHECK(c.version == version + 1);  // seen through the first store: no stale cache
+  REQUIRE(h.step(id));
+  CHECK(other.engine->get(id).version == version + 2);
+}
+
+TEST_CASE("sqlite: commit_batch is all or nothing") {
+  auto recorder = std::make_shared<Recorder>(open_memory_store());
+  Host source(recorder);
+  const CaseId a = source.submit();
+  const CaseId b = source.submit();
+  REQUIRE(source.step(a));
+  REQUIRE(source.step(b));
+  const auto commits = recorder->commits;  // a:1, b:1, a:2, b:2
+
+  TempDir dir;
+  auto store = sqlite(dir.file("batch.db"));
+  store->bind(recorder->binding);
+  // The last one conflicts: its case is at version 2 by then.
+  std::vector<Commit> bad = {commits[0], commits[1], commits[2], commits[3], commits[2]};
+  CHECK_THROWS_AS(store->commit_batch(bad), Error);
+  CHECK(store->case_ids().empty());
+  CHECK(store->history(a).empty());
+
+  store->commit_batch(commits);
+  CHECK(store->case_ids() == std::vector<CaseId>{a, b});
+  CHECK(store->history(a) .size() == recorder->history(a).size());
+  CHECK(verify_history(store->history(b)).ok);
+  CHECK(store->load(a) != nullptr);
+  CHECK_THROWS_AS(store->commit_batch({commits[2]}), Error);
+}
+
+TEST_CASE("sqlite: deferred batches join engine actions into one transaction") {
+  TempDir dir;
+  const std::string file = dir.file("deferred.db");
+  auto store = sqlite(file);
+  Host h(store);
+  CaseId kept = 0;
+  {
+    SqliteBatch batch(*store);
+    kept = h.submit();
+    for (int i = 0; i < 5; ++i) REQUIRE(h.step(kept));
+    // Reads through the store see the batch.
+    CHECK(h.engine->verify(kept).ok);
+    CHECK(store->case_ids() == std::vector<CaseId>{kept});
+    // Another connection sees none of it yet.
+    auto reader = sqlite(file, SqliteOptions{.busy_timeout = std::chrono::milliseconds(0)});
+    CHECK(reader->case_ids().empty());
+    batch.commit();
+  }
+  CHECK(sqlite(file)->case_ids() == std::vector<CaseId>{kept});
+  std::uint64_t version = h.engine->get(kept).version;
+  {
+    SqliteBatch batch(*store);
+    REQUIRE(h.step(kept));
+    h.submit();
+    // Not committed: dropped on scope exit.
+  }
+  CHECK(h.engine->get(kept).version == version);
+  CHECK(store->case_ids() == std::vector<CaseId>{kept});
+  CHECK(h.engine->verify(kept).ok);
+  h.finish(kept);
+  CHECK(h.engine->verify(kept).ok);
+}
+
+TEST_CASE("sqlite: inbox answers equal the memory store's") {
+  TempDir dir;
+  Host mem(open_memory_store());
+  Host lite(sqlite(dir.file("inbox.db")));
+  std::mt19937 rng(7);
+  std::vector<CaseId> ids;
+  for (int i = 0; i < 12; ++i) {
+    const CaseId a = mem.submit();
+    const CaseId b = lite.submit();
+    REQUIRE(a == b);
+    ids.push_back(a);
+    mem.clock->advance(std::chrono::minutes(10 + i));
+    lite.clock->advance(std::chrono::minutes(10 + i));
+    const int steps = static_cast<int>(rng() % 14);
+    for (int s = 0; s < steps; ++s) {
+      const bool ra = mem.step(a);
+      const bool rb = lite.step(b);
+      REQUIRE(ra == rb);
+    }
+  }
+  // A transfer and an added signer on one case.
+  for (CaseId id : ids) {
+    const Case c = mem.engine->get(id);
+    const auto open = c.open_tasks();
+    if (open.size() < 2 || open[1]->kind != NodeKind::task) continue;
+    Action a;
+    a.kind = ActionKind::transfer;
+    a.case_id = id;
+    a.task = open[1]->id;
+    a.actor = Host::entitled(*open[1]);
+    a.target = "transferee";
+    mem.engine->act(a);
+    lite.engine->act(a);
+    break;
+  }
+  std::vector<InboxQuery> queries;
+  std::set<std::string> roles, departments, items;
+  for (CaseId id : ids) {
+    const Case c = mem.engine->get(id);
+    for (const auto* t : c.open_tasks()) {
+      for (const auto& r : t->candidates.roles) roles.insert(r);
+      for (const auto& d : t->candidates.departments) departments.insert(d);
+      items.insert(t->item);
+    }
+  }
+  for (const auto& r : roles) queries.push_back(InboxQuery{"", {r}, {}, "", 0, 50});
+  for (const auto& d : departments) queries.push_back(InboxQuery{"", {}, {d}, "", 0, 50});
+  queries.push_back(InboxQuery{"transferee", {}, {}, "", 0, 50});
+  queries.push_back(InboxQuery{"", {roles.begin(), roles.end()}, {departments.begin(), departments.end()}, "", 0, 1000});
+  queries.push_back(InboxQuery{"transferee", {roles.begin(), roles.end()}, {departments.begin(), departments.end()}, "", 3, 7});
+  for (const auto& item : items) {
+    queries.push_back(InboxQuery{"", {roles.begin(), roles.end()}, {departments.begin(), departments.end()}, item, 0, 50});
+  }
+  queries.push_back(InboxQuery{"nobody", {"no_role"}, {}, "", 0, 50});
+  std::size_t total = 0;
+  for (const auto& q : queries) {
+    const auto a = mem.engine->inbox(q);
+    const auto b = lite.engine->inbox(q);
+    INFO("query user=" << q.user << " roles=" << q.roles.size() << " departments=" << q.departments.size()
+                       << " item=" << q.item << " offset=" << q.offset);
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(same(a[i], b[i]));
+    total += a.size();
+  }
+  CHECK(total > 20);
+  REQUIRE(mem.clock->now() == lite.clock->now());
+  const Instant later = mem.clock->now() + std::chrono::hours(24 * 400);
+  CHECK(!mem.store->due_cases(later, 100).empty());
+  CHECK(mem.store->due_cases(later, 100) == lite.store->due_cases(later, 100));
+  CHECK(mem.store->due_cases(later, 3) == lite.store->due_cases(later, 3));
+  CHECK(mem.store->case_ids() == lite.store->case_ids());
+}
+
+TEST_CASE("sqlite: timers fire through tick after reopening") {
+  TempDir dir;
+  const std::string file = dir.file("timers.db");
+  auto clock = std::make_shared<ManualClock>(monday());
+  CaseId id = 0;
+  {
+    Host h(sqlite(file), investment(), clock);
+    id = h.submit();
+    // Accept, then leave the case waiting: its step limits are due timers.
+    REQUIRE(h.step(id));
+    CHECK(h.store->due_cases(clock->now(), 10).empty());
+    CHECK(h.store->due_cases(clock->now() + std::chrono::hours(24 * 60), 10) == std::vector<CaseId>{id});
+  }
+  Host h(sqlite(file), investment(), clock);
+  const auto before = h.engine->history(id).size();
+  clock->advance(std::chrono::hours(24 * 30));
+  CHECK(h.engine->tick(clock->now()) > 0);
+  const auto events = h.engine->history(id);
+  CHECK(events.size() > before);
+  CHECK(std::any_of(events.begin(), events.end(), [](const Event& e) { return e.kind == EventKind::warning; }));
+  CHECK(h.engine->verify(id).ok);
+  // Fired once: a second tick at the same instant does nothing more.
+  const auto after = events.size();
+  h.engine->tick(clock->now());
+  CHECK(h.engine->history(id).size() == after);
+}
+
+TEST_CASE("sqlite: schema versions: newer refused untouched, older upgraded") {
+  TempDir dir;
+  const std::string file = dir.file("schema.db");
+  auto with_two = sqlite_migrations();
+  with_two.push_back({with_two.back().version + 1, "a column for notes", "ALTER TABLE cases ADD COLUMN note TEXT;"});
+  const int known = sqlite_migrations().back().version;
+  CaseId id = 0;
+  {
+    Host h(sqlite(file));
+    id = h.submit();
+    REQUIRE(h.step(id));
+  }
+  {
+    // Upgraded in place by the newer build; the case continues.
+    auto store = open_sqlite_store(file, {}, with_two);
+    CHECK(store->info().schema_version == known + 1);
+    Host h(store);
+    REQUIRE(h.step(id));
+    CHECK(h.engine->verify(id).ok);
+  }
+  const std::string before = read_bytes(file);
+  try {
+    sqlite(file);
+    FAIL("a newer schema was opened");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::storage);
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find(file) != std::string::npos);
+    CHECK(m.find("schema version " + std::to_string(known + 1)) != std::string::npos);
+    CHECK(m.find("up to " + std::to_string(known)) != std::string::npos);
+  }
+  CHECK(read_bytes(file) == before);
+  CHECK(!fs::exists(file + "-wal"));
+
+  // A read-only store does not upgrade.
+  const std::string old = dir.file("old.db");
+  { Host h(sqlite(old)); }
+  storage_error([&] { open_sqlite_store(old, SqliteOptions{.read_only = true}, with_two); }, old, "read-only");
+
+  // Migrations must be numbered 1, 2, 3, ...
+  auto gap = sqlite_migrations();
+  gap.push_back({known + 2, "gap", "SELECT 1;"});
+  CHECK_THROWS_AS(open_sqlite_store(dir.file("gap.db"), {}, gap), Error);
+}
+
+TEST_CASE("sqlite: corrupt and foreign files give storage errors and stay unchanged") {
+  TempDir dir;
+  const std::string garbage = dir.file("garbage.db");
+  {
+    std::ofstream out(garbage, std::ios::binary);
+    std::mt19937 rng(1);
+    for (int i = 0; i < 8192; ++i) out.put(static_cast<char>(rng()));
+  }
+  const std::string garbage_bytes = read_bytes(garbage);
+  storage_error([&] { sqlite(garbage); }, garbage, "is not a onestop database");
+  CHECK(read_bytes(garbage) == garbage_bytes);
+
+  // A text file.
+  const std::string text = dir.file("notes.txt");
+  { std::ofstream(text) << "these are my notes, not a database\n"; }
+  storage_error([&] { open_store("sqlite:" + text); }, text, "is not a onestop database");
+
+  // An SQLite database of some other program.
+  const std::string foreign = dir.file("foreign.db");
+  fs::copy_file(versions_dir() / "foreign.db", foreign);
+  const std::string foreign_bytes = read_bytes(foreign);
+  storage_error([&] { sqlite(foreign); }, foreign, "is not a onestop database");
+  CHECK(read_bytes(foreign) == foreign_bytes);
+  CHECK(!fs::exists(foreign + "-wal"));
+
+  // A onestop database damaged in the middle: found by integrity_check or
+  // by the first read of a damaged page, never a crash.
+  const std::string damaged = dir.file("damaged.db");
+  {
+    Host h(sqlite(damaged));
+    for (int i = 0; i < 20; ++i) h.finish(h.submit());
+  }
+  {
+    std::fstream f(damaged, std::ios::in | std::ios::out | std::ios::binary);
+    const auto size = static_cast<std::streamoff>(fs::file_size(damaged));
+    std::mt19937 rng(2);
+    for (std::streamoff at = 4096 * 2; at < size; at += 4096 * 3) {
+      f.seekp(at);
+      for (int i = 0; i < 512; ++i) f.put(static_cast<char>(rng()));
+    }
+  }
+  bool reported = false;
+  try {
+    auto store = sqlite(damaged);
+    reported = store->integrity_check() != "ok";
+    Host h(store);
+    for (CaseId id : store->case_ids()) h.engine->verify(id);
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::storage);
+    CHECK(std::string(e.what()).find(damaged) != std::string::npos);
+    reported = true;
+  }
+  CHECK(reported);
+}
+
+TEST_CASE("sqlite: a read-only store reads and refuses writes") {
+  TempDir dir;
+  const std::string file = dir.file("ro.db");
+  CaseId id = 0;
+  {
+    Host h(sqlite(file));
+    id = h.submit();
+  }
+  auto store = sqlite(file, SqliteOptions{.read_only = true});
+  Host h(store);
+  const auto version = h.engine->get(id).version;
+  CHECK(!h.engine->inbox(InboxQuery{"", {"investment_window_clerk"}, {}, "", 0, 50}).empty());
+  storage_error([&] { h.step(id); }, file, "read-only");
+  storage_error([&] { h.submit(); }, file, "read-only");
+  CHECK(h.engine->get(id).version == version);
+
+  if (::geteuid() != 0) {  // root writes whatever the mode says
+    const std::string locked = dir.file("locked.db");
+    { Host w(sqlite(locked)); w.submit(); }
+    ::chmod(locked.c_str(), 0444);
+    storage_error([&] { Host w(sqlite(locked)); w.submit(); }, locked, "read-only");
+  }
+}
+
+TEST_CASE("sqlite: a full database fails the action and keeps every other") {
+  TempDir dir;
+  const std::string file = dir.file("full.db");
+  SqliteOptions o;
+  o.max_bytes = 600 * 1024;
+  std::vector<CaseId> ids;
+  bool full = false;
+  {
+    Host h(sqlite(file, o));
+    for (int i = 0; i < 2000 && !full; ++i) {
+      try {
+        const CaseId id = h.submit();
+        ids.push_back(id);
+        h.finish(id);
+      } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::storage);
+        const std::string m = e.what();
+        INFO(m);
+        CHECK(m.find(file) != std::string::npos);
+        CHECK(m.find("full") != std::string::npos);
+        full = true;
+      }
+    }
+  }
+  REQUIRE(full);
+  auto store = sqlite(file);
+  CHECK(store->integrity_check() == "ok");
+  Host h(store);
+  for (CaseId id : store->case_ids()) {
+    const auto check = h.engine->verify(id);
+    CHECK_MESSAGE(check.ok, check.message);
+  }
+  // With room again the interrupted case goes on.
+  for (CaseId id : store->case_ids()) {
+    if (h.engine->get(id).status == CaseStatus::running) h.finish(id);
+  }
+}
+
+TEST_CASE("sqlite: a store refuses work before bind") {
+  TempDir dir;
+  auto store = sqlite(dir.file("unbound.db"));
+  try {
+    store->load(1);
+    store->inbox(InboxQuery{"u", {}, {}, "", 0, 10});
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_state);
+    CHECK(std::string(e.what()).find("bind") != std::string::npos);
+  }
+  CHECK(store->case_ids().empty());
+}
+
+TEST_CASE("sqlite: store URIs") {
+  TempDir dir;
+  const std::string file = dir.file("uri.db");
+  auto store = open_store("sqlite:" + file);
+  REQUIRE(std::dynamic_pointer_cast<SqliteStore>(store));
+  CHECK(std::dynamic_pointer_cast<SqliteStore>(store)->path() == file);
+  { Host h(store); h.submit(); }
+  CHECK(open_store("sqlite:" + file + "?synchronous=full&busy_timeout_ms=100")->case_ids().size() == 1);
+  CHECK(open_store("sqlite:" + file + "?read_only=1")->case_ids().size() == 1);
+  auto mem = open_store("sqlite::memory:");
+  { Host h(mem); h.finish(h.submit()); }
+  CHECK(mem->case_ids().size() == 1);
+  CHECK_THROWS_AS(open_store("sqlite:" + file + "?colour=blue"), Error);
+  CHECK_THROWS_AS(open_store("sqlite:"), Error);
+  storage_error([&] { open_store("sqlite:" + dir.file("no/such/dir/x.db")); }, dir.file("no/such/dir/x.db"), "cannot open");
+}
+
+TEST_CASE("sqlite: imported cases keep their ids and the sequence moves past them") {
+  Host source(open_memory_store());
+  CaseId id = 0;
+  for (int i = 0; i < 40; ++i) id = source.submit();
+  source.finish(id);
+  const auto history = source.engine->history(id);
+
+  TempDir dir;
+  const std::string file = dir.file("import.db");
+  {
+    Host h(sqlite(file));
+    const CaseId first = h.submit();
+    CHECK(first < id);
+    h.engine->import_case(history);
+    CHECK(h.engine->history(id).size() == history.size());
+    CHECK(h.engine->verify(id).ok);
+    CHECK_THROWS_AS(h.engine->import_case(history), Error);
+  }
+  Host h(sqlite(file));
+  for (int i = 0; i < 100; ++i) CHECK(h.submit() != id);
+}
+
+TEST_CASE("sqlite: threads share one store") {
+  TempDir dir;
+  auto store = sqlite(dir.file("threads.db"));
+  auto clock = std::make_shared<ManualClock>(monday());
+  Host h(store, investment(), clock);
+  std::vector<CaseId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(h.submit());
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (CaseId id : ids) {
+    threads.emplace_back([&, id] {
+      try {
+        for (int guard = 0; guard < 300; ++guard) {
+          const Case c = h.engine->get(id);
+          if (c.status != CaseStatus::running) break;
+          const auto open = c.open_tasks();
+          if (open.empty()) continue;  // timers are left to the main thread
+          Action a;
+          a.case_id = id;
+          a.task = open.front()->id;
+          a.kind = open.front()->node == "accept" ? ActionKind::accept : ActionKind::approve;
+          a.actor = Host::entitled(*open.front());
+          h.engine->act(a);
+        }
+      } catch (...) {
+        ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(failures == 0);
+  for (CaseId id : ids) {
+    h.finish(id);
+    CHECK(h.engine->verify(id).ok);
+  }
+}
+
+TEST_CASE("sqlite: running cases keep their definition version; listing shows both") {
+  TempDir dir;
+  const std::string file = dir.file("versions.db");
+  const auto v1 = load({versions_dir() / "org.yaml", versions_dir() / "v1"});
+  const auto both = load({versions_dir() / "org.yaml", versions_dir() / "v1", versions_dir() / "v2"});
+  const auto only_v2 = load({versions_dir() / "org.yaml", versions_dir() / "v2"});
+  const Actor planner = Actor::staff_member("p", {}, {"planning"});
+  const Actor lead = Actor::staff_member("l", {"lead"});
+  std::vector<CaseId> old_cases;
+  {
+    Host h(sqlite(file), v1);
+    for (int i = 0; i < 3; ++i) old_cases.push_back(h.submit("XK-PLAN-0012"));
+    Action a;
+    a.kind = ActionKind::approve;
+    a.case_id = old_cases[0];
+    a.task = 1;
+    a.actor = planner;
+    h.engine->act(a);  // finished on version 1
+  }
+  // Refused: two cases still run on version 1.
+  try {
+    Host h(sqlite(file), only_v2);
+    FAIL("a catalog without version 1 was accepted");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_input);
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("case " + std::to_string(old_cases[1])) != std::string::npos);
+    CHECK(m.find("item XK-PLAN-0012 version 1") != std::string::npos);
+    CHECK(m.find("deploy new versions beside the old") != std::string::npos);
+  }
+  auto store = sqlite(file);
+  Host h(store, both);
+  const CaseId fresh = h.submit("XK-PLAN-0012");
+  CHECK(h.engine->get(fresh).target_version == 2);
+  CHECK(h.engine->get(old_cases[1]).target_version == 1);
+  CHECK(h.engine->get(old_cases[1]).flow_version == 1);
+  // The old case ends after one review, on version 1; the new one needs the lead.
+  Action a;
+  a.kind = ActionKind::approve;
+  a.case_id = old_cases[1];
+  a.task = 1;
+  a.actor = planner;
+  h.engine->act(a);
+  CHECK(h.engine->get(old_cases[1]).status == CaseStatus::finished);
+  a.case_id = fresh;
+  h.engine->act(a);
+  CHECK(h.engine->get(fresh).status == CaseStatus::running);
+  const auto inbox = h.engine->inbox(InboxQuery{"", {"lead"}, {}, "", 0, 10});
+  REQUIRE(inbox.size() == 1);
+  CHECK(inbox[0].flow_version == 2);
+
+  const auto uses = store->versions();
+  auto find = [&](const std::string& kind, int version) -> const DefinitionUse* {
+    for (const auto& u : uses) {
+      if (u.kind == kind && u.version == version && (u.id == "XK-PLAN-0012" || u.id == "permit_review")) return &u;
+    }
+    return nullptr;
+  };
+  const DefinitionUse* i1 = find("item", 1);
+  const DefinitionUse* i2 = find("item", 2);
+  const DefinitionUse* f2 = find("flow", 2);
+  REQUIRE(i1);
+  REQUIRE(i2);
+  REQUIRE(f2);
+  CHECK(i1->running == 1);
+  CHECK(i1->finished == 2);
+  CHECK(i2->running == 1);
+  CHECK(i2->finished == 0);
+  CHECK(i2->first_deployed.has_value());
+  CHECK(i1->name == "Planning permit");
+  CHECK(f2->running == 1);
+  REQUIRE(find("flow", 1));
+  CHECK(find("flow", 1)->running == 1);
+}

@@ -3,8 +3,10 @@
 //   onestop graph PATH... [--flow ID]   render a flow as Graphviz DOT or SVG
 //   onestop summary PATH...             themes and items: departments, limits
 //   onestop calendar days|due ...       check a working-day calendar by hand
+//   onestop export|import|versions|stats --store URI ...   cases in a store
 
 #include "calendar_cmd.hpp"
+#include "store_cmd.hpp"
 
 #include <onestop/onestop.hpp>
 
@@ -202,6 +204,7 @@ int main(int argc, char** argv) {
   summary_cmd->add_option("paths", paths, "YAML files or directories")->required();
 
   add_calendar_commands(app);
+  add_store_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   try {

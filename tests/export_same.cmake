@@ -1,0 +1,10 @@
+# cli.export: `onestop export` writes the same bytes as the archive imported.
+execute_process(COMMAND ${CLI} export --store ${STORE} -o ${OUT} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "onestop export failed (${rc})")
+endif()
+file(READ ${OUT} got)
+file(READ ${EXPECTED} want)
+if(NOT got STREQUAL want)
+  message(FATAL_ERROR "the export differs from ${EXPECTED}")
+endif()

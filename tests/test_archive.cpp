@@ -1,0 +1,138 @@
+// The portable case archive: export from one store, import into another,
+// history and hash chain intact; damaged archives are refused case by case.
+
+#include <onestop/onestop.hpp>
+#include <onestop/sqlite_store.hpp>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+using namespace onestop;
+
+namespace {
+
+const std::string company = "91110000600037341L";
+const fs::path definitions = fs::path(ONESTOP_TEST_DATA) / "store" / "investment.yaml";
+
+struct Everything final : CertificateProvider {
+  std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
+    return OfferedMaterial{m.id, m.id + ".ofd", 1, MaterialForm::electronic};
+  }
+};
+
+std::unique_ptr<Engine> engine_on(std::shared_ptr<Store> store) {
+  auto loaded = load_catalog({definitions});
+  REQUIRE(loaded.ok());
+  EngineOptions o;
+  o.store = std::move(store);
+  o.clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 3 / 2} + std::chrono::hours{1});
+  o.certificates = std::make_shared<Everything>();
+  return open_engine(loaded.catalog, o);
+}
+
+// Three cases: finished, half-way through the parallel reviews, just submitted.
+void populate(Engine& engine) {
+  Submission s;
+  s.target = "XK-INV-0001";
+  s.applicant = Applicant{ApplicantKind::legal_person, company, "Investor Ltd"};
+  for (int steps : {7, 3, 0}) {
+    const CaseId id = *engine.submit(s, Actor::applicant_of(company)).case_id;
+    for (int i = 0; i < steps; ++i) {
+      const Case c = engine.get(id);
+      const Task& t = *c.open_tasks().front();
+      Action a;
+      a.case_id = id;
+      a.task = t.id;
+      a.kind = t.node == "accept" ? ActionKind::accept : ActionKind::approve;
+      a.actor = Actor::staff_member("clerk", t.candidates.roles, t.candidates.departments);
+      engine.act(a);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("export and import move cases between stores with their history and hash chain") {
+  auto from_store = open_memory_store();
+  auto from = engine_on(from_store);
+  populate(*from);
+  std::stringstream archive;
+  CHECK(export_cases(*from_store, archive) == 3);
+
+  const fs::path db = fs::temp_directory_path() / fmt::format("onestop-archive-{}.db", ::getpid());
+  fs::remove(db);
+  {
+    auto to_store = open_sqlite_store(db.string());
+    auto to = engine_on(to_store);
+    const ImportReport report = import_cases(*to, archive);
+    CHECK(report.ok());
+    CHECK(report.imported == 3);
+    for (CaseId id : from_store->case_ids()) {
+      CHECK(to->get(id).version == from->get(id).version);
+      CHECK(to->get(id).status == from->get(id).status);
+      CHECK(to->history(id).back().hash == from->history(id).back().hash);
+      CHECK(to->verify(id).ok);
+    }
+    // Exported again, the archive is the same bytes.
+    std::stringstream again, first;
+    export_cases(*to_store, again);
+    export_cases(*from_store, first);
+    CHECK(again.str() == first.str());
+    // Importing twice refuses every case and stores nothing new.
+    if (const char* dump = std::getenv("ONESTOP_WRITE_ARCHIVE_FIXTURE")) std::ofstream(dump) << first.str();
+    std::stringstream copy(first.str());
+    const ImportReport twice = import_cases(*to, copy);
+    CHECK(twice.imported == 0);
+    CHECK(twice.problems.size() == 3);
+  }
+  fs::remove(db);
+}
+
+TEST_CASE("a damaged archive: the broken case is reported, the others are imported") {
+  auto from_store = open_memory_store();
+  auto from = engine_on(from_store);
+  populate(*from);
+  std::stringstream archive;
+  export_cases(*from_store, archive);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(archive, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 4);
+  // Case 2: an actor rewritten after the fact.
+  const auto at = lines[2].find("\"actor\":\"clerk\"");
+  REQUIRE(at != std::string::npos);
+  lines[2].replace(at, 15, "\"actor\":\"forger\"");
+  // Case 3: truncated.
+  lines[3] = lines[3].substr(0, lines[3].size() / 2);
+  std::stringstream damaged;
+  for (const auto& l : lines) damaged << l << '\n';
+
+  auto to = engine_on(open_memory_store());
+  const ImportReport report = import_cases(*to, damaged);
+  CHECK(report.imported == 1);
+  REQUIRE(report.problems.size() == 2);
+  CHECK(report.problems[0].find("line 3: case 2") != std::string::npos);
+  CHECK(report.problems[1].find("line 4") != std::string::npos);
+  CHECK(to->verify(1).ok);
+  CHECK_THROWS_AS(to->get(2), Error);
+
+  std::stringstream not_archive("hello\n");
+  CHECK_THROWS_AS(import_cases(*to, not_archive), Error);
+}
+
+TEST_CASE("the archive fixture written by an earlier build still imports") {
+  // tests/data/store/cases.jsonl: the three cases of populate(), version 1 of the format.
+  std::ifstream in(fs::path(ONESTOP_TEST_DATA) / "store" / "cases.jsonl");
+  REQUIRE(in);
+  auto to = engine_on(open_memory_store());
+  const ImportReport report = import_cases(*to, in);
+  for (const auto& p : report.problems) MESSAGE(p);
+  CHECK(report.imported == 3);
+  CHECK(to->get(1).status == CaseStatus::finished);
+  CHECK(to->verify(2).ok);
+}

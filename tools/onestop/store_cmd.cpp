@@ -1,0 +1,234 @@
+// onestop export   --store URI [--case ID]... [-o FILE]        cases to a portable archive
+// onestop import   --store URI [-i FILE] PATH...                 cases from an archive (PATH: definitions)
+// onestop versions --store URI                                   which cases run on which definition version
+// onestop stats    --store URI PATH... [--target ..] [--format]  supervision figures (电子监察)
+
+#include "store_cmd.hpp"
+
+#include <onestop/onestop.hpp>
+#include <onestop/sqlite_store.hpp>
+#include <onestop/supervision.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+namespace {
+
+using namespace onestop;
+
+struct Options {
+  std::string store;
+  std::vector<std::string> paths;
+  std::vector<CaseId> cases;
+  std::string file;
+  std::string target;
+  std::string department;
+  std::string from;
+  std::string to;
+  std::string now;
+  std::string format = "text";
+};
+
+[[noreturn]] void fail(const std::string& command, const std::string& message) {
+  std::cerr << "onestop " << command << ": " << message << '\n';
+  throw CLI::RuntimeError(1);
+}
+
+std::shared_ptr<const Catalog> load_definitions(const std::string& command, const std::vector<std::string>& paths) {
+  const auto r = load_catalog(std::vector<std::filesystem::path>(paths.begin(), paths.end()));
+  for (const auto& d : r.diagnostics) {
+    if (d.severity == Severity::error) std::cerr << d.to_string() << '\n';
+  }
+  if (!r.ok()) fail(command, "the definitions have errors");
+  return r.catalog;
+}
+
+// "2026-03-02" as the start of that day in China (UTC+8), or a full
+// "2026-03-02T09:00:00+08:00".
+Instant parse_time(const std::string& command, const std::string& text) {
+  int y = 0;
+  unsigned m = 0, d = 0, hh = 0, mm = 0, ss = 0;
+  int oh = 8, om = 0;
+  char sign = '+';
+  const int n = std::sscanf(text.c_str(), "%d-%u-%uT%u:%u:%u%c%d:%d", &y, &m, &d, &hh, &mm, &ss, &sign, &oh, &om);
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m}, std::chrono::day{d}};
+  if ((n != 3 && n != 9) || !ymd.ok() || (n == 9 && sign != '+' && sign != '-')) {
+    fail(command, fmt::format("'{}' is not a date (2026-03-02) or a time (2026-03-02T09:00:00+08:00)", text));
+  }
+  const auto offset = std::chrono::hours{oh} + std::chrono::minutes{om};
+  const auto local = std::chrono::sys_days{ymd} + std::chrono::hours{hh} + std::chrono::minutes{mm} + std::chrono::seconds{ss};
+  return sign == '-' ? local + offset : local - offset;
+}
+
+void export_command(const Options& o) {
+  auto store = open_store(o.store);
+  std::ofstream file;
+  if (!o.file.empty()) {
+    file.open(o.file, std::ios::binary);
+    if (!file) fail("export", fmt::format("cannot write '{}'", o.file));
+  }
+  const std::size_t n = export_cases(*store, o.file.empty() ? std::cout : file, o.cases);
+  if (!o.file.empty()) std::cerr << fmt::format("{} case{} written to {}\n", n, n == 1 ? "" : "s", o.file);
+}
+
+void import_command(const Options& o) {
+  auto catalog = load_definitions("import", o.paths);
+  EngineOptions eo;
+  eo.store = open_store(o.store);
+  auto engine = open_engine(catalog, eo);
+  std::ifstream file;
+  if (!o.file.empty()) {
+    file.open(o.file, std::ios::binary);
+    if (!file) fail("import", fmt::format("cannot read '{}'", o.file));
+  }
+  std::istream& in = o.file.empty() ? std::cin : file;
+  ImportReport report;
+  if (auto* sqlite = dynamic_cast<SqliteStore*>(eo.store.get())) {
+    // One transaction for the whole archive: all of it is there, or the
+    // failed cases are reported and the rest are.
+    SqliteBatch batch(*sqlite);
+    report = import_cases(*engine, in);
+    batch.commit();
+  } else {
+    report = import_cases(*engine, in);
+  }
+  for (const auto& p : report.problems) std::cerr << p << '\n';
+  std::cout << fmt::format("{} imported, {} refused\n", report.imported, report.problems.size());
+  if (!report.ok()) throw CLI::RuntimeError(1);
+}
+
+void versions_command(const Options& o) {
+  auto store = open_store(o.store);
+  auto* sqlite = dynamic_cast<SqliteStore*>(store.get());
+  if (sqlite == nullptr) fail("versions", fmt::format("'{}' keeps no definition versions (use a sqlite: store)", o.store));
+  const auto uses = sqlite->versions();
+  if (o.format == "json") {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& u : uses) {
+      out.push_back({{"kind", u.kind}, {"id", u.id}, {"version", u.version}, {"name", u.name},
+                     {"running", u.running}, {"finished", u.finished}});
+    }
+    std::cout << out.dump(2) << '\n';
+    return;
+  }
+  std::cout << fmt::format("{:<6} {:<40} {:>7} {:>9} {:>9}  {}\n", "kind", "id", "version", "running", "finished", "name");
+  for (const auto& u : uses) {
+    std::cout << fmt::format("{:<6} {:<40} {:>7} {:>9} {:>9}  {}\n", u.kind, u.id, u.version, u.running, u.finished, u.name);
+  }
+}
+
+nlohmann::json figures_json(const StatsFigures& f) {
+  return {{"cases", f.cases},
+          {"finished", f.finished},
+          {"open", f.open},
+          {"finished_on_time", f.finished_on_time},
+          {"finished_overdue", f.finished_overdue},
+          {"open_overdue", f.open_overdue},
+          {"on_time_rate", f.on_time_rate},
+          {"mean_days", f.mean_days},
+          {"p50_days", f.p50_days},
+          {"p90_days", f.p90_days},
+          {"p99_days", f.p99_days},
+          {"yellow_warnings", f.yellow_warnings},
+          {"red_warnings", f.red_warnings},
+          {"evaluations", f.evaluations},
+          {"mean_rating", f.mean_rating},
+          {"satisfaction_rate", f.satisfaction_rate},
+          {"poor_ratings", f.poor_ratings},
+          {"follow_ups_open", f.follow_ups_open},
+          {"follow_ups_overdue", f.follow_ups_overdue}};
+}
+
+void stats_command(const Options& o) {
+  auto catalog = load_definitions("stats", o.paths);
+  EngineOptions eo;
+  eo.store = open_store(o.store);
+  if (!o.now.empty()) eo.clock = std::make_shared<ManualClock>(parse_time("stats", o.now));
+  auto engine = open_engine(catalog, eo);
+  StatsQuery q;
+  if (!o.from.empty()) q.from = parse_time("stats", o.from);
+  if (!o.to.empty()) q.to = parse_time("stats", o.to);
+  q.target = o.target;
+  q.department = o.department;
+  const SupervisionStats s = engine->statistics(q);
+  if (o.format == "json") {
+    nlohmann::json out{{"total", figures_json(s.total)}};
+    for (const auto& [name, group] : {std::pair{"by_target", &s.by_target}, {"by_department", &s.by_department},
+                                      {"by_month", &s.by_month}}) {
+      nlohmann::json g = nlohmann::json::object();
+      for (const auto& [key, f] : *group) g[key] = figures_json(f);
+      out[name] = g;
+    }
+    std::cout << out.dump(2) << '\n';
+    return;
+  }
+  auto row = [](const std::string& name, const StatsFigures& f) {
+    std::cout << fmt::format("{:<36} {:>7} {:>7} {:>6} {:>7.1f}% {:>7} {:>6.1f} {:>6.1f} {:>6.1f} {:>5} {:>4} {:>5} {:>6}\n",
+                             name, f.cases, f.finished, f.open, 100.0 * f.on_time_rate, f.open_overdue, f.mean_days,
+                             f.p50_days, f.p90_days, f.yellow_warnings, f.red_warnings, f.evaluations,
+                             f.evaluations ? fmt::format("{:.2f}", f.mean_rating) : std::string("-"));
+  };
+  auto table = [&](const std::string& title, const std::map<std::string, StatsFigures>& groups) {
+    std::cout << fmt::format("\n{:<36} {:>7} {:>7} {:>6} {:>8} {:>7} {:>6} {:>6} {:>6} {:>5} {:>4} {:>5} {:>6}\n", title,
+                             "cases", "done", "open", "on-time", "overdue", "mean", "p50", "p90", "yel", "red", "evals",
+                             "rating");
+    for (const auto& [key, f] : groups) row(key.empty() ? "(none)" : key, f);
+  };
+  table("total", {{"all cases", s.total}});
+  table("by item or theme", s.by_target);
+  table("by department", s.by_department);
+  table("by month (submitted)", s.by_month);
+  std::cout << "\nDays are working days from submission to the end, suspensions excluded; ratings 1 (very satisfied) .. 5.\n";
+}
+
+// Runs a command; library errors end it with their code and message.
+template <class F>
+auto guarded(const char* command, std::shared_ptr<Options> o, F f) {
+  return [command, o, f] {
+    try {
+      f(*o);
+    } catch (const Error& e) {
+      fail(command, fmt::format("{}: {}", to_string(e.code()), e.what()));
+    }
+  };
+}
+
+}  // namespace
+
+void add_store_commands(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  const std::string store_help = "the store: sqlite:PATH or memory:";
+
+  auto* ex = app.add_subcommand("export", "Write cases with their hash-chained history to a portable archive");
+  ex->add_option("--store", o->store, store_help)->required();
+  ex->add_option("--case", o->cases, "only these case ids (all by default)");
+  ex->add_option("-o,--output", o->file, "the archive file (standard output by default)");
+  ex->callback(guarded("export", o, export_command));
+
+  auto* im = app.add_subcommand("import", "Read cases from an archive; each is checked and replayed");
+  im->add_option("--store", o->store, store_help)->required();
+  im->add_option("-i,--input", o->file, "the archive file (standard input by default)");
+  im->add_option("paths", o->paths, "definitions (YAML files or directories) holding the versions the cases ran on")->required();
+  im->callback(guarded("import", o, import_command));
+
+  auto* ve = app.add_subcommand("versions", "Which cases run on which definition version");
+  ve->add_option("--store", o->store, store_help)->required();
+  ve->add_option("--format", o->format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  ve->callback(guarded("versions", o, versions_command));
+
+  auto* st = app.add_subcommand("stats", "Supervision figures: on-time rates, handling days, warnings, evaluations");
+  st->add_option("--store", o->store, store_help)->required();
+  st->add_option("paths", o->paths, "definitions (YAML files or directories)")->required();
+  st->add_option("--target", o->target, "only this item code or theme id");
+  st->add_option("--department", o->department, "only this implementing department");
+  st->add_option("--from", o->from, "submitted on or after (2026-03-02 or 2026-03-02T09:00:00+08:00)");
+  st->add_option("--to", o->to, "submitted before");
+  st->add_option("--now", o->now, "count overdue cases as at this time (now by default)");
+  st->add_option("--format", o->format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  st->callback(guarded("stats", o, stats_command));
+}

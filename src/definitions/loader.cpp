@@ -796,6 +796,26 @@ LoadResult finish(std::shared_ptr<Catalog> catalog, std::vector<Diagnostic> diag
   return LoadResult{std::move(catalog), std::move(diagnostics)};
 }
 
+// Whether a file's modeline (`# yaml-language-server: $schema=...` in its
+// first five lines) names a schema other than onestop.schema.json: flow
+// tests, scenarios and other YAML formats that live beside definitions in a
+// directory, as tests/check_schemas.py and docs/editor-setup.md have it.
+bool other_format(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  for (int i = 0; i < 5 && std::getline(in, line); ++i) {
+    const auto at = line.find("yaml-language-server:");
+    if (line.find('#') == std::string::npos || at == std::string::npos) continue;
+    const auto schema = line.find("$schema=", at);
+    if (schema == std::string::npos) continue;
+    std::string_view uri = trim(std::string_view(line).substr(schema + 8));
+    uri = uri.substr(0, uri.find_first_of(" \t"));
+    const auto slash = uri.find_last_of('/');
+    return (slash == std::string_view::npos ? uri : uri.substr(slash + 1)) != "onestop.schema.json";
+  }
+  return false;
+}
+
 }  // namespace
 
 LoadResult load_catalog(const std::vector<Source>& sources, const LoadOptions& options) {
@@ -821,7 +841,9 @@ LoadResult load_catalog(const std::vector<std::filesystem::path>& paths, const L
       std::vector<fs::path> found;
       for (fs::recursive_directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
         const auto ext = it->path().extension();
-        if (it->is_regular_file(ec) && (ext == ".yaml" || ext == ".yml")) found.push_back(it->path());
+        if (it->is_regular_file(ec) && (ext == ".yaml" || ext == ".yml") && !other_format(it->path())) {
+          found.push_back(it->path());
+        }
       }
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());

@@ -6,6 +6,7 @@
 //   onestop export|import|versions|stats --store URI ...   cases in a store
 
 #include "calendar_cmd.hpp"
+#include "test_cmd.hpp"
 #include "store_cmd.hpp"
 
 #include <onestop/onestop.hpp>
@@ -204,6 +205,7 @@ int main(int argc, char** argv) {
   summary_cmd->add_option("paths", paths, "YAML files or directories")->required();
 
   add_calendar_commands(app);
+  add_test_command(app);
   add_store_commands(app);
 
   CLI11_PARSE(app, argc, argv);

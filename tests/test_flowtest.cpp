@@ -1,0 +1,284 @@
+// Scripted flow tests: good scripts pass, failing expectations are reported
+// with the script's file:line and what differed, malformed scripts are
+// refused with file:line, and the example themes' own scripts pass.
+
+#include <onestop/flowtest.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+
+namespace fs = std::filesystem;
+using namespace onestop;
+
+namespace {
+
+const fs::path data_dir = fs::path(ONESTOP_TEST_DATA);
+
+// A script over tests/data/runtime (item SERIAL: accept by the hall, review
+// by a reviewer; accept has 1 working day).
+FlowTestReport run(const std::string& text, const FlowTestOptions& options = {}) {
+  return run_flow_tests(Source{"script.yaml", text}, data_dir, options);
+}
+
+const std::string header = R"(definitions: [runtime]
+start: 2026-03-02T09:00:00+08:00
+actors:
+  wang: { departments: [hall] }
+  li: { roles: [reviewer] }
+)";
+
+const std::string submit = R"(      - submit:
+          case: c1
+          target: SERIAL
+          applicant: { kind: natural_person, id: "34052419800101001X", name: Zhang San }
+          materials: [form, plan, local_proof]
+)";
+
+std::string all_failures(const FlowTestReport& r) {
+  std::string out;
+  for (const auto& e : r.errors) out += e.to_string() + "\n";
+  for (const auto& t : r.results) {
+    for (const auto& f : t.failures) out += f.to_string() + "\n";
+  }
+  return out;
+}
+
+bool has_failure(const FlowTestResult& r, int line, const std::string& text) {
+  return std::any_of(r.failures.begin(), r.failures.end(), [&](const FlowTestFailure& f) {
+    return f.where.file == "script.yaml" && f.where.line == line && f.message.find(text) != std::string::npos;
+  });
+}
+
+bool has_error(const FlowTestReport& r, int line, const std::string& text) {
+  return std::any_of(r.errors.begin(), r.errors.end(), [&](const Diagnostic& d) {
+    return d.where.file == "script.yaml" && d.where.line == line &&
+           (d.message + " " + d.hint).find(text) != std::string::npos;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("flow tests: a good script passes, with every kind of step and expectation") {
+  const auto report = run(header + R"(tests:
+  - name: serial approval
+    steps:
+)" + submit + R"(      - expect:
+          case: c1
+          status: running
+          outcome: none
+          open_tasks:
+            - node: accept
+              assignees: { department: hall }
+              due: 2026-03-03T17:30:00+08:00
+          inbox: { departments: [hall], count: 1, tasks: [accept] }
+      - act: { case: c1, action: accept, task: accept, as: li, expect_error: not_permitted }
+      - act: { case: c1, action: accept, task: accept, as: wang }
+      - act: { case: c1, action: accept, task: accept, as: wang, expect_error: invalid_state }
+      - act: { action: approve, task: review, as: li }
+      - expect:
+          status: finished
+          outcome: approved
+          open_tasks: []
+          warnings: { yellow: 0, red: 0 }
+          history_contains: [{ kind: task_completed, node: review, actor: li }, { kind: finished, to: approved }]
+          history_excludes: [{ kind: warning }]
+  - name: an untouched acceptance warns once it is used up
+    steps:
+)" + submit + R"(      - advance: 1 working day
+      - tick: {}
+      - expect: { warnings: { yellow: 1, red: 1 }, history_contains: [{ kind: warning, node: accept, to: red }] }
+      - tick: { fired: 0 }
+)");
+  INFO(all_failures(report));
+  CHECK(report.errors.empty());
+  REQUIRE(report.results.size() == 2);
+  CHECK(report.results[0].name == "serial approval");
+  CHECK(report.results[0].passed());
+  CHECK(report.results[1].passed());
+  CHECK(report.ok());
+  CHECK(report.summary() == "2 passed, 0 failed");
+}
+
+TEST_CASE("flow tests: each failing expectation is reported with file:line, expected and actual") {
+  const auto report = run(header + R"(tests:
+  - name: wrong expectations
+    steps:
+)" + submit + R"(      - expect:
+          status: finished
+          outcome: approved
+          open_tasks: [review]
+          warnings: { yellow: 2 }
+          history_contains: [{ kind: returned }]
+      - act: { case: c1, action: accept, task: accept, as: wang }
+      - expect:
+          open_tasks:
+            - node: review
+              assignees: { role: lead }
+      - act: { case: c1, action: approve, task: review, as: wang, expect_error: invalid_state }
+      - act: { case: c1, action: approve, task: review, as: li, expect_error: not_permitted }
+      - expect: { status: running }
+  - name: still runs after a failing test
+    steps:
+)" + submit);
+  REQUIRE(report.results.size() == 2);
+  const auto& r = report.results[0];
+  INFO(all_failures(report));
+  CHECK_FALSE(r.passed());
+  CHECK(has_failure(r, 15, "status: expected finished, got running"));
+  CHECK(has_failure(r, 16, "outcome: expected approved, got none"));
+  CHECK(has_failure(r, 17, "open_tasks: expected [review], got [accept] (missing [review], unexpected [accept])"));
+  CHECK(has_failure(r, 18, "yellow warnings: expected 2, got 0"));
+  CHECK(has_failure(r, 19, "history has no entry {kind: returned}"));
+  CHECK(has_failure(r, 23, "task review: assignees: expected role lead, got role reviewer"));
+  CHECK(has_failure(r, 25, "expected refusal with invalid_state, got not_permitted"));
+  // An action that should have been refused but went through ends the test.
+  CHECK(has_failure(r, 26, "expected refusal with not_permitted, but the action was accepted"));
+  CHECK_FALSE(has_failure(r, 27, "status"));
+  CHECK(report.results[1].passed());
+  CHECK(report.failed() == 1);
+  CHECK(report.passed() == 1);
+  CHECK(report.summary() == "1 passed, 1 failed");
+  // Rendered as file:line: message.
+  CHECK(r.failures.front().to_string().rfind("script.yaml:15: case c1: status: expected finished", 0) == 0);
+}
+
+TEST_CASE("flow tests: steps that cannot be done stop the test and say why") {
+  const auto report = run(header + R"(tests:
+  - name: act on a task that is not there
+    steps:
+)" + submit + R"(      - act: { case: c1, action: approve, task: review, as: li }
+      - expect: { status: finished }
+  - name: an unexpected refusal
+    steps:
+)" + submit + R"(      - act: { case: c1, action: accept, task: accept, as: li }
+  - name: a refused submission
+    steps:
+      - submit:
+          case: c1
+          target: SERIAL
+          applicant: { kind: natural_person, id: "34052419800101001X", name: Zhang San }
+          materials: [form]
+      - expect: { status: running }
+)");
+  REQUIRE(report.results.size() == 3);
+  INFO(all_failures(report));
+  CHECK(report.results[0].failures.size() == 1);
+  CHECK(has_failure(report.results[0], 14, "case c1 has no task 'review'; open tasks: [accept]"));
+  CHECK(has_failure(report.results[1], 23, "accept c1 task accept as li: refused with not_permitted"));
+  CHECK(has_failure(report.results[2], 26, "pre-review found deficiencies"));
+  CHECK(report.results[2].failures.size() == 1);
+  CHECK(report.summary() == "0 passed, 3 failed");
+}
+
+TEST_CASE("flow tests: malformed scripts are refused with file:line and nothing runs") {
+  SUBCASE("unknown keys, actions, nodes, cases and time limits are all reported at once") {
+    const auto report = run(header + R"(tests:
+  - name: typos
+    steps:
+)" + submit + R"(      - act: { case: c1, action: aprove, task: review, as: li }
+      - act: { case: c9, action: approve, task: reveiw, as: li }
+      - expect: { stauts: running }
+      - advance: 3 fortnights
+      - wait: 3 working days
+)");
+    INFO(all_failures(report));
+    CHECK(report.results.empty());
+    CHECK(report.malformed_scripts == 1);
+    CHECK_FALSE(report.ok());
+    CHECK(report.summary() == "0 passed, 1 failed");
+    CHECK(has_error(report, 14, "action 'aprove' is not one of"));
+    CHECK(has_error(report, 14, "did you mean 'approve'?"));
+    CHECK(has_error(report, 15, "no case 'c9' was submitted before this step"));
+    CHECK(has_error(report, 16, "unknown key 'stauts' in expect"));
+    CHECK(has_error(report, 17, "advance '3 fortnights' is not a time limit"));
+    CHECK(has_error(report, 18, "unknown key 'wait'"));
+    for (const auto& e : report.errors) CHECK(e.to_string().rfind("script.yaml:", 0) == 0);
+  }
+  SUBCASE("names checked against the definitions") {
+    const auto report = run(header + R"(tests:
+  - name: unknown names
+    steps:
+      - submit:
+          case: c1
+          target: SERAIL
+          applicant: { kind: natural_person, id: "34052419800101001X" }
+      - act: { case: c1, action: approve, task: reveiw, as: li }
+      - expect: { open_tasks: [NO-SUCH-ITEM/accept] }
+)");
+    INFO(all_failures(report));
+    CHECK(report.malformed_scripts == 1);
+    CHECK(has_error(report, 9, "target 'SERAIL' is neither an item code nor a theme id (did you mean 'SERIAL'?)"));
+    CHECK(has_error(report, 13, "no flow has a node 'reveiw' (did you mean 'review'?)"));
+    CHECK(has_error(report, 14, "'NO-SUCH-ITEM' in 'NO-SUCH-ITEM/accept' is neither an item code nor a subflow node"));
+  }
+  SUBCASE("YAML syntax errors") {
+    const auto report = run("definitions: [runtime]\ntests:\n  - name: x\n    steps: [\n");
+    CHECK(report.malformed_scripts == 1);
+    REQUIRE_FALSE(report.errors.empty());
+    CHECK(report.errors.front().where.line > 0);
+  }
+  SUBCASE("missing definitions and tests") {
+    const auto report = run("start: 2026-03-02T09:00:00+08:00\n");
+    CHECK(has_error(report, 1, "has no 'definitions'"));
+    CHECK(has_error(report, 1, "has no 'tests'"));
+  }
+  SUBCASE("definitions that do not load") {
+    const auto report = run("definitions: [no-such-directory]\ntests:\n  - { name: x, steps: [] }\n");
+    CHECK(report.malformed_scripts == 1);
+    CHECK(has_error(report, 0, "do not load"));
+  }
+  SUBCASE("a script file that does not exist") {
+    const auto report = run_flow_tests(data_dir / "no-such-script.yaml");
+    CHECK(report.malformed_scripts == 1);
+    CHECK(report.summary() == "0 passed, 1 failed");
+  }
+}
+
+TEST_CASE("flow tests: advance lands where a limit of that length runs out, and the name filter picks tests") {
+  const auto report = run(header + R"(tests:
+  - name: advance by one working day
+    steps:
+)" + submit + R"(      - advance: 1 working day
+      - tick: { fired: 2 }
+      - expect: { warnings: { red: 1 } }
+  - name: advance to an instant, then by hours
+    start: 2026-03-06T16:00:00+08:00
+    steps:
+)" + submit + R"(      - advance: { to: 2026-03-09T09:00:00+08:00 }
+      - advance: 2 working hours
+      - expect:
+          open_tasks: [{ node: accept, due: 2026-03-09T17:30:00+08:00 }]
+      - advance: 1 natural day
+      - tick: {}
+      - expect: { warnings: { red: 1 } }
+)",
+                          FlowTestOptions{"advance to"});
+  INFO(all_failures(report));
+  REQUIRE(report.results.size() == 1);
+  CHECK(report.results[0].name == "advance to an instant, then by hours");
+  CHECK(report.results[0].passed());
+}
+
+TEST_CASE("flow tests: every example theme ships scripts, and they pass") {
+  std::vector<fs::path> scripts;
+  for (const char* theme : {"investment-project", "business-startup", "residence-permit"}) {
+    const fs::path dir = fs::path(ONESTOP_SOURCE_DIR) / "examples" / theme / "tests";
+    REQUIRE(fs::is_directory(dir));
+    std::size_t found = 0;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (entry.path().extension() == ".yaml") {
+        scripts.push_back(entry.path());
+        ++found;
+      }
+    }
+    CHECK(found >= 1);
+  }
+  const auto report = run_flow_tests(scripts);
+  INFO(all_failures(report));
+  CHECK(report.errors.empty());
+  CHECK(report.results.size() >= 15);
+  CHECK(report.ok());
+}

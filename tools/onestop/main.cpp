@@ -3,10 +3,11 @@
 //   onestop graph PATH... [--flow ID]   render a flow as Graphviz DOT or SVG
 //   onestop summary PATH...             themes and items: departments, limits
 //   onestop calendar days|due ...       check a working-day calendar by hand
+//   onestop simulate SCENARIO [DEFS...]  simulate cases on virtual time, report KPIs
 //   onestop export|import|versions|stats --store URI ...   cases in a store
 
 #include "calendar_cmd.hpp"
-#include "test_cmd.hpp"
+#include "simulate_cmd.hpp"
 #include "store_cmd.hpp"
 
 #include <onestop/onestop.hpp>
@@ -205,7 +206,7 @@ int main(int argc, char** argv) {
   summary_cmd->add_option("paths", paths, "YAML files or directories")->required();
 
   add_calendar_commands(app);
-  add_test_command(app);
+  add_simulate_command(app);
   add_store_commands(app);
 
   CLI11_PARSE(app, argc, argv);

@@ -1,0 +1,1362 @@
+// The discrete-event simulator. Events (time, sequence) come off one
+// priority queue: arrivals, staff finishing a piece of work, applicants
+// answering correction requests, staff coming on duty. The engine's own
+// timers are fired with Engine::tick at each case's next due instant, which
+// the simulator learns, like the work that appears, from the commits passing
+// through its Store (the same Commit a live store indexes).
+
+#include "sim/random.hpp"
+#include "sim/shift.hpp"
+
+#include <onestop/engine.hpp>
+#include <onestop/identity.hpp>
+#include <onestop/simulation.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <queue>
+#include <set>
+#include <unordered_map>
+
+namespace onestop {
+
+namespace {
+
+using sim::never;
+using sim::Rng;
+using sim::Seconds;
+using sim::Shift;
+
+constexpr std::uint32_t none = 0xFFFFFFFFu;
+
+Seconds secs(Instant t) { return t.time_since_epoch().count(); }
+Instant instant(Seconds s) { return Instant{std::chrono::seconds{s}}; }
+
+std::string where_text(const SourceLocation& w) {
+  return w.file.empty() ? std::string("scenario") : fmt::format("{}:{}:{}", w.file, w.line, w.column);
+}
+
+[[noreturn]] void bad(const SourceLocation& w, const std::string& what) {
+  throw Error(ErrorCode::invalid_input, fmt::format("{}: {}", where_text(w), what));
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// A step as the simulator serves it: behaviour resolved, figures collected.
+struct Step {
+  const Node* node = nullptr;
+  std::string flow;
+  std::string item;
+  const Flow* flow_def = nullptr;
+  Distribution service;
+  double correction = 0, reject = 0, return_to = 0, withdraw = 0;
+  std::string return_target;
+  Distribution applicant_delay;
+  std::vector<std::uint32_t> pools;  // for tasks; countersign places look up their own
+  // Figures.
+  std::size_t tasks = 0, served = 0, approved = 0, rejected = 0, returned = 0, corrections = 0, withdrawn = 0;
+  std::size_t timed_out = 0;
+  std::vector<float> waits;  // seconds
+  double service_seconds = 0;
+};
+
+struct Unit {
+  CaseId case_id = 0;
+  TaskId task = 0;
+  std::uint32_t step = 0;
+  std::uint32_t rec = 0;
+  std::uint32_t staff = none;
+  std::uint32_t enq = 0;  // bumps each time it is queued; older queue entries are stale
+  std::string slot;       // countersign place ("role:x", ...), empty for tasks
+  Seconds since = 0;      // available since
+  Seconds due = never;
+  bool counted = true;    // its case is inside the measured window
+  enum class State : std::uint8_t { queued, serving, acting, held, done } state = State::queued;
+};
+
+struct CaseRec {
+  CaseId id = 0;
+  std::uint32_t target = 0;
+  Seconds submitted = 0;
+  Seconds finished = -1;
+  Seconds overdue_at = -1;
+  Seconds timer = -1;
+  CaseStatus status = CaseStatus::running;
+  std::string outcome;
+  std::string applicant;
+  std::uint32_t yellow = 0, red = 0;
+  bool counted = true;
+  bool resubmit_pending = false;
+  std::vector<std::pair<TaskId, std::uint32_t>> open;  // open tasks and their units
+  std::vector<std::uint32_t> held;                     // units waiting for the case to run again
+  std::vector<std::pair<std::string, Seconds>> item_started;
+};
+
+struct Pool {
+  std::string department;
+  std::string role;
+  std::vector<std::string> users;
+  Shift shift;
+  std::vector<std::uint32_t> members;
+  std::vector<std::uint32_t> idle;
+  struct Entry {
+    Seconds k1;
+    Seconds k2;
+    std::uint64_t seq;
+    std::uint32_t unit;
+    std::uint32_t enq;
+  };
+  std::vector<Entry> queue;  // a heap
+  bool wake_pending = false;
+  double busy = 0;
+  std::size_t served = 0;
+};
+
+struct Staff {
+  Actor actor;
+  std::uint32_t pool = 0;
+  std::uint32_t unit = none;
+  std::uint64_t gen = 0;
+  Seconds started = 0;
+  Seconds work = 0;
+};
+
+struct TargetInfo {
+  std::string id;
+  std::string name;
+  bool is_theme = false;
+  const Flow* flow = nullptr;
+  std::vector<ApplicantKind> kinds;
+  std::vector<OfferedMaterial> materials;
+  std::vector<std::size_t> required;  // indexes into materials of required ones
+  std::vector<std::pair<ApplicantKind, double>> mix;
+  // Figures.
+  std::size_t arrived = 0, refused = 0;
+};
+
+struct ItemRun {
+  std::vector<double> days;
+  std::map<std::string, std::size_t> outcomes;
+  std::size_t started = 0;
+};
+
+enum class Ev : std::uint8_t { arrival, service_done, resubmit, wake };
+
+struct SimEvent {
+  Seconds t;
+  std::uint64_t seq;
+  Ev kind;
+  std::uint32_t a;
+  std::uint64_t b;
+  bool operator>(const SimEvent& o) const { return t != o.t ? t > o.t : seq > o.seq; }
+};
+
+enum Outcome8 : std::uint8_t { o_approve, o_reject, o_return, o_correction, o_withdraw };
+
+const char* regions[] = {"110101", "110105", "310104", "310115", "440305", "440106", "330106", "320102",
+                         "510104", "420102", "340102", "610113", "370102", "350203", "500103", "210102"};
+
+class Simulator;
+
+// The store the engine sees: forwards everything, and tells the simulator
+// what each commit changed.
+class Tap final : public StoreWrapper {
+ public:
+  Tap(std::shared_ptr<Store> target, Simulator& sim) : StoreWrapper(std::move(target)), sim_(sim) {}
+  void commit(Commit c) override;
+  void commit_batch(std::vector<Commit> cs) override {
+    for (auto& c : cs) commit(std::move(c));
+  }
+
+ private:
+  Simulator& sim_;
+};
+
+struct Approver final : StepHandler {
+  Approver(double p, Rng& rng) : p_(p), rng_(rng) {}
+  StepResult run(const Case&, const Task&) override {
+    StepResult r;
+    r.decision = rng_.uniform() < p_ ? Decision::approved : Decision::rejected;
+    return r;
+  }
+  double p_;
+  Rng& rng_;
+};
+
+struct Everything final : CertificateProvider {
+  std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
+    return OfferedMaterial{m.id, m.id + ".ofd", 1, MaterialForm::electronic};
+  }
+};
+
+class Simulator {
+ public:
+  Simulator(const Scenario& sc, std::shared_ptr<const Catalog> catalog, SimulationOptions options)
+      : sc_(sc), options_(std::move(options)), seed_(options_.seed.value_or(sc.seed)),
+        r_people_(seed_, 1), r_service_(seed_, 2), r_decide_(seed_, 3), r_delay_(seed_, 4), r_handlers_(seed_, 5) {
+    if (!catalog) throw Error(ErrorCode::invalid_input, "simulate: no catalog");
+    auto copy = std::make_shared<Catalog>(*catalog);
+    if (copy->default_calendar.empty() && !sc.calendar.empty()) copy->default_calendar = sc.calendar;
+    catalog_ = copy;
+    if (!sc.calendar.empty() && catalog_->find_calendar(sc.calendar) == nullptr) {
+      throw Error(ErrorCode::invalid_input,
+                  fmt::format("{}: calendar '{}' is not in the definitions", sc.file.empty() ? "scenario" : sc.file, sc.calendar));
+    }
+    calendar_ = sc.calendar.empty() ? (catalog_->default_calendar.empty() ? WorkingCalendar() : WorkingCalendar::resolve(*catalog_, ""))
+                                    : WorkingCalendar::resolve(*catalog_, sc.calendar);
+    day_length_ = static_cast<double>(calendar_.working_day_length().count());
+    start_ = secs(calendar_.to_utc(std::chrono::local_seconds{sc.start.time_since_epoch()}));
+    end_ = start_ + sc.horizon.count();
+    measured_from_ = start_ + sc.warmup.count();
+    if (!options_.store) options_.store = open_memory_store();
+    if (!options_.store->case_ids().empty()) {
+      throw Error(ErrorCode::invalid_input, "simulate: the store already holds cases; simulate into an empty store");
+    }
+    clock_ = std::make_shared<ManualClock>(instant(start_));
+    EngineOptions eo;
+    eo.store = std::make_shared<Tap>(options_.store, *this);
+    eo.clock = clock_;
+    eo.certificates = std::make_shared<Everything>();
+    engine_ = open_engine(catalog_, eo);
+    set_up_handlers();
+    set_up_targets();
+    set_up_staff();
+    check_steps();
+  }
+
+  SimulationReport run();
+  void observe(const Commit& c);
+
+ private:
+  // ---- set-up ----
+
+  void set_up_handlers() {
+    std::set<std::string> names;
+    for (const auto& f : catalog_->flows) {
+      for (const auto& n : f.nodes) {
+        if (n.kind == NodeKind::automatic) names.insert(n.handler);
+      }
+    }
+    for (const auto& name : names) {
+      auto it = sc_.handlers.find(name);
+      engine_->register_handler(name, std::make_shared<Approver>(it == sc_.handlers.end() ? 1.0 : it->second, r_handlers_));
+    }
+  }
+
+  void set_up_targets() {
+    for (std::size_t k = 0; k < sc_.arrivals.size(); ++k) {
+      const ArrivalStream& s = sc_.arrivals[k];
+      auto found = target_index_.find(s.target);
+      if (found == target_index_.end()) {
+        TargetInfo t;
+        t.id = s.target;
+        std::vector<const Item*> items;
+        if (const Item* it = catalog_->find_item(s.target)) {
+          t.name = it->name;
+          t.flow = catalog_->find_flow(it->flow, it->flow_version);
+          items.push_back(it);
+        } else if (const Theme* th = catalog_->find_theme(s.target)) {
+          t.name = th->name;
+          t.is_theme = true;
+          t.flow = catalog_->find_flow(th->flow);
+          for (const auto& code : catalog_->theme_items(*th)) {
+            if (const Item* i2 = catalog_->find_item(code)) items.push_back(i2);
+          }
+        } else {
+          bad(s.where, fmt::format("target '{}' is neither an item code nor a theme id of the definitions", s.target));
+        }
+        for (ApplicantKind kind : {ApplicantKind::natural_person, ApplicantKind::legal_person, ApplicantKind::other_organisation}) {
+          const bool all = std::all_of(items.begin(), items.end(), [&](const Item* i) { return contains_kind(i->applicants, kind); });
+          if (all && !items.empty()) t.kinds.push_back(kind);
+        }
+        if (t.kinds.empty()) bad(s.where, fmt::format("no applicant kind may apply for every item of '{}'", s.target));
+        std::set<std::string> seen;
+        for (const Item* i : items) {
+          for (const Material& m : i->materials) {
+            if (m.source != MaterialSource::applicant || !seen.insert(m.id).second) continue;
+            const std::string ext = m.file_types.empty() ? "pdf" : m.file_types.front();
+            if (m.necessity == Necessity::required) t.required.push_back(t.materials.size());
+            t.materials.push_back(OfferedMaterial{m.id, m.id + "." + ext, m.max_bytes > 0 ? std::min<std::int64_t>(m.max_bytes, 1024) : 1024,
+                                                  m.form == MaterialForm::copy ? MaterialForm::original : m.form});
+          }
+        }
+        found = target_index_.emplace(s.target, static_cast<std::uint32_t>(targets_.size())).first;
+        targets_.push_back(std::move(t));
+      }
+      TargetInfo& t = targets_[found->second];
+      stream_target_.push_back(found->second);
+      // The applicant mix of the stream: its own, else the scenario's, else what the target accepts.
+      std::vector<std::pair<ApplicantKind, double>> mix = !s.applicants.empty() ? s.applicants : sc_.applicants;
+      std::vector<std::pair<ApplicantKind, double>> usable;
+      for (const auto& [kind, w] : mix) {
+        if (contains_kind(t.kinds, kind) && w > 0) usable.emplace_back(kind, w);
+      }
+      if (mix.empty()) {
+        for (ApplicantKind kind : t.kinds) usable.emplace_back(kind, 1.0);
+      }
+      if (usable.empty()) {
+        bad(s.where, fmt::format("none of the applicant kinds in the mix may apply for '{}'", s.target));
+      }
+      stream_mix_.push_back(std::move(usable));
+      // Form: the scenario's fields, then the stream's (overriding by name).
+      std::vector<FieldGenerator> form = sc_.form;
+      for (const auto& f : s.form) {
+        auto it = std::find_if(form.begin(), form.end(), [&](const FieldGenerator& g) { return g.name == f.name; });
+        if (it == form.end()) form.push_back(f);
+        else *it = f;
+      }
+      stream_form_.push_back(std::move(form));
+    }
+  }
+
+  static bool contains_kind(const std::vector<ApplicantKind>& v, ApplicantKind k) {
+    return std::find(v.begin(), v.end(), k) != v.end();
+  }
+
+  void set_up_staff() {
+    for (const StaffGroup& g : sc_.staff) {
+      if (catalog_->find_department(g.department) == nullptr) {
+        bad(g.where, fmt::format("department '{}' is not in the definitions", g.department));
+      }
+      if (!g.role.empty() && catalog_->find_role(g.role) == nullptr) {
+        bad(g.where, fmt::format("role '{}' is not in the definitions", g.role));
+      }
+      Pool p{g.department, g.role, g.users, Shift(calendar_, g.hours, g.every_day), {}, {}, {}, false, 0, 0};
+      const auto pool = static_cast<std::uint32_t>(pools_.size());
+      for (int i = 0; i < g.count; ++i) {
+        Staff s;
+        const std::string user = !g.users.empty() ? g.users[static_cast<std::size_t>(i)]
+                                                  : fmt::format("{}.{}.{}", g.department, g.role.empty() ? "staff" : g.role, i + 1);
+        s.actor = Actor::staff_member(user, g.role.empty() ? std::vector<std::string>{} : std::vector<std::string>{g.role},
+                                      {g.department});
+        s.pool = pool;
+        p.members.push_back(static_cast<std::uint32_t>(staff_.size()));
+        staff_.push_back(std::move(s));
+      }
+      // Idle members are taken from the back: the first member first.
+      p.idle.assign(p.members.rbegin(), p.members.rend());
+      pools_.push_back(std::move(p));
+    }
+  }
+
+  void check_steps() {
+    for (const StepBehaviour& b : sc_.steps) {
+      bool found = false;
+      for (const auto& f : catalog_->flows) {
+        if (!b.flow.empty() && f.id != b.flow) continue;
+        if (b.node.empty()) {
+          found = true;
+          break;
+        }
+        if (const Node* n = f.find_node(b.node)) {
+          found = true;
+          if (n->kind != NodeKind::task && n->kind != NodeKind::countersign) {
+            bad(b.where, fmt::format("node '{}' of flow '{}' is a {} step: only task and countersign steps are served by staff",
+                                     b.node, f.id, to_string(n->kind)));
+          }
+        }
+      }
+      if (!found) {
+        bad(b.where, b.node.empty() ? fmt::format("flow '{}' is not in the definitions", b.flow)
+                                    : fmt::format("no flow{} has a node '{}'", b.flow.empty() ? "" : " '" + b.flow + "'", b.node));
+      }
+    }
+  }
+
+  bool pool_matches_assignees(const Pool& p, const Node& n) const {
+    const Assignees& a = n.assignees;
+    if (!p.role.empty() && contains(a.roles, p.role)) return true;
+    if (contains(a.departments, p.department)) return true;
+    for (const auto& u : p.users) {
+      if (contains(a.users, u) || contains(n.signers, u)) return true;
+    }
+    return false;
+  }
+
+  bool pool_matches_slot(const Pool& p, const std::string& slot) const {
+    const auto colon = slot.find(':');
+    const std::string kind = slot.substr(0, colon);
+    const std::string who = slot.substr(colon + 1);
+    if (kind == "role") return p.role == who;
+    if (kind == "department") return p.department == who;
+    return contains(p.users, who);
+  }
+
+  const std::vector<std::uint32_t>& slot_pools(const std::string& slot) {
+    auto it = slot_pools_.find(slot);
+    if (it != slot_pools_.end()) return it->second;
+    std::vector<std::uint32_t> out;
+    for (std::uint32_t i = 0; i < pools_.size(); ++i) {
+      if (pool_matches_slot(pools_[i], slot)) out.push_back(i);
+    }
+    if (out.empty()) warn_once("countersign place " + slot + " has no staff in the scenario: it is never signed");
+    return slot_pools_.emplace(slot, std::move(out)).first->second;
+  }
+
+  void warn_once(const std::string& w) {
+    if (std::find(warnings_.begin(), warnings_.end(), w) == warnings_.end()) warnings_.push_back(w);
+  }
+
+  // The step of a node, resolving its behaviour the first time.
+  std::uint32_t step_of(const InboxEntry& e) {
+    auto it = step_index_.find(e.node);
+    if (it != step_index_.end()) return it->second;
+    Step s;
+    s.node = e.node;
+    s.flow = e.flow;
+    s.item = e.item;
+    s.flow_def = catalog_->find_flow(e.flow, e.flow_version);
+    // Most specific wins: flow+node, node, flow, defaults.
+    const StepBehaviour* layers[4] = {&sc_.defaults, nullptr, nullptr, nullptr};
+    for (const auto& b : sc_.steps) {
+      if (b.flow == e.flow && b.node.empty()) layers[1] = &b;
+      if (b.flow.empty() && b.node == e.node->id) layers[2] = &b;
+      if (b.flow == e.flow && b.node == e.node->id) layers[3] = &b;
+    }
+    s.service = Distribution{Distribution::Kind::fixed, 3600, 0, 0, {}, {}};
+    s.applicant_delay = Distribution{Distribution::Kind::uniform, 86400, 3 * 86400.0, 0, {}, {}};
+    for (const StepBehaviour* b : layers) {
+      if (b == nullptr) continue;
+      if (b->service) s.service = *b->service;
+      if (b->applicant_delay) s.applicant_delay = *b->applicant_delay;
+      if (b->correction) s.correction = *b->correction;
+      if (b->reject) s.reject = *b->reject;
+      if (b->return_to) s.return_to = *b->return_to;
+      if (b->withdraw) s.withdraw = *b->withdraw;
+      if (!b->return_target.empty()) s.return_target = b->return_target;
+    }
+    if (s.return_to > 0 && s.return_target.empty() && s.flow_def) {
+      for (const auto& r : s.flow_def->returns) {
+        if (r.from == e.node->id && !r.to.empty()) s.return_target = r.to.front();
+      }
+    }
+    if (s.return_to > 0 && s.return_target.empty()) {
+      warn_once(fmt::format("step {}/{} has a return probability but declares no return: it approves instead", e.flow, e.node->id));
+      s.return_to = 0;
+    }
+    if (e.node->kind != NodeKind::countersign) {
+      for (std::uint32_t i = 0; i < pools_.size(); ++i) {
+        if (pool_matches_assignees(pools_[i], *e.node)) s.pools.push_back(i);
+      }
+      if (s.pools.empty()) {
+        warn_once(fmt::format("step {}/{} has no staff in the scenario: its tasks wait until they time out", e.flow, e.node->id));
+      }
+    }
+    const auto id = static_cast<std::uint32_t>(steps_.size());
+    steps_.push_back(std::move(s));
+    step_index_.emplace(e.node, id);
+    return id;
+  }
+
+  // ---- events ----
+
+  void schedule(Seconds t, Ev kind, std::uint32_t a, std::uint64_t b = 0) { events_.push(SimEvent{t, ++seq_, kind, a, b}); }
+
+  Seconds next_arrival(std::size_t k, Seconds after) {
+    const ArrivalStream& s = sc_.arrivals[k];
+    if (s.trace) {
+      while (trace_pos_[k] < s.times.size()) {
+        const Seconds t = secs(calendar_.to_utc(s.times[trace_pos_[k]++]));
+        if (t >= after) return t;
+      }
+      return never;
+    }
+    Rng& rng = arrival_rng_[k];
+    switch (s.per) {
+      case ArrivalStream::Per::hour: return after + std::max<Seconds>(0, std::llround(rng.exponential(3600.0 / s.rate)));
+      case ArrivalStream::Per::day: return after + std::max<Seconds>(0, std::llround(rng.exponential(86400.0 / s.rate)));
+      case ArrivalStream::Per::working_hour:
+        return arrival_shift_->add(arrival_shift_->next_on(after), std::llround(rng.exponential(3600.0 / s.rate)));
+      case ArrivalStream::Per::working_day:
+        return arrival_shift_->add(arrival_shift_->next_on(after), std::llround(rng.exponential(day_length_ / s.rate)));
+    }
+    return never;
+  }
+
+  std::string resident_id() {
+    const std::string region = regions[r_people_.below(std::size(regions))];
+    const auto born = std::chrono::year_month_day{std::chrono::sys_days{std::chrono::year{1955} / 1 / 1} +
+                                                  std::chrono::days{r_people_.below(50 * 365)}};
+    std::string first17 = fmt::format("{}{:04}{:02}{:02}{:03}", region, static_cast<int>(born.year()),
+                                      static_cast<unsigned>(born.month()), static_cast<unsigned>(born.day()),
+                                      r_people_.below(1000));
+    return first17 + resident_id_check_char(first17);
+  }
+
+  std::string credit_code() {
+    static const std::string alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+    static const int weights[8] = {3, 7, 9, 10, 5, 8, 4, 2};
+    std::string org;
+    int sum = 0;
+    for (int i = 0; i < 8; ++i) {
+      const char c = alphabet[r_people_.below(alphabet.size())];
+      org += c;
+      const int v = c <= '9' ? c - '0' : c - 'A' + 10;
+      sum += v * weights[i];
+    }
+    const int check = 11 - sum % 11;
+    org += check == 10 ? 'X' : check == 11 ? '0' : static_cast<char>('0' + check);
+    const std::string first17 = std::string("91") + regions[r_people_.below(std::size(regions))] + org;
+    return first17 + credit_code_check_char(first17);
+  }
+
+  void arrive(std::uint32_t k) {
+    const Seconds now = now_;
+    const Seconds next = next_arrival(k, now);
+    if (next < end_) schedule(next, Ev::arrival, k);
+    TargetInfo& t = targets_[stream_target_[k]];
+    const ArrivalStream& s = sc_.arrivals[k];
+    const bool counted = now >= measured_from_;
+    if (counted) ++t.arrived;
+    Submission sub;
+    sub.target = t.id;
+    const auto& mix = stream_mix_[k];
+    std::vector<double> w;
+    for (const auto& m : mix) w.push_back(m.second);
+    const ApplicantKind kind = mix[r_people_.pick(w)].first;
+    const std::uint64_t n = ++applicants_;
+    sub.applicant = kind == ApplicantKind::natural_person
+                        ? Applicant{kind, resident_id(), fmt::format("Applicant {}", n)}
+                        : Applicant{kind, credit_code(), fmt::format("Enterprise {} Co., Ltd.", n)};
+    for (const FieldGenerator& g : stream_form_[k]) sub.form[g.name] = generate(g);
+    sub.materials = t.materials;
+    if (s.incomplete > 0 && !t.required.empty() && r_people_.chance(s.incomplete)) {
+      sub.materials.erase(sub.materials.begin() + static_cast<std::ptrdiff_t>(t.required[r_people_.below(t.required.size())]));
+    }
+    ++events_count_;
+    ++actions_;
+    pending_target_ = stream_target_[k];
+    pending_counted_ = counted;
+    pending_applicant_ = sub.applicant.id;
+    SubmitResult r;
+    try {
+      r = engine_->submit(sub, Actor::applicant_of(sub.applicant.id));
+    } catch (const Error& e) {
+      warn_once(fmt::format("submissions for '{}' fail: {}", t.id, e.what()));
+      if (counted) ++t.refused;
+      return;
+    }
+    if (!r.accepted() && counted) ++t.refused;
+  }
+
+  Value generate(const FieldGenerator& g) {
+    switch (g.kind) {
+      case FieldGenerator::Kind::constant: return g.constant;
+      case FieldGenerator::Kind::choice: {
+        std::vector<double> w;
+        for (const auto& c : g.choices) w.push_back(c.second);
+        return g.choices[r_people_.pick(w)].first;
+      }
+      case FieldGenerator::Kind::number: return Value(r_people_.sample(g.number));
+      case FieldGenerator::Kind::integer: return Value(std::round(r_people_.sample(g.number)));
+    }
+    return Value();
+  }
+
+  // ---- queues and staff ----
+
+  void enqueue(std::uint32_t u) {
+    Unit& unit = units_[u];
+    unit.state = Unit::State::queued;
+    ++unit.enq;
+    const Step& step = steps_[unit.step];
+    const std::vector<std::uint32_t>& pools = unit.slot.empty() ? step.pools : slot_pools(unit.slot);
+    const Seconds k1 = sc_.nearest_deadline_first ? unit.due : unit.since;
+    const Seconds k2 = sc_.nearest_deadline_first ? unit.since : 0;
+    for (std::uint32_t p : pools) {
+      pools_[p].queue.push_back(Pool::Entry{k1, k2, ++qseq_, u, unit.enq});
+      std::push_heap(pools_[p].queue.begin(), pools_[p].queue.end(), later);
+    }
+    for (std::uint32_t p : pools) {
+      if (unit.state != Unit::State::queued) break;
+      dispatch(p);
+    }
+  }
+
+  static bool later(const Pool::Entry& a, const Pool::Entry& b) {
+    if (a.k1 != b.k1) return a.k1 > b.k1;
+    if (a.k2 != b.k2) return a.k2 > b.k2;
+    return a.seq > b.seq;
+  }
+
+  void dispatch(std::uint32_t p) {
+    Pool& pool = pools_[p];
+    while (!pool.idle.empty() && !pool.queue.empty()) {
+      if (!pool.shift.on(now_)) {
+        if (!pool.wake_pending) {
+          pool.wake_pending = true;
+          schedule(pool.shift.next_on(now_), Ev::wake, p);
+        }
+        return;
+      }
+      std::pop_heap(pool.queue.begin(), pool.queue.end(), later);
+      const Pool::Entry e = pool.queue.back();
+      pool.queue.pop_back();
+      Unit& unit = units_[e.unit];
+      if (unit.state != Unit::State::queued || unit.enq != e.enq) continue;
+      CaseRec& rec = cases_[unit.rec];
+      if (rec.status != CaseStatus::running) {
+        unit.state = Unit::State::held;
+        rec.held.push_back(e.unit);
+        continue;
+      }
+      const std::uint32_t s = pool.idle.back();
+      pool.idle.pop_back();
+      start_service(s, e.unit);
+    }
+  }
+
+  void start_service(std::uint32_t s, std::uint32_t u) {
+    Staff& st = staff_[s];
+    Unit& unit = units_[u];
+    Step& step = steps_[unit.step];
+    unit.state = Unit::State::serving;
+    unit.staff = s;
+    // Waiting counts working time of the calendar (a task created at closing
+    // time has not waited all night).
+    if (unit.counted) step.waits.push_back(static_cast<float>(arrival_shift_->between(unit.since, now_)));
+    const Seconds work = std::max<Seconds>(0, std::llround(r_service_.sample(step.service)));
+    st.unit = u;
+    st.started = now_;
+    st.work = work;
+    ++st.gen;
+    schedule(pools_[st.pool].shift.add(now_, work), Ev::service_done, s, st.gen);
+  }
+
+  // A staff member is free again (finished, or their task vanished).
+  void release(std::uint32_t s, bool finished) {
+    Staff& st = staff_[s];
+    Pool& pool = pools_[st.pool];
+    const Seconds worked = finished ? st.work : pool.shift.between(st.started, now_);
+    pool.busy += static_cast<double>(worked);
+    if (finished) ++pool.served;
+    st.unit = none;
+    ++st.gen;
+    pool.idle.push_back(s);
+    dispatch(st.pool);
+  }
+
+  void service_done(std::uint32_t s, std::uint64_t gen) {
+    Staff& st = staff_[s];
+    if (st.gen != gen || st.unit == none) return;  // the task vanished meanwhile
+    const std::uint32_t u = st.unit;
+    Unit& unit = units_[u];
+    Step& step = steps_[unit.step];
+    if (unit.counted) {
+      ++step.served;
+      step.service_seconds += static_cast<double>(st.work);
+    }
+    // How it ends.
+    const double x = r_decide_.uniform();
+    std::uint8_t outcome = o_approve;
+    if (x < step.correction) outcome = o_correction;
+    else if (x < step.correction + step.reject) outcome = o_reject;
+    else if (x < step.correction + step.reject + step.return_to) outcome = o_return;
+    else if (x < step.correction + step.reject + step.return_to + step.withdraw) outcome = o_withdraw;
+    unit.staff = none;
+    CaseRec& rec = cases_[unit.rec];
+    if (rec.status != CaseStatus::running) {
+      // The case went back to the applicant meanwhile: the work is looked at
+      // again once the correction is in.
+      unit.state = Unit::State::held;
+      rec.held.push_back(u);
+      release_after(s);
+      return;
+    }
+    decide(u, outcome, &st.actor);
+    release_after(s);
+  }
+
+  void release_after(std::uint32_t s) {
+    Staff& st = staff_[s];
+    Pool& pool = pools_[st.pool];
+    pool.busy += static_cast<double>(st.work);
+    ++pool.served;
+    st.unit = none;
+    ++st.gen;
+    pool.idle.push_back(s);
+    dispatch(st.pool);
+  }
+
+  // Applies a decision on a unit through the engine.
+  void decide(std::uint32_t u, std::uint8_t outcome, const Actor* actor) {
+    Unit& unit = units_[u];
+    const std::uint32_t step_id = unit.step;
+    const Step& step = steps_[step_id];
+    const std::uint32_t r = unit.rec;
+    Action a;
+    a.case_id = unit.case_id;
+    a.task = unit.task;
+    a.actor = *actor;
+    switch (outcome) {
+      case o_approve: a.kind = ActionKind::approve; break;
+      case o_reject: a.kind = ActionKind::reject; break;
+      case o_return:
+        a.kind = ActionKind::return_to;
+        a.target = step.return_target;
+        break;
+      case o_correction: a.kind = ActionKind::request_correction; break;
+      case o_withdraw:
+        a.kind = ActionKind::withdraw;
+        a.task = 0;
+        a.actor = Actor::applicant_of(cases_[r].applicant);
+        break;
+      default: break;
+    }
+    unit.state = Unit::State::acting;
+    ++events_count_;
+    ++actions_;
+    try {
+      engine_->act(a);
+    } catch (const Error& e) {
+      if (outcome == o_withdraw && e.code() == ErrorCode::invalid_state) {
+        decide(u, o_approve, actor);  // too late to withdraw: the staff member decides
+        return;
+      }
+      if (e.code() != ErrorCode::invalid_state && e.code() != ErrorCode::conflict && e.code() != ErrorCode::not_permitted) throw;
+      ++failed_actions_;
+      if (failed_actions_ <= 3) warn_once(fmt::format("an action was refused: {}", e.what()));
+      units_[u].state = Unit::State::done;
+      return;
+    }
+    Unit& after = units_[u];
+    Step& done_step = steps_[step_id];
+    if (after.counted) {
+      switch (outcome) {
+        case o_approve: ++done_step.approved; break;
+        case o_reject: ++done_step.rejected; break;
+        case o_return: ++done_step.returned; break;
+        case o_correction: ++done_step.corrections; break;
+        case o_withdraw: ++done_step.withdrawn; break;
+        default: break;
+      }
+    }
+    if (outcome == o_correction) {
+      ++corrections_;
+      CaseRec& rec = cases_[r];
+      if (after.state == Unit::State::acting) {
+        after.state = Unit::State::held;
+        rec.held.push_back(u);
+      }
+      if (!rec.resubmit_pending) {
+        rec.resubmit_pending = true;
+        const Seconds delay = std::max<Seconds>(0, std::llround(r_delay_.sample(done_step.applicant_delay)));
+        schedule(now_ + delay, Ev::resubmit, r);
+      }
+      return;
+    }
+    if (outcome == o_return) ++returns_;
+    if (after.state == Unit::State::acting) after.state = Unit::State::done;  // a countersign place signed
+  }
+
+  void resubmit(std::uint32_t r) {
+    CaseRec& rec = cases_[r];
+    rec.resubmit_pending = false;
+    if (rec.status != CaseStatus::waiting_for_applicant) return;
+    Action a;
+    a.kind = ActionKind::resubmit;
+    a.case_id = rec.id;
+    a.actor = Actor::applicant_of(rec.applicant);
+    ++events_count_;
+    ++actions_;
+    try {
+      engine_->act(a);
+    } catch (const Error& e) {
+      warn_once(fmt::format("a resubmission was refused: {}", e.what()));
+      return;
+    }
+    // The work put aside while the case waited is queued again.
+    if (cases_[r].status != CaseStatus::running) return;
+    std::vector<std::uint32_t> held;
+    held.swap(cases_[r].held);
+    for (std::uint32_t u : held) {
+      if (!alive(u, r)) continue;
+      units_[u].since = now_;
+      enqueue(u);
+    }
+  }
+
+  // Whether unit `u` is still a held piece of work of case record `r`.
+  bool alive(std::uint32_t u, std::uint32_t r) const {
+    if (units_[u].state != Unit::State::held || units_[u].rec != r) return false;
+    return std::any_of(cases_[r].open.begin(), cases_[r].open.end(), [&](const auto& x) { return x.second == u; });
+  }
+
+  std::uint32_t new_unit() {
+    if (!free_units_.empty()) {
+      const std::uint32_t u = free_units_.back();
+      free_units_.pop_back();
+      const std::uint32_t enq = units_[u].enq;
+      units_[u] = Unit{};
+      units_[u].enq = enq;
+      return u;
+    }
+    units_.emplace_back();
+    return static_cast<std::uint32_t>(units_.size() - 1);
+  }
+
+  void unit_gone(std::uint32_t u) {
+    Unit& unit = units_[u];
+    switch (unit.state) {
+      case Unit::State::acting:
+        unit.state = Unit::State::done;
+        break;
+      case Unit::State::serving: {
+        if (unit.counted) ++steps_[unit.step].timed_out;
+        const std::uint32_t s = unit.staff;
+        unit.state = Unit::State::done;
+        staff_[s].unit = none;
+        release(s, false);
+        break;
+      }
+      case Unit::State::queued:
+      case Unit::State::held:
+        if (unit.counted) ++steps_[unit.step].timed_out;
+        unit.state = Unit::State::done;
+        break;
+      case Unit::State::done: break;
+    }
+    ++unit.enq;
+    free_units_.push_back(u);
+  }
+
+  void push_timer(std::uint32_t r, Seconds t) {
+    timers_.push(TimerEntry{t, ++timer_seq_, r});
+  }
+
+  struct TimerEntry {
+    Seconds t;
+    std::uint64_t seq;
+    std::uint32_t rec;
+    bool operator>(const TimerEntry& o) const { return t != o.t ? t > o.t : seq > o.seq; }
+  };
+
+  SimulationReport report();
+
+  // ---- state ----
+  const Scenario& sc_;
+  SimulationOptions options_;
+  std::uint64_t seed_;
+  std::shared_ptr<const Catalog> catalog_;
+  WorkingCalendar calendar_;
+  double day_length_ = 25200;
+  Seconds start_ = 0, end_ = 0, measured_from_ = 0, now_ = 0;
+  std::shared_ptr<ManualClock> clock_;
+  std::unique_ptr<Engine> engine_;
+  Rng r_people_, r_service_, r_decide_, r_delay_, r_handlers_;
+  std::vector<Rng> arrival_rng_;
+  std::vector<std::size_t> trace_pos_;
+  std::optional<Shift> arrival_shift_;
+
+  std::vector<TargetInfo> targets_;
+  std::unordered_map<std::string, std::uint32_t> target_index_;
+  std::vector<std::uint32_t> stream_target_;
+  std::vector<std::vector<std::pair<ApplicantKind, double>>> stream_mix_;
+  std::vector<std::vector<FieldGenerator>> stream_form_;
+
+  std::vector<Pool> pools_;
+  std::vector<Staff> staff_;
+  std::vector<Step> steps_;
+  std::unordered_map<const Node*, std::uint32_t> step_index_;
+  std::map<std::string, std::vector<std::uint32_t>> slot_pools_;
+  std::vector<Unit> units_;
+  std::vector<std::uint32_t> free_units_;
+  std::vector<CaseRec> cases_;
+  std::unordered_map<CaseId, std::uint32_t> case_index_;
+  std::map<std::string, ItemRun> item_runs_;
+  std::vector<std::uint32_t> fresh_;
+
+  std::priority_queue<SimEvent, std::vector<SimEvent>, std::greater<>> events_;
+  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
+  std::uint64_t seq_ = 0, qseq_ = 0, timer_seq_ = 0;
+
+  std::uint32_t pending_target_ = 0;
+  bool pending_counted_ = true;
+  std::string pending_applicant_;
+  std::uint64_t applicants_ = 0;
+  std::uint64_t events_count_ = 0, actions_ = 0, failed_actions_ = 0;
+  std::size_t corrections_ = 0, returns_ = 0, escalations_ = 0, deemed_ = 0;
+  std::vector<std::string> warnings_;
+  Seconds ended_ = 0;
+};
+
+void Tap::commit(Commit c) {
+  sim_.observe(c);
+  StoreWrapper::commit(std::move(c));
+}
+
+void Simulator::observe(const Commit& c) {
+  auto found = case_index_.find(c.case_id);
+  if (found == case_index_.end()) {
+    CaseRec rec;
+    rec.id = c.case_id;
+    rec.target = pending_target_;
+    rec.counted = pending_counted_;
+    rec.applicant = pending_applicant_;
+    rec.submitted = c.header.submitted.time_since_epoch().count();
+    found = case_index_.emplace(c.case_id, static_cast<std::uint32_t>(cases_.size())).first;
+    cases_.push_back(std::move(rec));
+  }
+  const std::uint32_t r = found->second;
+  cases_[r].status = c.header.status;
+  for (const Event& e : c.events) {
+    CaseRec& rec = cases_[r];
+    switch (e.kind) {
+      case EventKind::warning: {
+        const bool red = e.to == "red";
+        (red ? rec.red : rec.yellow) += 1;
+        if (red && rec.overdue_at < 0 && e.payload.find("\"scope\":\"case\"") != std::string::npos) rec.overdue_at = secs(e.at);
+        break;
+      }
+      case EventKind::escalated: escalations_ += rec.counted ? 1 : 0; break;
+      case EventKind::deemed_consent: {
+        deemed_ += rec.counted ? 1 : 0;
+        if (e.task == 0 && targets_[rec.target].flow) {
+          // A subflow deemed approved: its item run ends here.
+          if (const Node* n = targets_[rec.target].flow->find_node(e.node); n && !n->item.empty()) {
+            for (auto& [item, t0] : rec.item_started) {
+              if (item == n->item && t0 >= 0) {
+                if (rec.counted) {
+                  ItemRun& run = item_runs_[item];
+                  run.days.push_back(static_cast<double>(calendar_.working_time(instant(t0), e.at).count()) / day_length_);
+                  run.outcomes["deemed_approved"] += 1;
+                }
+                t0 = -1;
+              }
+            }
+          }
+        }
+        break;
+      }
+      case EventKind::subflow_started: {
+        if (rec.counted) item_runs_[e.to].started += 1;
+        bool set = false;
+        for (auto& [item, t0] : rec.item_started) {
+          if (item == e.to) {
+            if (t0 >= 0 && rec.counted) item_runs_[item].outcomes["cancelled"] += 1;
+            t0 = secs(e.at);
+            set = true;
+          }
+        }
+        if (!set) rec.item_started.emplace_back(e.to, secs(e.at));
+        break;
+      }
+      case EventKind::subflow_finished:
+        for (auto& [item, t0] : rec.item_started) {
+          if (item == e.payload && t0 >= 0) {
+            if (rec.counted) {
+              ItemRun& run = item_runs_[item];
+              run.days.push_back(static_cast<double>(calendar_.working_time(instant(t0), e.at).count()) / day_length_);
+              run.outcomes[e.to] += 1;
+            }
+            t0 = -1;
+          }
+        }
+        break;
+      case EventKind::finished:
+        rec.outcome = e.to;
+        rec.finished = secs(e.at);
+        for (auto& [item, t0] : rec.item_started) {
+          if (t0 >= 0 && rec.counted) item_runs_[item].outcomes["cancelled"] += 1;
+          t0 = -1;
+        }
+        break;
+      default: break;
+    }
+  }
+  // Open tasks: new ones become work, vanished ones stop being work.
+  {
+    std::vector<std::pair<TaskId, std::uint32_t>> open;
+    open.reserve(c.open_tasks.size());
+    for (const InboxEntry& e : c.open_tasks) {
+      bool known = false;
+      for (const auto& [task, u] : cases_[r].open) {
+        if (task == e.task) {
+          open.emplace_back(task, u);
+          known = true;
+        }
+      }
+      if (known) continue;
+      const std::uint32_t step = step_of(e);
+      std::vector<std::string> slots;
+      if (e.node->kind == NodeKind::countersign) {
+        if (!e.node->signers.empty()) {
+          for (const auto& u : e.node->signers) slots.push_back("user:" + u);
+        } else {
+          for (const auto& u : e.node->assignees.users) slots.push_back("user:" + u);
+          for (const auto& x : e.node->assignees.roles) slots.push_back("role:" + x);
+          for (const auto& d : e.node->assignees.departments) slots.push_back("department:" + d);
+        }
+        for (const auto& u : e.extra_users) slots.push_back("user:" + u);
+      } else {
+        slots.emplace_back();
+      }
+      for (auto& slot : slots) {
+        const std::uint32_t u = new_unit();
+        Unit& unit = units_[u];
+        unit.case_id = c.case_id;
+        unit.task = e.task;
+        unit.step = step;
+        unit.rec = r;
+        unit.slot = std::move(slot);
+        unit.since = now_;
+        unit.due = e.due ? secs(*e.due) : never;
+        unit.counted = cases_[r].counted;
+        if (unit.counted) ++steps_[step].tasks;
+        open.emplace_back(e.task, u);
+        fresh_.push_back(u);
+      }
+    }
+    for (const auto& [task, u] : cases_[r].open) {
+      const bool still = std::any_of(open.begin(), open.end(), [&](const auto& x) { return x.second == u; });
+      if (!still) unit_gone(u);
+    }
+    cases_[r].open = std::move(open);
+  }
+  const Seconds timer = c.next_timer ? secs(*c.next_timer) : -1;
+  if (timer != cases_[r].timer) {
+    cases_[r].timer = timer;
+    if (timer >= 0) push_timer(r, timer);
+  }
+  // Queue the new work after the bookkeeping (a commit may also end units).
+  std::vector<std::uint32_t> fresh;
+  fresh.swap(fresh_);
+  for (std::uint32_t u : fresh) {
+    if (units_[u].state != Unit::State::queued) continue;
+    if (cases_[r].status == CaseStatus::running) {
+      enqueue(u);
+    } else {
+      units_[u].state = Unit::State::held;
+      cases_[r].held.push_back(u);
+    }
+  }
+}
+
+SimulationReport Simulator::run() {
+  now_ = start_;
+  arrival_shift_.emplace(calendar_, std::vector<WorkingPeriod>{}, false);
+  for (std::size_t k = 0; k < sc_.arrivals.size(); ++k) {
+    arrival_rng_.emplace_back(seed_, 100 + k);
+    trace_pos_.push_back(0);
+    const Seconds first = next_arrival(k, start_);
+    if (first >= start_ && first < end_) schedule(first, Ev::arrival, static_cast<std::uint32_t>(k));
+  }
+  const Seconds hard_stop = sc_.drain ? end_ + 10 * (end_ - start_) : end_;
+  Seconds last_tick = -1;
+  std::uint64_t tick_seq = 0;
+  double reported = 0;
+  for (;;) {
+    // The next engine timer still current.
+    Seconds t_timer = never;
+    while (!timers_.empty()) {
+      const TimerEntry& te = timers_.top();
+      const bool stale = cases_[te.rec].timer != te.t || (te.t <= last_tick && te.seq <= tick_seq);
+      if (stale) {
+        timers_.pop();
+        continue;
+      }
+      t_timer = te.t;
+      break;
+    }
+    const Seconds t_event = events_.empty() ? never : events_.top().t;
+    const Seconds t = std::min(t_timer, t_event);
+    if (t == never || t > hard_stop) break;
+    if (t_timer < t_event) {
+      now_ = std::max(now_, t_timer);
+      clock_->set(instant(now_));
+      last_tick = now_;
+      tick_seq = timer_seq_;
+      events_count_ += engine_->tick(instant(now_));
+      continue;
+    }
+    const SimEvent e = events_.top();
+    events_.pop();
+    now_ = std::max(now_, e.t);
+    clock_->set(instant(now_));
+    switch (e.kind) {
+      case Ev::arrival: arrive(e.a); break;
+      case Ev::service_done: service_done(e.a, e.b); break;
+      case Ev::resubmit: resubmit(e.a); break;
+      case Ev::wake:
+        pools_[e.a].wake_pending = false;
+        dispatch(e.a);
+        break;
+    }
+    if (options_.progress && end_ > start_) {
+      const double share = std::min(1.0, static_cast<double>(now_ - start_) / static_cast<double>(end_ - start_));
+      if (share >= reported + 0.01) {
+        reported = share;
+        options_.progress(share);
+      }
+    }
+  }
+  ended_ = sc_.drain ? std::max(now_, end_) : end_;
+  now_ = ended_;
+  clock_->set(instant(now_));
+  // Staff still at work: count their time so far.
+  for (std::uint32_t s = 0; s < staff_.size(); ++s) {
+    if (staff_[s].unit != none) pools_[staff_[s].pool].busy += static_cast<double>(pools_[staff_[s].pool].shift.between(staff_[s].started, now_));
+  }
+  if (options_.progress) options_.progress(1.0);
+  SimulationReport out = report();
+  if (options_.inspect) options_.inspect(*engine_);
+  return out;
+}
+
+Summary summarise(std::vector<double> v) {
+  Summary s;
+  s.count = v.size();
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  double sum = 0;
+  for (double x : v) sum += x;
+  s.mean = sum / static_cast<double>(v.size());
+  auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))]; };
+  s.p50 = pct(0.5);
+  s.p90 = pct(0.9);
+  s.p99 = pct(0.99);
+  s.max = v.back();
+  return s;
+}
+
+std::vector<std::size_t> histogram(const std::vector<double>& days) {
+  std::vector<std::size_t> h;
+  for (double d : days) {
+    const auto bin = static_cast<std::size_t>(std::min(60.0, std::floor(std::max(0.0, d))));
+    if (h.size() <= bin) h.resize(bin + 1, 0);
+    ++h[bin];
+  }
+  return h;
+}
+
+SimulationReport Simulator::report() {
+  SimulationReport out;
+  out.scenario = sc_.name;
+  out.seed = seed_;
+  out.calendar = calendar_.id().empty() ? "default" : calendar_.id();
+  out.start = calendar_.format_local(instant(start_)).substr(0, 10);
+  out.horizon_end = calendar_.format_local(instant(end_));
+  out.ended = calendar_.format_local(instant(ended_));
+  out.horizon_working_days = static_cast<double>(calendar_.working_time(instant(measured_from_), instant(end_)).count()) / day_length_;
+  out.events = events_count_;
+  out.actions = actions_;
+  out.corrections = corrections_;
+  out.returns = returns_;
+  out.escalations = escalations_;
+  out.deemed_consents = deemed_;
+  out.warnings = warnings_;
+
+  StatsQuery q;
+  q.from = instant(measured_from_);
+  const SupervisionStats stats = engine_->statistics(q);
+
+  // Per target applied for.
+  std::vector<std::vector<double>> days(targets_.size());
+  std::vector<TargetFigures> figures(targets_.size());
+  std::size_t on_time = 0, finished_all = 0;
+  for (std::size_t i = 0; i < targets_.size(); ++i) {
+    figures[i].target = targets_[i].id;
+    figures[i].name = targets_[i].name;
+    figures[i].is_theme = targets_[i].is_theme;
+    figures[i].arrived = targets_[i].arrived;
+    figures[i].refused = targets_[i].refused;
+  }
+  for (const CaseRec& rec : cases_) {
+    if (!rec.counted) continue;
+    TargetFigures& f = figures[rec.target];
+    f.yellow += rec.yellow;
+    f.red += rec.red;
+    if (rec.finished >= 0 && rec.finished <= ended_) {
+      ++f.finished;
+      f.outcomes[rec.outcome] += 1;
+      days[rec.target].push_back(static_cast<double>(calendar_.working_time(instant(rec.submitted), instant(rec.finished)).count()) / day_length_);
+    } else {
+      ++f.open;
+    }
+  }
+  for (std::size_t i = 0; i < targets_.size(); ++i) {
+    TargetFigures& f = figures[i];
+    f.cycle_days = summarise(days[i]);
+    f.histogram = histogram(days[i]);
+    auto it = stats.by_target.find(f.target);
+    if (it != stats.by_target.end()) {
+      const StatsFigures& s = it->second;
+      f.on_time = s.finished_on_time;
+      f.overdue = s.finished_overdue;
+      f.open_overdue = s.open_overdue;
+      f.on_time_rate = s.on_time_rate;
+      f.handling_days = Summary{s.finished, s.mean_days, s.p50_days, s.p90_days, s.p99_days, 0};
+    }
+    on_time += f.on_time;
+    finished_all += f.on_time + f.overdue;
+    out.arrived += f.arrived;
+    out.refused += f.refused;
+    out.finished += f.finished;
+    out.open += f.open;
+    out.yellow += f.yellow;
+    out.red += f.red;
+    out.targets.push_back(std::move(f));
+  }
+  out.on_time_rate = finished_all == 0 ? 1.0 : static_cast<double>(on_time) / static_cast<double>(finished_all);
+  out.throughput_per_working_day = out.horizon_working_days > 0 ? static_cast<double>(out.finished) / out.horizon_working_days : 0;
+  // Items run inside themes.
+  for (auto& [code, run] : item_runs_) {
+    TargetFigures f;
+    f.target = code;
+    if (const Item* it = catalog_->find_item(code)) f.name = it->name;
+    f.part_of = "theme";
+    f.arrived = run.started;
+    f.finished = run.days.size();
+    const std::size_t cancelled = run.outcomes.count("cancelled") ? run.outcomes.at("cancelled") : 0;
+    f.open = run.started >= f.finished + cancelled ? run.started - f.finished - cancelled : 0;
+    f.outcomes = run.outcomes;
+    f.cycle_days = summarise(run.days);
+    f.histogram = histogram(run.days);
+    out.targets.push_back(std::move(f));
+  }
+
+  // Departments.
+  std::map<std::string, DepartmentFigures> departments;
+  std::vector<double> pool_util(pools_.size(), 0);
+  for (std::size_t p = 0; p < pools_.size(); ++p) {
+    Pool& pool = pools_[p];
+    DepartmentFigures& d = departments[pool.department];
+    d.department = pool.department;
+    if (const Department* dep = catalog_->find_department(pool.department)) d.name = dep->name;
+    d.staff += pool.members.size();
+    const double available = static_cast<double>(pool.shift.between(start_, ended_)) * static_cast<double>(pool.members.size());
+    d.available_hours += available / 3600;
+    d.busy_hours += pool.busy / 3600;
+    d.served += pool.served;
+    pool_util[p] = available > 0 ? pool.busy / available : 0;
+  }
+  for (auto& [id, d] : departments) {
+    d.utilisation = d.available_hours > 0 ? d.busy_hours / d.available_hours : 0;
+    out.departments.push_back(d);
+  }
+
+  // Steps, in flow order of first appearance.
+  std::vector<std::uint32_t> order(steps_.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return std::tie(steps_[a].flow, steps_[a].node->id) < std::tie(steps_[b].flow, steps_[b].node->id);
+  });
+  const double cases_arrived = std::max<double>(1.0, static_cast<double>(out.arrived - out.refused));
+  for (std::uint32_t i : order) {
+    Step& s = steps_[i];
+    StepFigures f;
+    f.flow = s.flow;
+    f.node = s.node->id;
+    f.name = s.node->name.empty() ? s.node->id : s.node->name;
+    f.item = s.item;
+    std::set<std::string> by;
+    std::vector<std::uint32_t> pools = s.pools;
+    if (s.node->kind == NodeKind::countersign) {
+      for (const auto& [slot, ps] : slot_pools_) {
+        if ((slot.rfind("role:", 0) == 0 && contains(s.node->assignees.roles, slot.substr(5))) ||
+            (slot.rfind("department:", 0) == 0 && contains(s.node->assignees.departments, slot.substr(11))) ||
+            (slot.rfind("user:", 0) == 0 && (contains(s.node->assignees.users, slot.substr(5)) || contains(s.node->signers, slot.substr(5))))) {
+          pools.insert(pools.end(), ps.begin(), ps.end());
+        }
+      }
+    }
+    double util = 0;
+    for (std::uint32_t p : pools) {
+      by.insert(pools_[p].role.empty() ? pools_[p].department : pools_[p].department + "/" + pools_[p].role);
+      util = std::max(util, pool_util[p]);
+    }
+    for (const auto& b : by) f.staffed_by += (f.staffed_by.empty() ? "" : ", ") + b;
+    f.tasks = s.tasks;
+    f.served = s.served;
+    f.approved = s.approved;
+    f.rejected = s.rejected;
+    f.returned = s.returned;
+    f.corrections = s.corrections;
+    f.withdrawn = s.withdrawn;
+    f.timed_out = s.timed_out;
+    std::vector<double> waits(s.waits.begin(), s.waits.end());
+    double total = 0;
+    for (double& w : waits) {
+      w /= 3600;
+      total += w;
+    }
+    f.wait_hours = summarise(std::move(waits));
+    f.total_wait_hours = total;
+    f.mean_service_hours = s.served > 0 ? s.service_seconds / static_cast<double>(s.served) / 3600 : 0;
+    if (s.served > 0 || s.tasks > 0) {
+      out.bottlenecks.push_back(Bottleneck{f.flow + "/" + f.node, total / cases_arrived, f.wait_hours.mean, util});
+    }
+    out.steps.push_back(std::move(f));
+  }
+  std::stable_sort(out.bottlenecks.begin(), out.bottlenecks.end(), [](const Bottleneck& a, const Bottleneck& b) {
+    return a.score != b.score ? a.score > b.score : a.utilisation > b.utilisation;
+  });
+  if (out.bottlenecks.size() > 10) out.bottlenecks.resize(10);
+
+  // Open and overdue cases at the end of each day.
+  std::vector<Seconds> submitted, finished, overdue, overdue_finished;
+  for (const CaseRec& rec : cases_) {
+    submitted.push_back(rec.submitted);
+    if (rec.finished >= 0) finished.push_back(rec.finished);
+    if (rec.overdue_at >= 0) {
+      overdue.push_back(rec.overdue_at);
+      if (rec.finished >= 0) overdue_finished.push_back(rec.finished);
+    }
+  }
+  for (auto* v : {&submitted, &finished, &overdue, &overdue_finished}) std::sort(v->begin(), v->end());
+  auto upto = [](const std::vector<Seconds>& v, Seconds t) {
+    return static_cast<std::size_t>(std::upper_bound(v.begin(), v.end(), t) - v.begin());
+  };
+  const auto first_day = calendar_.local_date(instant(start_));
+  for (std::int64_t d = 0;; ++d) {
+    const auto day = std::chrono::sys_days{first_day} + std::chrono::days{d};
+    const Seconds close = secs(calendar_.to_utc(std::chrono::local_seconds{(day + std::chrono::days{1}).time_since_epoch()})) - 1;
+    if (close > ended_ + 86400 || d > 20000) break;
+    const Seconds at = std::min(close, ended_);
+    TimelinePoint p;
+    p.date = calendar_.format_local(instant(at)).substr(0, 10);
+    p.open = upto(submitted, at) - upto(finished, at);
+    p.overdue = upto(overdue, at) - upto(overdue_finished, at);
+    out.timeline.push_back(p);
+    if (at == ended_) break;
+  }
+  // The flows applied for, with their subflows, for graphs.
+  std::set<std::pair<std::string, int>> flows;
+  for (const TargetInfo& t : targets_) {
+    if (t.flow == nullptr || !flows.insert({t.flow->id, t.flow->version}).second) continue;
+    out.flows.emplace_back(t.flow->id, t.flow->version);
+  }
+  for (const Step& s : steps_) {
+    if (s.flow_def && flows.insert({s.flow_def->id, s.flow_def->version}).second) out.flows.emplace_back(s.flow_def->id, s.flow_def->version);
+  }
+  return out;
+}
+
+}  // namespace
+
+SimulationReport simulate(const Scenario& scenario, std::shared_ptr<const Catalog> catalog, SimulationOptions options) {
+  Simulator sim(scenario, std::move(catalog), std::move(options));
+  return sim.run();
+}
+
+double erlang_c_wait(double lambda, double mu, int c) {
+  const double a = lambda / mu;
+  const double rho = a / c;
+  if (rho >= 1) return std::numeric_limits<double>::infinity();
+  double sum = 0;
+  double term = 1;  // a^k / k!
+  for (int k = 0; k < c; ++k) {
+    if (k > 0) term *= a / k;
+    sum += term;
+  }
+  const double top = term * a / c / (1 - rho);  // a^c / c! / (1 - rho)
+  const double p_wait = top / (sum + top);
+  return p_wait / (c * mu - lambda);
+}
+
+}  // namespace onestop

@@ -1,0 +1,305 @@
+// The simulator: scenario files, determinism, the same engine path as live
+// use (histories replay), queueing theory (M/M/c against Erlang C), and the
+// reports.
+
+#include <onestop/onestop.hpp>
+#include <onestop/simulation.hpp>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+using namespace onestop;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path data = fs::path(ONESTOP_TEST_DATA) / "sim";
+const fs::path source = fs::path(ONESTOP_SOURCE_DIR);
+
+std::shared_ptr<const Catalog> catalog_of(const std::vector<fs::path>& paths) {
+  auto loaded = load_catalog(paths);
+  for (const auto& d : loaded.diagnostics) {
+    if (d.severity == Severity::error) FAIL(d.to_string());
+  }
+  REQUIRE(loaded.ok());
+  return loaded.catalog;
+}
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_scenario(text, "bad.yaml");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_input);
+    return e.what();
+  }
+  return "no error";
+}
+
+// A small investment scenario: a few weeks, a handful of cases a day.
+Scenario small_investment(double rate = 6, const std::string& horizon = "30 days") {
+  Scenario s = load_scenario(source / "examples" / "investment-project" / "scenario.yaml");
+  s.horizon = std::chrono::seconds(static_cast<std::int64_t>(std::stod(horizon) * 86400));
+  s.arrivals.front().rate = rate;
+  return s;
+}
+
+std::shared_ptr<const Catalog> investment_catalog() {
+  return catalog_of({source / "examples" / "investment-project", source / "calendars"});
+}
+
+const StepFigures* step(const SimulationReport& r, const std::string& flow, const std::string& node) {
+  for (const auto& s : r.steps) {
+    if (s.flow == flow && s.node == node) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("scenario files: every field, and errors that name file:line:col") {
+  const Scenario s = load_scenario(source / "examples" / "investment-project" / "scenario.yaml");
+  CHECK(s.calendar == "cn");
+  CHECK(s.seed == 20250101);
+  REQUIRE(s.arrivals.size() == 1);
+  CHECK(s.arrivals[0].target == "enterprise_investment");
+  CHECK(s.arrivals[0].rate == 40);
+  CHECK(s.arrivals[0].per == ArrivalStream::Per::working_day);
+  CHECK(s.arrivals[0].incomplete == doctest::Approx(0.02));
+  CHECK(s.definitions.size() == 2);
+  CHECK(s.horizon == std::chrono::seconds(365 * 86400));
+  bool empirical = false;
+  for (const auto& b : s.steps) {
+    if (b.node == "farmland_verification") {
+      REQUIRE(b.service);
+      empirical = b.service->kind == Distribution::Kind::empirical && b.service->values.size() == 4;
+    }
+  }
+  CHECK(empirical);
+
+  const std::string head = "scenario:\n  start: 2025-01-01\n  staff: [{ department: d }]\n";
+  CHECK(error_of(head + "  arrivals: [{ target: x, rate: 1, per: fortnight }]\n").find("bad.yaml:4:") == 0);
+  CHECK(error_of(head + "  arrivals: [{ target: x, rate: 1 }]\n  steps: [{ node: a, service: 3 parsecs }]\n")
+            .find("bad.yaml:5:") == 0);
+  CHECK(error_of(head + "  arrivals: [{ target: x, rate: 1 }]\n  steps: [{ node: a, reject: 1.5 }]\n").find("probability") !=
+        std::string::npos);
+  CHECK(error_of(head + "  arrivals: [{ target: x, rate: 1 }]\n  defaults: { servce: 1 h }\n").find("unknown key 'servce'") !=
+        std::string::npos);
+  CHECK(error_of(head + "  arrivals: [{ target: x, rate: 1 }]\n  defaults: { service: { dist: gamma, mean: 1 h } }\n")
+            .find("unknown distribution 'gamma'") != std::string::npos);
+  CHECK(error_of("scenario:\n  start: 2025-02-30\n").find("bad.yaml:2:10: start must be a date") == 0);
+  CHECK(error_of("scenario: [\n").find("bad.yaml:") == 0);
+
+  // Semantic errors found when the run starts also name the line.
+  auto bad = parse_scenario(head + "  arrivals: [{ target: NO-SUCH-ITEM, rate: 1 }]\n", "bad.yaml");
+  try {
+    simulate(bad, investment_catalog());
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("bad.yaml:4:") == 0);
+  }
+}
+
+TEST_CASE("distributions sample with the right means, portably") {
+  Scenario s;
+  const Distribution kinds[] = {
+      {Distribution::Kind::fixed, 5, 0, 0, {}, {}},
+      {Distribution::Kind::uniform, 2, 6, 0, {}, {}},
+      {Distribution::Kind::triangular, 1, 2, 6, {}, {}},
+      {Distribution::Kind::exponential, 3, 0, 0, {}, {}},
+      {Distribution::Kind::lognormal, 4, 2, 0, {}, {}},
+      {Distribution::Kind::empirical, 0, 0, 0, {1, 2, 10}, {1, 1, 2}},
+  };
+  for (const auto& d : kinds) {
+    CAPTURE(to_string(d.kind));
+    CHECK(d.mean() > 0);
+  }
+  CHECK(kinds[5].mean() == doctest::Approx(5.75));
+  CHECK(kinds[2].mean() == doctest::Approx(3.0));
+}
+
+TEST_CASE("the same scenario and seed give byte-identical JSON; another seed does not") {
+  const auto catalog = investment_catalog();
+  const Scenario s = small_investment();
+  const std::string a = report_json(simulate(s, catalog));
+  const std::string b = report_json(simulate(s, catalog));
+  CHECK(a == b);
+  SimulationOptions o;
+  o.seed = 7;
+  const std::string c = report_json(simulate(s, catalog, o));
+  CHECK(a != c);
+  CHECK(a.find("\"arrived\"") != std::string::npos);
+}
+
+TEST_CASE("a run goes through the real engine: histories replay, staff act in working hours, IDs are valid") {
+  const auto catalog = investment_catalog();
+  Scenario s = small_investment(8, "20 days");
+  s.arrivals.front().incomplete = 0;
+  auto store = open_memory_store();
+  SimulationOptions o;
+  o.store = store;
+  std::size_t staff_actions = 0;
+  std::size_t verified = 0;
+  o.inspect = [&](Engine& engine) {
+    const WorkingCalendar cn = WorkingCalendar::resolve(*catalog, "cn");
+    const auto ids = store->case_ids();
+    for (std::size_t i = 0; i < ids.size(); i += 7) {
+      const HistoryCheck check = engine.verify(ids[i]);
+      CHECK_MESSAGE(check.ok, check.message);
+      ++verified;
+      for (const Event& e : engine.history(ids[i])) {
+        if (e.kind != EventKind::acted || e.actor.find('.') == std::string::npos) continue;
+        ++staff_actions;
+        // Staff act inside their hours: the calendar's, or the delivery window's 08:30-18:00.
+        const auto local = cn.to_local(e.at);
+        const auto minutes =
+            std::chrono::duration_cast<std::chrono::minutes>(local - std::chrono::floor<std::chrono::days>(local)).count();
+        CHECK_MESSAGE((minutes >= 8 * 60 + 30 && minutes <= 18 * 60), e.actor, " at ", cn.format_local(e.at));
+        CHECK(cn.is_working_day(cn.local_date(e.at)));
+      }
+    }
+  };
+  const SimulationReport r = simulate(s, catalog, o);
+  CHECK(r.arrived > 80);
+  CHECK(r.refused == 0);  // generated credit codes pass the engine's strict check
+  CHECK(r.finished > 0);
+  CHECK(r.corrections > 0);
+  CHECK(r.returns > 0);
+  CHECK(r.arrived == r.refused + r.finished + r.open);
+  CHECK(store->case_ids().size() == r.arrived - r.refused);
+  CHECK(verified > 10);
+  CHECK(staff_actions > 100);
+}
+
+TEST_CASE("time limits apply as live: an unstaffed deem-consent step is deemed approved on time-out") {
+  const auto catalog = investment_catalog();
+  Scenario s = small_investment(4, "40 days");
+  // Nobody reviews energy conservation: the theme step runs out after 7 working days.
+  std::erase_if(s.staff, [](const StaffGroup& g) { return g.department == "ndrc_energy_division"; });
+  const SimulationReport r = simulate(s, catalog);
+  CHECK(r.deemed_consents > 0);
+  CHECK(r.finished > 0);
+  bool warned = false;
+  for (const auto& w : r.warnings) warned = warned || w.find("energy_review/") != std::string::npos;
+  CHECK(warned);
+  const StepFigures* receive = step(r, "energy_review", "receive");
+  REQUIRE(receive != nullptr);
+  CHECK(receive->served == 0);
+  CHECK(receive->timed_out > 0);
+}
+
+TEST_CASE("what-if: one more reviewer shortens the waits") {
+  const auto catalog = investment_catalog();
+  Scenario a = small_investment(40, "10 days");
+  for (auto& g : a.staff) {
+    if (g.role == "nr_reviewer") g.count -= 4;
+  }
+  Scenario b = a;
+  for (auto& g : b.staff) {
+    if (g.role == "nr_reviewer") g.count += 3;
+  }
+  b.name = "plus three reviewers";
+  const SimulationReport ra = simulate(a, catalog);
+  const SimulationReport rb = simulate(b, catalog);
+  const StepFigures* wa = step(ra, "land_preexamination_review", "review");
+  const StepFigures* wb = step(rb, "land_preexamination_review", "review");
+  REQUIRE(wa != nullptr);
+  REQUIRE(wb != nullptr);
+  CHECK(wb->wait_hours.mean < wa->wait_hours.mean);
+  const std::string text = compare_text(ra, rb);
+  CHECK(text.find("natural_resources staff") != std::string::npos);
+  const std::string html = report_html(ra, *catalog, &rb);
+  CHECK(html.find("B: plus three reviewers") != std::string::npos);
+}
+
+TEST_CASE("reports: text, CSV and a self-contained HTML page") {
+  const auto catalog = investment_catalog();
+  const SimulationReport r = simulate(small_investment(10, "20 days"), catalog);
+  const std::string text = report_text(r);
+  CHECK(text.find("on-time rate") != std::string::npos);
+  CHECK(text.find("Bottlenecks") != std::string::npos);
+  const std::string csv = report_csv(r);
+  CHECK(csv.rfind("section,key,metric,value\n", 0) == 0);
+  CHECK(csv.find("kpi,,on_time_rate,") != std::string::npos);
+  const std::string html = report_html(r, *catalog);
+  CHECK(html.find("<svg") != std::string::npos);
+  CHECK(html.find("investment_project_parallel") != std::string::npos);
+  CHECK(html.find("<script") == std::string::npos);
+  CHECK(html.find("src=") == std::string::npos);
+  CHECK(html.find("href=\"http") == std::string::npos);
+  CHECK(r.timeline.size() >= 20);
+  CHECK(!r.bottlenecks.empty());
+  CHECK(!r.departments.empty());
+}
+
+// M/M/c: Poisson arrivals at rate lambda, exponential service with mean 1/mu,
+// c staff, first come first served, on a calendar that never rests. The
+// simulated mean wait must match Erlang C. Independent replications (seeds)
+// give the standard error. Optimised builds run enough cases (about 650,000)
+// for the standard error to be under 1.5 % of the mean wait (the
+// variance of a mean wait grows fast with the load: rho = 0.85 would need
+// some two million cases), so the 3 %
+// criterion is a real test; Debug builds run a tenth and check only that
+// Erlang C lies inside the replications' confidence interval.
+TEST_CASE("M/M/c: the mean wait matches Erlang C within 3 %") {
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  const int replications = 8;
+#ifdef NDEBUG
+  const double scale = 1.0;
+#else
+  const double scale = 0.1;
+#endif
+  struct Load {
+    int c;
+    double rho;
+    double customers;  // over all replications, for a standard error near 1.2 %
+  };
+  for (const Load load : {Load{1, 0.5, 150000}, Load{2, 0.5, 250000}, Load{2, 0.7, 400000}}) {
+    const double per_replication = load.customers * scale / replications;
+    const double mu = 1.0;  // per hour
+    const double lambda = load.rho * load.c * mu;
+    const double theory = erlang_c_wait(lambda, mu, load.c);
+    std::vector<double> means;
+    for (int rep = 0; rep < replications; ++rep) {
+      const std::string text = fmt::format(R"(
+scenario:
+  name: M/M/{c} at {rho}
+  calendar: always
+  start: 2025-01-01
+  horizon: {hours:.0f} h
+  warmup: {warm:.0f} h
+  drain: true
+  seed: {seed}
+  arrivals: [{{ target: MMC-0001, rate: {lambda}, per: hour }}]
+  defaults: {{ service: {{ dist: exponential, mean: 1 h }} }}
+  staff: [{{ department: counter, count: {c} }}]
+)",
+                                           fmt::arg("c", load.c), fmt::arg("rho", load.rho), fmt::arg("lambda", lambda),
+                                           fmt::arg("hours", per_replication / lambda), fmt::arg("warm", 200 / lambda),
+                                           fmt::arg("seed", 1000 + rep));
+      const SimulationReport r = simulate(parse_scenario(text, "mmc.yaml"), catalog);
+      const StepFigures* serve = step(r, "one_step", "serve");
+      REQUIRE(serve != nullptr);
+      CHECK(static_cast<double>(serve->served) > (per_replication - 200) * 0.9);  // the warm-up is left out
+      means.push_back(serve->wait_hours.mean);
+    }
+    double mean = 0;
+    for (double m : means) mean += m;
+    mean /= static_cast<double>(means.size());
+    double var = 0;
+    for (double m : means) var += (m - mean) * (m - mean);
+    const double se = std::sqrt(var / static_cast<double>(means.size() - 1) / static_cast<double>(means.size()));
+    const double error = mean / theory - 1;
+    MESSAGE(fmt::format("M/M/{} rho {:.2f}: simulated mean wait {:.4f} h, Erlang C {:.4f} h, error {:+.2f} %, standard error {:.2f} %",
+                        load.c, load.rho, mean, theory, 100 * error, 100 * se / theory));
+    // Always: theory inside the 99.9 % confidence interval of the replications.
+    CHECK(std::abs(mean - theory) <= 3.3 * se);
+#ifdef NDEBUG
+    CHECK(se / theory < 0.015);
+    CHECK(std::abs(error) < 0.03);
+#endif
+  }
+}

@@ -1,0 +1,137 @@
+#include "simulate_cmd.hpp"
+
+#include <onestop/onestop.hpp>
+#include <onestop/simulation.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <unistd.h>
+
+namespace {
+
+struct Options {
+  std::string scenario;
+  std::vector<std::string> definitions;
+  std::string store = "memory:";
+  std::string json;
+  std::string csv;
+  std::string html;
+  std::string compare;
+  std::string compare_store = "memory:";
+  std::uint64_t seed = 0;
+  bool seed_given = false;
+  bool quiet = false;
+};
+
+struct Loaded {
+  onestop::Scenario scenario;
+  std::shared_ptr<const onestop::Catalog> catalog;
+};
+
+// The scenario and its definitions (the command line's paths, else the scenario's).
+Loaded load(const std::string& file, const std::vector<std::string>& paths) {
+  Loaded l{onestop::load_scenario(file), nullptr};
+  std::vector<std::filesystem::path> defs(paths.begin(), paths.end());
+  if (defs.empty()) defs = l.scenario.definitions;
+  if (defs.empty()) {
+    throw onestop::Error(onestop::ErrorCode::invalid_input,
+                         fmt::format("{}: no definitions: list them under 'definitions:' or on the command line", file));
+  }
+  auto result = onestop::load_catalog(defs);
+  std::size_t errors = 0;
+  for (const auto& d : result.diagnostics) {
+    if (d.severity == onestop::Severity::error) {
+      std::cerr << d.to_string() << '\n';
+      ++errors;
+    }
+  }
+  if (errors > 0) {
+    throw onestop::Error(onestop::ErrorCode::invalid_input, fmt::format("the definitions have {} error{}", errors, errors == 1 ? "" : "s"));
+  }
+  l.catalog = result.catalog;
+  return l;
+}
+
+onestop::SimulationReport run(const Loaded& l, const Options& o, const std::string& store, const char* label) {
+  onestop::SimulationOptions so;
+  so.store = onestop::open_store(store);
+  if (o.seed_given) so.seed = o.seed;
+  const bool tty = !o.quiet && isatty(2) != 0;
+  if (tty) {
+    so.progress = [label](double share) { std::fprintf(stderr, "\r%s%3.0f %%", label, 100 * share); };
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto report = onestop::simulate(l.scenario, l.catalog, so);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (tty) std::fprintf(stderr, "\r");
+  if (!o.quiet) {
+    std::cerr << fmt::format("{}{} events ({} actions) in {:.2f} s: {:.0f} events/s on store {}\n", label, report.events,
+                             report.actions, seconds, static_cast<double>(report.events) / std::max(seconds, 1e-9), store);
+  }
+  return report;
+}
+
+void write(const std::string& path, const std::string& text, const char* what, bool quiet) {
+  if (path == "-") {
+    std::cout << text;
+    return;
+  }
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw std::runtime_error(fmt::format("cannot write {} to {}", what, path));
+  if (!quiet) std::cerr << fmt::format("{} written to {}\n", what, path);
+}
+
+void simulate_command(const Options& o) {
+  int code = 2;
+  try {
+    code = 1;
+    const Loaded a = load(o.scenario, o.definitions);
+    std::optional<Loaded> b;
+    if (!o.compare.empty()) b = load(o.compare, o.definitions);
+    code = 2;
+    const auto ra = run(a, o, o.store, b ? "A: " : "");
+    std::optional<onestop::SimulationReport> rb;
+    if (b) rb = run(*b, o, o.compare_store, "B: ");
+    const bool stdout_taken = o.json == "-" || o.csv == "-" || o.html == "-";
+    if (!stdout_taken) std::cout << (rb ? onestop::compare_text(ra, *rb) : onestop::report_text(ra));
+    if (!o.json.empty()) write(o.json, rb ? onestop::compare_json(ra, *rb) : onestop::report_json(ra), "JSON report", o.quiet);
+    if (!o.csv.empty()) write(o.csv, onestop::report_csv(ra), "CSV report", o.quiet);
+    if (!o.html.empty()) {
+      write(o.html, onestop::report_html(ra, *a.catalog, rb ? &*rb : nullptr), "HTML report", o.quiet);
+    }
+  } catch (const onestop::Error& e) {
+    std::cerr << "onestop simulate: " << e.what() << '\n';
+    throw CLI::RuntimeError(e.code() == onestop::ErrorCode::invalid_input ? code : 2);
+  } catch (const std::exception& e) {
+    std::cerr << "onestop simulate: " << e.what() << '\n';
+    throw CLI::RuntimeError(2);
+  }
+}
+
+}  // namespace
+
+void add_simulate_command(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("simulate", "Run a scenario through the engine on virtual time and report KPIs");
+  cmd->add_option("SCENARIO", o->scenario, "scenario YAML file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("DEFINITIONS", o->definitions, "definition files or directories (default: the scenario's 'definitions')");
+  cmd->add_option("--store", o->store, "store URI: memory: or sqlite:PATH (must hold no cases)")->capture_default_str();
+  cmd->add_option("--json", o->json, "write the report as JSON to this file ('-': standard output)");
+  cmd->add_option("--csv", o->csv, "write the report as CSV to this file ('-': standard output)");
+  cmd->add_option("--html", o->html, "write a self-contained HTML report to this file");
+  cmd->add_option("--compare", o->compare, "a second scenario (what-if) run and shown side by side")->check(CLI::ExistingFile);
+  cmd->add_option("--compare-store", o->compare_store, "store URI for the second scenario")->capture_default_str();
+  auto* seed = cmd->add_option("--seed", o->seed, "random seed (overrides the scenarios')");
+  cmd->add_flag("-q,--quiet", o->quiet, "no progress or timing on standard error");
+  cmd->callback([o, seed] {
+    o->seed_given = seed->count() > 0;
+    simulate_command(*o);
+  });
+}

@@ -562,7 +562,9 @@ class TestRun {
     const auto entries = engine_->inbox(q.query);
     if (q.count && entries.size() != *q.count) {
       std::vector<std::string> got;
-      for (const auto& e : entries) got.push_back(fmt::format("{}/{}", e.item.empty() ? "" : e.item, e.node ? e.node->id : "?"));
+      for (const auto& e : entries) {
+        got.push_back(fmt::format("{}{}", e.item.empty() ? "" : e.item + "/", e.node ? e.node->id : "?"));
+      }
       fail(q.where, fmt::format("inbox of {}: expected {} tasks, got {} {}", q.text, *q.count, entries.size(), labels(got)));
     }
     if (q.tasks) {

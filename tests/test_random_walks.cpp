@@ -254,7 +254,12 @@ TEST_CASE("snapshot codec refuses bytes that are not a snapshot, and flows the c
   struct Capture final : StoreWrapper {
     using StoreWrapper::StoreWrapper;
     void bind(std::shared_ptr<const CatalogBinding> b) override { binding = b; StoreWrapper::bind(std::move(b)); }
+    void commit(Commit c) override {
+      last = c.snapshot;
+      StoreWrapper::commit(std::move(c));
+    }
     std::shared_ptr<const CatalogBinding> binding;
+    std::shared_ptr<const CaseSnapshot> last;
   };
   auto capture = std::make_shared<Capture>(open_memory_store());
   EngineOptions o;
@@ -262,6 +267,20 @@ TEST_CASE("snapshot codec refuses bytes that are not a snapshot, and flows the c
   auto engine = open_engine(r.catalog, o);
   REQUIRE(capture->binding);
   CHECK_THROWS_WITH_AS(capture->binding->decode("garbage"), doctest::Contains("not a onestop case snapshot"), Error);
-  CHECK_THROWS_AS(capture->binding->decode(std::string("OSS1") + std::string(40, '\x7f')), Error);
+  CHECK_THROWS_WITH_AS(capture->binding->decode(std::string("OSS1") + std::string(40, '\x7f')), doctest::Contains("damaged"), Error);
+  // A real snapshot with one byte changed anywhere after the magic is refused, never misread.
+  Submission sub;
+  sub.target = r.catalog->items.front().code;
+  sub.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+  sub.keep_draft_if_deficient = true;
+  engine->submit(sub, Actor::applicant_of(person));
+  REQUIRE(capture->last);
+  const std::string good = capture->binding->encode(*capture->last);
+  CHECK(capture->binding->decode(good) != nullptr);
+  for (std::size_t i = 4; i < good.size(); i += 7) {
+    std::string bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x5A);
+    CHECK_THROWS_WITH_AS(capture->binding->decode(bad), doctest::Contains("damaged"), Error);
+  }
   CHECK(capture->binding->node("no_such_flow", 1, 0) == nullptr);
 }

@@ -14,3 +14,4 @@
 #include <onestop/store.hpp>
 #include <onestop/engine.hpp>
 #include <onestop/archive.hpp>
+#include <onestop/flowtest.hpp>

@@ -26,6 +26,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 namespace onestop::core {
 namespace {
 // The catalog flows are resolved against while a snapshot is being read.
@@ -289,23 +291,51 @@ namespace {
 // Small archives: no header text, only the payload (the header's library
 // version is kept by Boost in each class record instead).
 constexpr unsigned archive_flags = boost::archive::no_header | boost::archive::no_codecvt;
-// Our own four-byte prefix: a magic and the format generation.
+// Our own prefix: a magic with the format generation, then a checksum of
+// the payload, so a damaged snapshot is refused before Boost reads lengths
+// out of it.
 constexpr char magic[4] = {'O', 'S', 'S', '1'};
+constexpr std::size_t prefix = sizeof magic + 8;
+
+// A fast 64-bit checksum over 8-byte words (not cryptographic: the history
+// chain is the tamper evidence; this catches damage).
+std::uint64_t checksum(std::string_view bytes) {
+  std::uint64_t h = 0x9E3779B97F4A7C15ull ^ bytes.size();
+  std::size_t i = 0;
+  for (; i + 8 <= bytes.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, bytes.data() + i, 8);
+    h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+    h ^= h >> 32;
+  }
+  std::uint64_t tail = 0;
+  std::memcpy(&tail, bytes.data() + i, bytes.size() - i);
+  h = (h ^ tail) * 0xC4CEB9FE1A85EC53ull;
+  return h ^ (h >> 29);
+}
 }  // namespace
 
 std::string encode_snapshot(const CaseSnapshot& s) {
-  std::string out(magic, sizeof magic);
+  std::string out(prefix, '\0');
+  std::memcpy(out.data(), magic, sizeof magic);
   {
     boost::iostreams::stream<boost::iostreams::back_insert_device<std::string>> stream(out);
     boost::archive::binary_oarchive ar(stream, archive_flags);
     ar << s;
   }
+  const std::uint64_t sum = checksum(std::string_view(out).substr(prefix));
+  std::memcpy(out.data() + sizeof magic, &sum, 8);
   return out;
 }
 
 std::shared_ptr<CaseSnapshot> decode_snapshot(const CompiledCatalog& catalog, std::string_view bytes) {
-  if (bytes.size() < sizeof magic || bytes.substr(0, sizeof magic) != std::string_view(magic, sizeof magic)) {
+  if (bytes.size() < prefix || bytes.substr(0, sizeof magic) != std::string_view(magic, sizeof magic)) {
     throw Error(ErrorCode::storage, "snapshot: not a onestop case snapshot (bad magic)");
+  }
+  std::uint64_t sum = 0;
+  std::memcpy(&sum, bytes.data() + sizeof magic, 8);
+  if (sum != checksum(bytes.substr(prefix))) {
+    throw Error(ErrorCode::storage, "snapshot: damaged (its checksum does not match)");
   }
   auto s = std::make_shared<CaseSnapshot>();
   struct Reset {
@@ -313,8 +343,7 @@ std::shared_ptr<CaseSnapshot> decode_snapshot(const CompiledCatalog& catalog, st
   } reset;
   reading_catalog = &catalog;
   try {
-    boost::iostreams::stream<boost::iostreams::array_source> stream(bytes.data() + sizeof magic,
-                                                                    bytes.size() - sizeof magic);
+    boost::iostreams::stream<boost::iostreams::array_source> stream(bytes.data() + prefix, bytes.size() - prefix);
     boost::archive::binary_iarchive ar(stream, archive_flags);
     ar >> *s;
   } catch (const Error&) {

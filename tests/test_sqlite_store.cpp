@@ -748,3 +748,34 @@ TEST_CASE("sqlite: running cases keep their definition version; listing shows bo
   REQUIRE(find("flow", 1));
   CHECK(find("flow", 1)->running == 1);
 }
+
+TEST_CASE("sqlite: a schema version 1 database is upgraded with its inbox intact") {
+  // Written by the first persistent build (see test_store_fixture.cpp).
+  TempDir dir;
+  const std::string file = dir.file("v1.db");
+  fs::copy_file(fs::path(ONESTOP_TEST_DATA) / "store" / "fixture-v1.db", file);
+  const auto catalog = load({fs::path(ONESTOP_TEST_DATA) / "store" / "investment.yaml"});
+  auto store = sqlite(file);
+  CHECK(store->info().schema_version == sqlite_migrations().back().version);
+  CHECK(store->integrity_check() == "ok");
+  Host h(store, catalog);
+  // Every open task of every case is in the inbox of its candidates.
+  std::size_t open = 0;
+  for (CaseId id : store->case_ids()) {
+    const Case c = h.engine->get(id);
+    for (const Task* t : c.open_tasks()) {
+      ++open;
+      InboxQuery q;
+      q.roles = t->candidates.roles;
+      q.departments = t->candidates.departments;
+      if (!t->candidates.users.empty()) q.user = t->candidates.users.front();
+      q.limit = 1000;
+      const auto found = h.engine->inbox(q);
+      CHECK(std::any_of(found.begin(), found.end(), [&](const InboxEntry& e) {
+        return e.case_id == id && e.task == t->id && e.node != nullptr && e.node->id == t->node && e.created == t->created;
+      }));
+    }
+  }
+  CHECK(open > 0);
+  CHECK(store->info().open_tasks == open);
+}

@@ -33,9 +33,11 @@ using sqlite_detail::Stmt;
 
 constexpr std::int64_t onestop_application_id = 0x4F4E5354;  // "ONST", set by migration 1
 constexpr std::int64_t finished_status = static_cast<std::int64_t>(CaseStatus::finished);
-constexpr char separator = '\x1f';
+constexpr char separator = '\x1f';      // fields; also users in inbox.extra_users
+constexpr char record_separator = '\x1e';  // open-task records in cases.open_tasks
+constexpr char list_separator = '\x1d';    // lists inside a record
 // Events held by a deferred batch before they are written into its transaction.
-constexpr std::size_t batch_flush_events = 200000;
+constexpr std::size_t batch_flush_events = 32768;
 
 std::int64_t seconds(Instant t) { return t.time_since_epoch().count(); }
 Instant instant(std::int64_t s) { return Instant{std::chrono::seconds{s}}; }
@@ -48,22 +50,22 @@ std::optional<Instant> instant(const std::optional<std::int64_t>& s) {
   return instant(*s);
 }
 
-std::string join(const std::vector<std::string>& parts) {
+std::string join(const std::vector<std::string>& parts, char sep = separator) {
   std::string out;
   for (const auto& p : parts) {
-    if (!out.empty()) out += separator;
+    if (!out.empty()) out += sep;
     out += p;
   }
   return out;
 }
 
-std::vector<std::string> split(std::string_view s) {
-  std::vector<std::string> out;
+std::vector<std::string_view> split(std::string_view s, char sep = separator) {
+  std::vector<std::string_view> out;
   if (s.empty()) return out;
   std::size_t start = 0;
   while (true) {
-    const auto end = s.find(separator, start);
-    out.emplace_back(s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    const auto end = s.find(sep, start);
+    out.push_back(s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
     if (end == std::string_view::npos) break;
     start = end + 1;
   }
@@ -96,6 +98,34 @@ std::vector<std::string> candidates_of(const InboxEntry& e) {
     for (const auto& d : e.node->assignees.departments) add('d', d);
   }
   return out;
+}
+
+// An open task as the case row lists it (schemas/sqlite.sql, migration 2);
+// equal records mean equal inbox rows.
+std::string task_record(const InboxEntry& e, const std::vector<std::string>& keys) {
+  std::string due = e.due ? std::to_string(e.due->time_since_epoch().count()) : std::string();
+  return fmt::format("{1}{0}{2}{0}{3}{0}{4}{0}{5}{0}{6}{0}{7}{0}{8}{0}{9}{0}{10}", separator, e.task,
+                     e.created.time_since_epoch().count(), due, e.flow, e.flow_version, e.node_index, e.item,
+                     e.assigned_user, join(e.extra_users, list_separator), join(keys, list_separator));
+}
+
+// What a record says about the inbox rows written for it.
+struct TaskRecord {
+  std::int64_t task = 0;
+  std::int64_t created = 0;
+  std::string_view keys;
+  std::string_view text;  // the whole record
+};
+
+std::optional<TaskRecord> parse_record(std::string_view text) {
+  const auto f = split(text, separator);
+  if (f.size() != 10) return std::nullopt;
+  TaskRecord r;
+  r.text = text;
+  r.keys = f[9];
+  if (std::from_chars(f[0].data(), f[0].data() + f[0].size(), r.task).ec != std::errc()) return std::nullopt;
+  if (std::from_chars(f[1].data(), f[1].data() + f[1].size(), r.created).ec != std::errc()) return std::nullopt;
+  return r;
 }
 
 std::string_view kind_name(char k) {
@@ -155,20 +185,7 @@ struct Row {
   bool is_theme = false;
   std::int64_t target_version = 0;
   std::optional<std::int64_t> next_timer;
-};
-
-// An open task as stored.
-struct TaskRow {
-  TaskId task = 0;
-  std::string flow;
-  std::int64_t flow_version = 0;
-  std::int64_t node_index = 0;
-  std::string item;
-  std::string assigned_user;
-  std::string extra_users;
-  std::int64_t created = 0;
-  std::optional<std::int64_t> due;
-  std::string candidates;
+  std::string open_tasks;  // task records (task_record)
 };
 
 // A case changed by a deferred batch: the latest commit, the events not yet
@@ -177,7 +194,7 @@ struct Pending {
   std::optional<Row> db;  // the row as written in the database (inside the transaction)
   std::uint64_t version = 0;
   Commit latest;          // its events are moved to `events`
-  std::vector<Event> events;
+  std::vector<std::vector<Event>> events;  // one list per commit, in order
   bool dirty = false;
 };
 
@@ -299,7 +316,9 @@ class SqliteStoreImpl final : public SqliteStore {
       Tx tx(*this);
       const std::optional<Row> row = read_row(id);
       check_version(c, row ? row->version : 0);
-      write_case(c, row, c.events);
+      std::vector<std::vector<Event>> events;
+      events.push_back(std::move(c.events));
+      write_case(c, row, events);
       tx.commit();
     } catch (const Error& e) {
       if (e.code() != ErrorCode::storage) throw;
@@ -403,10 +422,11 @@ class SqliteStoreImpl final : public SqliteStore {
     while (pool.size() < keys.size()) {
       pool.emplace_back(db_, &path_,
                         q.item.empty()
-                            ? "SELECT created, case_id, task FROM task_candidates WHERE kind = ?1 AND name = ?2 "
-                              "ORDER BY created, case_id, task"
-                            : "SELECT created, case_id, task FROM task_candidates WHERE kind = ?1 AND name = ?2 "
-                              "AND item = ?3 ORDER BY created, case_id, task");
+                            ? "SELECT created, case_id, task, item, flow, flow_version, node_index, assigned_user, "
+                              "extra_users, due FROM inbox WHERE kind = ?1 AND name = ?2 ORDER BY created, case_id, task"
+                            : "SELECT created, case_id, task, item, flow, flow_version, node_index, assigned_user, "
+                              "extra_users, due FROM inbox WHERE kind = ?1 AND name = ?2 AND item = ?3 "
+                              "ORDER BY created, case_id, task");
     }
     using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t>;
     struct Stream {
@@ -425,54 +445,45 @@ class SqliteStoreImpl final : public SqliteStore {
       if (st.live) st.head = {s.integer(0), s.integer(1), s.integer(2)};
       streams.push_back(st);
     }
-    std::vector<std::pair<CaseId, TaskId>> chosen;
     std::size_t skipped = 0;
-    while (chosen.size() < q.limit) {
-      const Key* best = nullptr;
-      for (const auto& st : streams) {
-        if (st.live && (best == nullptr || st.head < *best)) best = &st.head;
+    while (out.size() < q.limit) {
+      Stream* best = nullptr;
+      for (auto& st : streams) {
+        if (st.live && (best == nullptr || st.head < best->head)) best = &st;
       }
       if (best == nullptr) break;
-      const Key key = *best;
+      const Key key = best->head;
+      if (skipped < q.offset) {
+        ++skipped;
+      } else {
+        const Stmt& s = *best->stmt;
+        InboxEntry e;
+        e.created = instant(s.integer(0));
+        e.case_id = static_cast<CaseId>(s.integer(1));
+        e.task = static_cast<TaskId>(s.integer(2));
+        e.item = s.text(3);
+        e.flow = s.text(4);
+        e.flow_version = static_cast<int>(s.integer(5));
+        e.node_index = static_cast<std::uint32_t>(s.integer(6));
+        e.assigned_user = s.text(7);
+        for (auto u : split(s.text(8))) e.extra_users.emplace_back(u);
+        e.due = instant(s.optional_integer(9));
+        e.node = binding_->node(e.flow, e.flow_version, e.node_index);
+        if (e.node == nullptr) {
+          throw Error(ErrorCode::not_found,
+                      fmt::format("{}: task {} of case {} is node {} of flow {} version {}, which the catalog does not contain",
+                                  path_, e.task, e.case_id, e.node_index, e.flow, e.flow_version));
+        }
+        out.push_back(std::move(e));
+      }
       for (auto& st : streams) {
         if (st.live && st.head == key) {
           st.live = st.stmt->step();
           if (st.live) st.head = {st.stmt->integer(0), st.stmt->integer(1), st.stmt->integer(2)};
         }
       }
-      if (skipped < q.offset) {
-        ++skipped;
-        continue;
-      }
-      chosen.emplace_back(static_cast<CaseId>(std::get<1>(key)), static_cast<TaskId>(std::get<2>(key)));
     }
     resets.clear();
-
-    out.reserve(chosen.size());
-    Stmt& s = st_.select_task;
-    for (const auto& [case_id, task] : chosen) {
-      Reset r(s);
-      s.bind(1, static_cast<std::int64_t>(case_id)).bind(2, std::int64_t{task});
-      if (!s.step()) continue;
-      InboxEntry e;
-      e.case_id = case_id;
-      e.task = task;
-      e.flow = s.text(0);
-      e.flow_version = static_cast<int>(s.integer(1));
-      e.node_index = static_cast<std::uint32_t>(s.integer(2));
-      e.item = s.text(3);
-      e.assigned_user = s.text(4);
-      e.extra_users = split(s.text(5));
-      e.created = instant(s.integer(6));
-      e.due = instant(s.optional_integer(7));
-      e.node = binding_->node(e.flow, e.flow_version, e.node_index);
-      if (e.node == nullptr) {
-        throw Error(ErrorCode::not_found,
-                    fmt::format("{}: task {} of case {} is node {} of flow {} version {}, which the catalog does not contain",
-                                path_, task, case_id, e.node_index, e.flow, e.flow_version));
-      }
-      out.push_back(std::move(e));
-    }
     if (tx) tx->commit();
     return out;
   }
@@ -541,7 +552,7 @@ class SqliteStoreImpl final : public SqliteStore {
     }
     {
       Stmt s(db_, &path_,
-             "SELECT flow, flow_version, count(DISTINCT case_id) FROM tasks GROUP BY flow, flow_version");
+             "SELECT flow, flow_version, count(DISTINCT case_id) FROM inbox GROUP BY flow, flow_version");
       while (s.step()) {
         use("flow", std::string(s.text(0)), static_cast<int>(s.integer(1))).running = static_cast<std::uint64_t>(s.integer(2));
       }
@@ -568,7 +579,7 @@ class SqliteStoreImpl final : public SqliteStore {
     i.cases = static_cast<std::uint64_t>(query_int("SELECT count(*) FROM cases"));
     i.finished_cases = static_cast<std::uint64_t>(query_int(fmt::format("SELECT count(*) FROM cases WHERE status = {}", finished_status)));
     i.events = static_cast<std::uint64_t>(query_int("SELECT count(*) FROM events"));
-    i.open_tasks = static_cast<std::uint64_t>(query_int("SELECT count(*) FROM tasks"));
+    i.open_tasks = static_cast<std::uint64_t>(query_int("SELECT count(*) FROM (SELECT DISTINCT case_id, task FROM inbox)"));
     if (tx) tx->commit();
     std::error_code ec;
     if (path_ != ":memory:") {
@@ -659,9 +670,9 @@ class SqliteStoreImpl final : public SqliteStore {
     Stmt begin_immediate, begin_read, commit, rollback;
     Stmt select_row, select_snapshot, insert_case, update_full, update_timer, update_plain;
     Stmt insert_event, select_events;
-    Stmt select_tasks, insert_task, delete_task, insert_candidate, delete_candidate, select_task;
+    Stmt insert_inbox, delete_inbox;
     Stmt due, case_ids, reserve_ids, bump_ids;
-    Stmt insert_definition, next_definition, count_running, count_by_status;
+    Stmt insert_definition, next_version, next_target, next_kind, count_running, count_by_status;
   };
 
   void open(const std::vector<SqliteMigration>& migrations) {
@@ -763,47 +774,47 @@ class SqliteStoreImpl final : public SqliteStore {
     st_.begin_read = p("BEGIN");
     st_.commit = p("COMMIT");
     st_.rollback = p("ROLLBACK");
-    st_.select_row = p("SELECT version, status, target, is_theme, target_version, next_timer FROM cases WHERE id = ?1");
+    st_.select_row = p(
+        "SELECT version, status, target, is_theme, target_version, next_timer, open_tasks FROM cases WHERE id = ?1");
     st_.select_snapshot = p("SELECT version, snapshot FROM cases WHERE id = ?1");
     st_.insert_case = p(
         "INSERT INTO cases(id, target, is_theme, target_version, status, version, submitted, finished, next_timer, "
-        "snapshot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+        "open_tasks, snapshot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?10)");
     // Three updates so that an action that changes neither header nor timer
     // leaves the indexes alone.
     st_.update_full = p(
         "UPDATE cases SET target = ?2, is_theme = ?3, target_version = ?4, status = ?5, version = ?6, submitted = ?7, "
-        "finished = ?8, next_timer = ?9, snapshot = ?10 WHERE id = ?1");
-    st_.update_timer = p("UPDATE cases SET version = ?6, finished = ?8, next_timer = ?9, snapshot = ?10 WHERE id = ?1");
-    st_.update_plain = p("UPDATE cases SET version = ?6, finished = ?8, snapshot = ?10 WHERE id = ?1");
+        "finished = ?8, next_timer = ?9, open_tasks = ?11, snapshot = ?10 WHERE id = ?1");
+    st_.update_timer = p(
+        "UPDATE cases SET version = ?6, finished = ?8, next_timer = ?9, open_tasks = ?11, snapshot = ?10 WHERE id = ?1");
+    st_.update_plain = p("UPDATE cases SET version = ?6, finished = ?8, open_tasks = ?11, snapshot = ?10 WHERE id = ?1");
     st_.insert_event = p(
         "INSERT INTO events(case_id, seq, at, actor, kind, task, node, from_state, to_state, payload, prev_hash, hash) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     st_.select_events = p(
         "SELECT seq, at, actor, kind, task, node, from_state, to_state, payload, prev_hash, hash FROM events "
         "WHERE case_id = ?1 ORDER BY seq");
-    st_.select_tasks = p(
-        "SELECT task, flow, flow_version, node_index, item, assigned_user, extra_users, created, due, candidates "
-        "FROM tasks WHERE case_id = ?1");
-    st_.insert_task = p(
-        "INSERT INTO tasks(case_id, task, flow, flow_version, node_index, item, assigned_user, extra_users, created, "
-        "due, candidates) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
-    st_.delete_task = p("DELETE FROM tasks WHERE case_id = ?1 AND task = ?2");
-    st_.insert_candidate = p(
-        "INSERT OR IGNORE INTO task_candidates(kind, name, created, case_id, task, item) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-    st_.delete_candidate = p(
-        "DELETE FROM task_candidates WHERE kind = ?1 AND name = ?2 AND created = ?3 AND case_id = ?4 AND task = ?5");
-    st_.select_task = p(
-        "SELECT flow, flow_version, node_index, item, assigned_user, extra_users, created, due FROM tasks "
-        "WHERE case_id = ?1 AND task = ?2");
+    st_.insert_inbox = p(
+        "INSERT OR IGNORE INTO inbox(kind, name, created, case_id, task, item, flow, flow_version, node_index, "
+        "assigned_user, extra_users, due) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    st_.delete_inbox = p("DELETE FROM inbox WHERE kind = ?1 AND name = ?2 AND created = ?3 AND case_id = ?4 AND task = ?5");
     st_.due = p("SELECT id FROM cases WHERE next_timer <= ?1 ORDER BY next_timer, id LIMIT ?2");
     st_.case_ids = p("SELECT id FROM cases ORDER BY id");
     st_.reserve_ids = p("UPDATE meta SET value = value + ?1 WHERE key = 'case_seq' RETURNING value - ?1");
     st_.bump_ids = p("UPDATE meta SET value = ?1 WHERE key = 'case_seq' AND value < ?1");
     st_.insert_definition = p(
         "INSERT OR IGNORE INTO definitions(kind, id, version, name, first_deployed_at) VALUES (?1, ?2, ?3, ?4, ?5)");
-    // A loose index scan: the next distinct definition cases use.
-    st_.next_definition = p(
-        "SELECT is_theme, target, target_version FROM cases WHERE (is_theme, target, target_version) > (?1, ?2, ?3) "
+    // A loose index scan over cases_definition: the next distinct definition
+    // cases use, one column at a time (a row-value comparison would seek on
+    // the first column only and scan the rest).
+    st_.next_version = p(
+        "SELECT is_theme, target, target_version FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version > ?3 "
+        "ORDER BY is_theme, target, target_version LIMIT 1");
+    st_.next_target = p(
+        "SELECT is_theme, target, target_version FROM cases WHERE is_theme = ?1 AND target > ?2 "
+        "ORDER BY is_theme, target, target_version LIMIT 1");
+    st_.next_kind = p(
+        "SELECT is_theme, target, target_version FROM cases WHERE is_theme > ?1 "
         "ORDER BY is_theme, target, target_version LIMIT 1");
     st_.count_running = p(fmt::format(
         "SELECT count(*), min(id) FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version = ?3 AND status < {}",
@@ -892,6 +903,7 @@ class SqliteStoreImpl final : public SqliteStore {
     row.is_theme = s.integer(3) != 0;
     row.target_version = s.integer(4);
     row.next_timer = s.optional_integer(5);
+    row.open_tasks = s.text(6);
     return row;
   }
 
@@ -902,23 +914,30 @@ class SqliteStoreImpl final : public SqliteStore {
     std::int64_t is_theme = -1;
     std::string target;
     std::int64_t version = 0;
-    Stmt& s = st_.next_definition;
-    while (true) {
+    auto next = [&](Stmt& s) {
       Reset r(s);
-      s.bind(1, is_theme).bind(2, target).bind(3, version);
-      if (!s.step()) break;
+      const int n = sqlite3_bind_parameter_count(s.get());
+      s.bind(1, is_theme);
+      if (n >= 2) s.bind(2, target);
+      if (n >= 3) s.bind(3, version);
+      if (!s.step()) return false;
       is_theme = s.integer(0);
       target = s.text(1);
       version = s.integer(2);
+      return true;
+    };
+    while (next(st_.next_version) || next(st_.next_target) || next(st_.next_kind)) {
       out.emplace_back(is_theme != 0, target, version);
     }
     return out;
   }
 
   // Writes one case's latest state, its new events and its open tasks.
-  // `row` is what the database holds for it (nullopt: a new case).
-  void write_case(const Commit& c, const std::optional<Row>& row, const std::vector<Event>& events) {
+  // `row` is what the database holds for it (nullopt: a new case). Returns
+  // the open-task records written.
+  std::string write_case(const Commit& c, const std::optional<Row>& row, const std::vector<std::vector<Event>>& events) {
     const std::string bytes = binding_->encode(*c.snapshot);
+    const std::string open_tasks = write_inbox(c, row ? row->open_tasks : std::string_view());
     const std::int64_t status = static_cast<std::int64_t>(c.header.status);
     const std::optional<std::int64_t> timer = seconds(c.next_timer);
     Stmt* s = &st_.insert_case;
@@ -940,6 +959,7 @@ class SqliteStoreImpl final : public SqliteStore {
       s->bind(6, static_cast<std::int64_t>(c.new_version)).bind(8, seconds(c.header.finished));
       if (s != &st_.update_plain) s->bind(9, timer);
       s->bind_blob(10, bytes.data(), bytes.size());
+      s->bind(11, open_tasks);
       s->step();
     }
     if (!row) {
@@ -951,119 +971,99 @@ class SqliteStoreImpl final : public SqliteStore {
       if (next_id_ <= c.case_id && c.case_id < id_end_) next_id_ = c.case_id + 1;
     }
     write_events(events);
-    write_tasks(c, row.has_value());
+    return open_tasks;
   }
 
-  void write_events(const std::vector<Event>& events) {
+  void write_events(const std::vector<std::vector<Event>>& lists) {
     static const Hash zero{};
     Stmt& s = st_.insert_event;
     const Hash* before = nullptr;  // the hash of the event before, when written in this call
-    for (const auto& e : events) {
-      Reset r(s);
-      s.bind(1, static_cast<std::int64_t>(e.case_id))
-          .bind(2, static_cast<std::int64_t>(e.seq))
-          .bind(3, seconds(e.at))
-          .bind(4, e.actor)
-          .bind(5, static_cast<std::int64_t>(e.kind))
-          .bind(6, std::int64_t{e.task})
-          .bind(7, e.node)
-          .bind(8, e.from)
-          .bind(9, e.to)
-          .bind(10, e.payload);
-      const bool derived = before != nullptr ? e.prev_hash == *before : (e.seq == 1 && e.prev_hash == zero);
-      if (derived) {
-        s.bind_null(11);
-      } else {
-        s.bind_blob(11, e.prev_hash.data(), e.prev_hash.size());
+    for (const auto& events : lists) {
+      for (const auto& e : events) {
+        Reset r(s);
+        s.bind(1, static_cast<std::int64_t>(e.case_id))
+            .bind(2, static_cast<std::int64_t>(e.seq))
+            .bind(3, seconds(e.at))
+            .bind(4, e.actor)
+            .bind(5, static_cast<std::int64_t>(e.kind))
+            .bind(6, std::int64_t{e.task})
+            .bind(7, e.node)
+            .bind(8, e.from)
+            .bind(9, e.to)
+            .bind(10, e.payload);
+        const bool derived = before != nullptr ? e.prev_hash == *before : (e.seq == 1 && e.prev_hash == zero);
+        if (derived) {
+          s.bind_null(11);
+        } else {
+          s.bind_blob(11, e.prev_hash.data(), e.prev_hash.size());
+        }
+        s.bind_blob(12, e.hash.data(), e.hash.size());
+        s.step();
+        before = &e.hash;
       }
-      s.bind_blob(12, e.hash.data(), e.hash.size());
-      s.step();
-      before = &e.hash;
     }
   }
 
-  void write_tasks(const Commit& c, bool existed) {
+  // Brings the inbox rows of a case from its stored task records (`old`) to
+  // its open tasks now; rows of unchanged tasks stay as they are. Returns
+  // the new records.
+  std::string write_inbox(const Commit& c, std::string_view old) {
     const auto id = static_cast<std::int64_t>(c.case_id);
-    std::vector<TaskRow> old;
-    if (existed) {
-      Stmt& s = st_.select_tasks;
-      Reset r(s);
-      s.bind(1, id);
-      while (s.step()) {
-        TaskRow t;
-        t.task = static_cast<TaskId>(s.integer(0));
-        t.flow = s.text(1);
-        t.flow_version = s.integer(2);
-        t.node_index = s.integer(3);
-        t.item = s.text(4);
-        t.assigned_user = s.text(5);
-        t.extra_users = s.text(6);
-        t.created = s.integer(7);
-        t.due = s.optional_integer(8);
-        t.candidates = s.text(9);
-        old.push_back(std::move(t));
+    std::vector<TaskRecord> before;
+    for (auto text : split(old, record_separator)) {
+      auto r = parse_record(text);
+      if (!r) {
+        throw Error(ErrorCode::storage,
+                    fmt::format("{}: case {} lists an open task the store cannot read: the database is corrupt", path_, id));
       }
+      before.push_back(*r);
     }
-    std::vector<bool> kept(old.size(), false);
+    std::vector<bool> kept(before.size(), false);
+    std::string records;
     std::vector<std::pair<const InboxEntry*, std::vector<std::string>>> added;
     for (const auto& e : c.open_tasks) {
-      std::vector<std::string> candidates = candidates_of(e);
-      auto it = std::find_if(old.begin(), old.end(), [&](const TaskRow& t) { return t.task == e.task; });
-      if (it != old.end() && it->flow == e.flow && it->flow_version == e.flow_version &&
-          it->node_index == static_cast<std::int64_t>(e.node_index) && it->item == e.item &&
-          it->assigned_user == e.assigned_user && it->extra_users == join(e.extra_users) &&
-          it->created == seconds(e.created) && it->due == seconds(e.due) && it->candidates == join(candidates)) {
-        kept[static_cast<std::size_t>(it - old.begin())] = true;
-        continue;
+      std::vector<std::string> keys = candidates_of(e);
+      std::string record = task_record(e, keys);
+      auto it = std::find_if(before.begin(), before.end(),
+                             [&](const TaskRecord& r) { return r.task == static_cast<std::int64_t>(e.task); });
+      if (it != before.end() && it->text == record) {
+        kept[static_cast<std::size_t>(it - before.begin())] = true;
+      } else {
+        added.emplace_back(&e, std::move(keys));
       }
-      added.emplace_back(&e, std::move(candidates));
+      if (!records.empty()) records += record_separator;
+      records += record;
     }
-    for (std::size_t i = 0; i < old.size(); ++i) {
+    for (std::size_t i = 0; i < before.size(); ++i) {
       if (kept[i]) continue;
-      const TaskRow& t = old[i];
-      st_.delete_task.bind(1, id).bind(2, std::int64_t{t.task});
-      st_.delete_task.run();
-      for (const auto& cand : split(t.candidates)) {
-        if (cand.empty()) continue;
-        st_.delete_candidate.bind(1, kind_name(cand[0]))
-            .bind(2, std::string_view(cand).substr(1))
-            .bind(3, t.created)
-            .bind(4, id)
-            .bind(5, std::int64_t{t.task});
-        st_.delete_candidate.run();
+      for (auto key : split(before[i].keys, list_separator)) {
+        if (key.empty()) continue;
+        st_.delete_inbox.bind(1, kind_name(key[0])).bind(2, key.substr(1)).bind(3, before[i].created).bind(4, id)
+            .bind(5, before[i].task);
+        st_.delete_inbox.run();
       }
     }
-    for (const auto& [e, candidates] : added) {
+    for (const auto& [e, keys] : added) {
       const std::string extra = join(e->extra_users);
-      const std::string cands = join(candidates);
-      {
-        Stmt& s = st_.insert_task;
+      for (const auto& key : keys) {
+        Stmt& s = st_.insert_inbox;
         Reset r(s);
-        s.bind(1, id)
-            .bind(2, std::int64_t{e->task})
-            .bind(3, e->flow)
-            .bind(4, std::int64_t{e->flow_version})
-            .bind(5, std::int64_t{e->node_index})
-            .bind(6, e->item)
-            .bind(7, e->assigned_user)
-            .bind(8, extra)
-            .bind(9, seconds(e->created))
-            .bind(10, seconds(e->due))
-            .bind(11, cands);
-        s.step();
-      }
-      for (const auto& cand : candidates) {
-        Stmt& s = st_.insert_candidate;
-        Reset r(s);
-        s.bind(1, kind_name(cand[0]))
-            .bind(2, std::string_view(cand).substr(1))
+        s.bind(1, kind_name(key[0]))
+            .bind(2, std::string_view(key).substr(1))
             .bind(3, seconds(e->created))
             .bind(4, id)
             .bind(5, std::int64_t{e->task})
-            .bind(6, e->item);
+            .bind(6, e->item)
+            .bind(7, e->flow)
+            .bind(8, std::int64_t{e->flow_version})
+            .bind(9, std::int64_t{e->node_index})
+            .bind(10, e->assigned_user)
+            .bind(11, extra)
+            .bind(12, seconds(e->due));
         s.step();
       }
     }
+    return records;
   }
 
   // --- deferred batches (mu_ held) ------------------------------------------
@@ -1119,11 +1119,7 @@ class SqliteStoreImpl final : public SqliteStore {
     Pending& p = it->second;
     p.version = c.new_version;
     pending_events_ += c.events.size();
-    if (p.events.empty()) {
-      p.events = std::move(c.events);
-    } else {
-      p.events.insert(p.events.end(), std::make_move_iterator(c.events.begin()), std::make_move_iterator(c.events.end()));
-    }
+    p.events.push_back(std::move(c.events));
     c.events.clear();
     p.latest = std::move(c);
     p.dirty = true;
@@ -1138,7 +1134,7 @@ class SqliteStoreImpl final : public SqliteStore {
     }
     std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     for (auto& [id, p] : order) {
-      write_case(p->latest, p->db, p->events);
+      std::string open_tasks = write_case(p->latest, p->db, p->events);
       Row written;
       written.version = p->version;
       written.status = static_cast<std::int64_t>(p->latest.header.status);
@@ -1146,9 +1142,9 @@ class SqliteStoreImpl final : public SqliteStore {
       written.is_theme = p->latest.header.is_theme;
       written.target_version = p->latest.header.target_version;
       written.next_timer = seconds(p->latest.next_timer);
+      written.open_tasks = std::move(open_tasks);
       p->db = std::move(written);
       p->events.clear();
-      p->events.shrink_to_fit();
       p->dirty = false;
     }
     pending_events_ = 0;

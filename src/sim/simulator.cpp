@@ -163,18 +163,61 @@ const char* regions[] = {"110101", "110105", "310104", "310115", "440305", "4401
 
 class Simulator;
 
-// The store the engine sees: forwards everything, and tells the simulator
-// what each commit changed.
+// The store the engine sees: it tells the simulator what each commit
+// changed, and hands commits on to the real store in batches
+// (Store::commit_batch, one transaction each), answering loads of cases
+// changed since the last batch itself. Queries other than load() send the
+// batch first, so the store never answers from stale data.
 class Tap final : public StoreWrapper {
  public:
-  Tap(std::shared_ptr<Store> target, Simulator& sim) : StoreWrapper(std::move(target)), sim_(sim) {}
+  Tap(std::shared_ptr<Store> target, Simulator& sim, std::size_t batch)
+      : StoreWrapper(std::move(target)), sim_(sim), batch_(batch) {}
   void commit(Commit c) override;
   void commit_batch(std::vector<Commit> cs) override {
     for (auto& c : cs) commit(std::move(c));
   }
+  std::shared_ptr<const CaseSnapshot> load(CaseId id) override {
+    auto it = latest_.find(id);
+    return it != latest_.end() ? it->second.first : target().load(id);
+  }
+  std::vector<Event> history(CaseId id) override {
+    flush();
+    return target().history(id);
+  }
+  std::vector<InboxEntry> inbox(const InboxQuery& q) override {
+    flush();
+    return target().inbox(q);
+  }
+  // Due cases: the store's, except those changed since the last batch,
+  // which are due by their unsent commit.
+  std::vector<CaseId> due_cases(Instant now, std::size_t limit) override {
+    std::vector<CaseId> due = target().due_cases(now, limit);
+    if (latest_.empty()) return due;
+    std::erase_if(due, [&](CaseId id) { return latest_.count(id) > 0; });
+    for (const auto& [id, latest] : latest_) {
+      if (latest.second && *latest.second <= now) due.push_back(id);
+    }
+    std::sort(due.begin(), due.end());
+    if (due.size() > limit) due.resize(limit);
+    return due;
+  }
+  std::vector<CaseId> case_ids() override {
+    flush();
+    return target().case_ids();
+  }
+  void flush() {
+    if (pending_.empty()) return;
+    std::vector<Commit> batch;
+    batch.swap(pending_);
+    for (const Commit& c : batch) latest_.erase(c.case_id);  // clear() would walk every bucket
+    target().commit_batch(std::move(batch));
+  }
 
  private:
   Simulator& sim_;
+  std::size_t batch_;
+  std::vector<Commit> pending_;
+  std::unordered_map<CaseId, std::pair<std::shared_ptr<const CaseSnapshot>, std::optional<Instant>>> latest_;
 };
 
 struct Approver final : StepHandler {
@@ -219,7 +262,8 @@ class Simulator {
     }
     clock_ = std::make_shared<ManualClock>(instant(start_));
     EngineOptions eo;
-    eo.store = std::make_shared<Tap>(options_.store, *this);
+    tap_ = std::make_shared<Tap>(options_.store, *this, options_.batch);
+    eo.store = tap_;
     eo.clock = clock_;
     eo.certificates = std::make_shared<Everything>();
     engine_ = open_engine(catalog_, eo);
@@ -847,6 +891,7 @@ class Simulator {
   double day_length_ = 25200;
   Seconds start_ = 0, end_ = 0, measured_from_ = 0, now_ = 0;
   std::shared_ptr<ManualClock> clock_;
+  std::shared_ptr<Tap> tap_;
   std::unique_ptr<Engine> engine_;
   Rng r_people_, r_service_, r_decide_, r_delay_, r_handlers_;
   std::vector<Rng> arrival_rng_;
@@ -887,7 +932,13 @@ class Simulator {
 
 void Tap::commit(Commit c) {
   sim_.observe(c);
-  StoreWrapper::commit(std::move(c));
+  if (batch_ <= 1) {
+    target().commit(std::move(c));
+    return;
+  }
+  latest_[c.case_id] = {c.snapshot, c.next_timer};
+  pending_.push_back(std::move(c));
+  if (pending_.size() >= batch_) flush();
 }
 
 void Simulator::observe(const Commit& c) {
@@ -1102,6 +1153,7 @@ SimulationReport Simulator::run() {
   for (std::uint32_t s = 0; s < staff_.size(); ++s) {
     if (staff_[s].unit != none) pools_[staff_[s].pool].busy += static_cast<double>(pools_[staff_[s].pool].shift.between(staff_[s].started, now_));
   }
+  tap_->flush();
   if (options_.progress) options_.progress(1.0);
   SimulationReport out = report();
   if (options_.inspect) options_.inspect(*engine_);

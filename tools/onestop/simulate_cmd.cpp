@@ -27,6 +27,7 @@ struct Options {
   std::uint64_t seed = 0;
   bool seed_given = false;
   bool quiet = false;
+  std::size_t batch = 0;  // 0: 1 for memory:, 2048 for persistent stores
 };
 
 struct Loaded {
@@ -61,6 +62,7 @@ Loaded load(const std::string& file, const std::vector<std::string>& paths) {
 onestop::SimulationReport run(const Loaded& l, const Options& o, const std::string& store, const char* label) {
   onestop::SimulationOptions so;
   so.store = onestop::open_store(store);
+  so.batch = o.batch != 0 ? o.batch : store.rfind("memory:", 0) == 0 ? 1 : 2048;
   if (o.seed_given) so.seed = o.seed;
   const bool tty = !o.quiet && isatty(2) != 0;
   if (tty) {
@@ -129,6 +131,9 @@ void add_simulate_command(CLI::App& app) {
   cmd->add_option("--compare", o->compare, "a second scenario (what-if) run and shown side by side")->check(CLI::ExistingFile);
   cmd->add_option("--compare-store", o->compare_store, "store URI for the second scenario")->capture_default_str();
   auto* seed = cmd->add_option("--seed", o->seed, "random seed (overrides the scenarios')");
+  cmd->add_option("--batch", o->batch,
+                  "commits per store transaction (1: every action on its own, as live; default 1 for memory:, 2048 otherwise)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   cmd->add_flag("-q,--quiet", o->quiet, "no progress or timing on standard error");
   cmd->callback([o, seed] {
     o->seed_given = seed->count() > 0;

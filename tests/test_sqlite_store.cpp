@@ -750,10 +750,11 @@ TEST_CASE("sqlite: running cases keep their definition version; listing shows bo
 }
 
 TEST_CASE("sqlite: a schema version 1 database is upgraded with its inbox intact") {
-  // Written by the first persistent build (see test_store_fixture.cpp).
+  // tests/data/sqlite/schema-v1.db: the cases of tests/data/store (open,
+  // finished, waiting, warned) in the tables of schema version 1.
   TempDir dir;
   const std::string file = dir.file("v1.db");
-  fs::copy_file(fs::path(ONESTOP_TEST_DATA) / "store" / "fixture-v1.db", file);
+  fs::copy_file(versions_dir() / "schema-v1.db", file);
   const auto catalog = load({fs::path(ONESTOP_TEST_DATA) / "store" / "investment.yaml"});
   auto store = sqlite(file);
   CHECK(store->info().schema_version == sqlite_migrations().back().version);

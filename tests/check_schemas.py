@@ -501,6 +501,27 @@ NEGATIVE = {
 }
 
 
+# Broken scenarios (scenario.schema.json): each must be rejected, mentioning the text.
+SCENARIO_NEGATIVE = {
+    "scenario with an unknown key": ("'arrival' was unexpected", """
+        scenario: { start: 2025-01-01, arrival: [], staff: [] }
+        """),
+    "scenario distribution with an unknown family": ("'poisson' is not one of", """
+        scenario:
+          start: 2025-01-01
+          arrivals: [{ target: A, rate: 1 }]
+          defaults: { service: { dist: poisson, mean: 1 h } }
+          staff: [{ department: d }]
+        """),
+    "scenario duration without a unit": ("/scenario/horizon", """
+        scenario: { start: 2025-01-01, horizon: "30", arrivals: [{ target: A, rate: 1 }], staff: [{ department: d }] }
+        """),
+    "arrival stream with both rate and trace": ("/scenario/arrivals/0", """
+        scenario: { start: 2025-01-01, arrivals: [{ target: A, rate: 1, trace: ["2025-01-01T09:00"] }], staff: [] }
+        """),
+}
+
+
 def run_builtin(validator, report):
     for name, text in POSITIVE.items():
         errors = text_errors(validator, textwrap.dedent(text))
@@ -570,6 +591,15 @@ def main(argv):
             print(f"    {shown}:{e}")
 
     run_builtin(validator, report)
+    if "scenario.schema.json" in store:
+        scenario_validator = make_validator(schemas_dir, store, "scenario.schema.json")
+        for name, (expected, text) in SCENARIO_NEGATIVE.items():
+            errors = text_errors(scenario_validator, textwrap.dedent(text))
+            ok = any(expected in e for e in errors)
+            report(ok, f"builtin invalid: {name}: " + ("rejected" if ok else "not rejected for " + repr(expected)))
+            if not ok:
+                for e in errors:
+                    print(f"    {e}")
 
     if counts["skipped"]:
         print(f"{counts['skipped']} skipped")

@@ -15,3 +15,4 @@
 #include <onestop/engine.hpp>
 #include <onestop/archive.hpp>
 #include <onestop/flowtest.hpp>
+#include <onestop/sqlite_store.hpp>

@@ -7,16 +7,61 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <charconv>
+
 namespace onestop::core {
 
 using json = nlohmann::json;
 
-std::string quote_json(const std::string& s) {
-  const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+namespace {
+
+bool plain_json(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
     return c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20;
   });
-  if (plain) return '"' + s + '"';
-  return json(s).dump();
+}
+
+void append_quoted(std::string& out, const std::string& s) {
+  if (plain_json(s)) {
+    out += '"';
+    out += s;
+    out += '"';
+  } else {
+    out += json(s).dump();
+  }
+}
+
+// Exactly as nlohmann's dump writes it: printable ASCII directly, anything
+// else through nlohmann (which also refuses invalid UTF-8).
+void append_json_string(std::string& out, const std::string& s) {
+  const bool ascii = std::all_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x7F && c != '"' && c != '\\';
+  });
+  if (ascii) {
+    out += '"';
+    out += s;
+    out += '"';
+  } else {
+    out += json(s).dump();
+  }
+}
+
+template <typename Int>
+void append_int(std::string& out, Int v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+}  // namespace
+
+std::string quote_json(const std::string& s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  append_quoted(out, s);
+  return out;
 }
 
 namespace {
@@ -83,13 +128,37 @@ std::vector<OfferedMaterial> materials_from(const json& j) {
 }  // namespace
 
 std::string encode_submission(const Submission& s, bool theme, int version) {
-  json j = {{"target", s.target},
-            {"theme", theme},
-            {"version", version},
-            {"applicant", {{"kind", static_cast<int>(s.applicant.kind)}, {"id", s.applicant.id}, {"name", s.applicant.name}}},
-            {"form", form_json(s.form)},
-            {"materials", materials_json(s.materials)}};
-  return j.dump();
+  // Hand-written, byte for byte what nlohmann's dump of the object (keys in
+  // order) gives: this runs for every submission.
+  std::string out;
+  out.reserve(160);
+  out += "{\"applicant\":{\"id\":";
+  append_json_string(out, s.applicant.id);
+  out += ",\"kind\":";
+  append_int(out, static_cast<int>(s.applicant.kind));
+  out += ",\"name\":";
+  append_json_string(out, s.applicant.name);
+  out += "},\"form\":";
+  out += s.form.empty() ? std::string("{}") : form_json(s.form).dump();
+  out += ",\"materials\":[";
+  for (std::size_t i = 0; i < s.materials.size(); ++i) {
+    const OfferedMaterial& m = s.materials[i];
+    out += i ? ",{\"bytes\":" : "{\"bytes\":";
+    append_int(out, m.bytes);
+    out += ",\"file\":";
+    append_json_string(out, m.file_name);
+    out += ",\"form\":";
+    append_int(out, static_cast<int>(m.form));
+    out += ",\"id\":";
+    append_json_string(out, m.id);
+    out += '}';
+  }
+  out += "],\"target\":";
+  append_json_string(out, s.target);
+  out += theme ? ",\"theme\":true,\"version\":" : ",\"theme\":false,\"version\":";
+  append_int(out, version);
+  out += '}';
+  return out;
 }
 
 Submission decode_submission(const std::string& text, bool& theme, int& version) {
@@ -107,22 +176,48 @@ Submission decode_submission(const std::string& text, bool& theme, int& version)
 
 std::string encode_action(const Action& a) {
   // Hand-written: this runs for every action and nlohmann's tree is slow here.
-  std::string out = fmt::format("{{\"kind\":{},\"actor\":{{\"kind\":{},\"user\":{}", static_cast<int>(a.kind),
-                                static_cast<int>(a.actor.kind), quote_json(a.actor.user));
+  std::string out;
+  out.reserve(128);
+  out += "{\"kind\":";
+  append_int(out, static_cast<int>(a.kind));
+  out += ",\"actor\":{\"kind\":";
+  append_int(out, static_cast<int>(a.actor.kind));
+  out += ",\"user\":";
+  append_quoted(out, a.actor.user);
   auto list = [&](const char* key, const std::vector<std::string>& items) {
     if (items.empty()) return;
-    out += fmt::format(",\"{}\":[", key);
-    for (std::size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + quote_json(items[i]);
+    out += ",\"";
+    out += key;
+    out += "\":[";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (i) out += ',';
+      append_quoted(out, items[i]);
+    }
     out += ']';
   };
   list("roles", a.actor.roles);
   list("departments", a.actor.departments);
   out += '}';
-  if (a.task != 0) out += fmt::format(",\"task\":{}", a.task);
-  if (!a.target.empty()) out += ",\"target\":" + quote_json(a.target);
-  if (!a.comment.empty()) out += ",\"comment\":" + quote_json(a.comment);
-  if (a.limit) out += fmt::format(",\"limit\":{}", quote_json(a.limit->to_string()));
-  if (a.rating != 0) out += fmt::format(",\"rating\":{}", a.rating);
+  if (a.task != 0) {
+    out += ",\"task\":";
+    append_int(out, a.task);
+  }
+  if (!a.target.empty()) {
+    out += ",\"target\":";
+    append_quoted(out, a.target);
+  }
+  if (!a.comment.empty()) {
+    out += ",\"comment\":";
+    append_quoted(out, a.comment);
+  }
+  if (a.limit) {
+    out += ",\"limit\":";
+    append_quoted(out, a.limit->to_string());
+  }
+  if (a.rating != 0) {
+    out += ",\"rating\":";
+    append_int(out, a.rating);
+  }
   if (!a.form.empty()) out += ",\"form\":" + form_json(a.form).dump();
   if (!a.materials.empty()) out += ",\"materials\":" + materials_json(a.materials).dump();
   out += '}';
@@ -235,6 +330,8 @@ Case to_case(const CompiledCatalog&, const CaseSnapshot& s) {
 
 std::vector<InboxEntry> inbox_entries(const CompiledCatalog&, const CaseSnapshot& s) {
   std::vector<InboxEntry> out;
+  out.reserve(static_cast<std::size_t>(
+      std::count_if(s.tasks.begin(), s.tasks.end(), [](const TaskRecord& t) { return t.state == TaskState::open; })));
   for (const auto& t : s.tasks) {
     if (t.state != TaskState::open) continue;
     const Node* def = s.frames[t.frame].flow->nodes[t.node].def;

@@ -5,9 +5,11 @@
 #include <onestop/calendar.hpp>
 #include <onestop/identity.hpp>
 
+#include <boost/container/small_vector.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 namespace onestop::core {
@@ -33,6 +35,29 @@ std::vector<bool> branch_nodes(const CompiledFlow& cf, std::uint32_t first, std:
     }
   }
   return seen;
+}
+
+// Room for `n` more elements, growing by a quarter rather than doubling:
+// every action works on a fresh copy of the state (whose lists are exactly
+// full), and what it leaves is what the store keeps.
+template <typename V>
+void make_room(V& v, std::size_t n) {
+  if (v.size() + n > v.capacity()) v.reserve(v.size() + n + v.size() / 4);
+}
+
+// {"key":seconds}, the payload of every task creation: without fmt's
+// machinery.
+std::string instant_json(std::string_view key, Instant at) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, at.time_since_epoch().count()).ptr;
+  std::string out;
+  out.reserve(key.size() + static_cast<std::size_t>(end - digits) + 5);
+  out += "{\"";
+  out += key;
+  out += "\":";
+  out.append(digits, end);
+  out += '}';
+  return out;
 }
 
 [[noreturn]] void refuse(ErrorCode code, const std::string& message) { throw Error(code, message); }
@@ -189,6 +214,7 @@ std::uint32_t Machine::spawn(std::uint16_t frame, std::uint32_t node, std::uint3
   t.node = node;
   t.in_edge = in_edge;
   t.decision = decision;
+  make_room(state_.tokens, 1);
   state_.tokens.push_back(t);
   enter(t.id);
   return t.id;
@@ -207,10 +233,11 @@ TaskRecord& Machine::create_task(Token& token) {
     task.due = token.clock->due;
   }
   token.task = task.id;
+  make_room(state_.tasks, 1);
   state_.tasks.push_back(std::move(task));
   TaskRecord& created = state_.tasks.back();
   emit(EventKind::task_created, created.id, def.id, {}, "open",
-       created.due ? fmt::format("{{\"due\":{}}}", created.due->time_since_epoch().count()) : std::string());
+       created.due ? instant_json("due", *created.due) : std::string());
   return created;
 }
 
@@ -323,7 +350,7 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
     t.decision = used.decision;
     return t;
   };
-  std::vector<std::uint32_t> chosen;
+  boost::container::small_vector<std::uint32_t, 8> chosen;
   const bool split = def.kind == NodeKind::parallel || def.kind == NodeKind::inclusive;
   if (def.kind == NodeKind::parallel) {
     for (std::uint32_t e = first; e < first + count; ++e) chosen.push_back(e);
@@ -367,7 +394,7 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
     if (it != state_.joins.end()) {
       // Re-entered after a return that kept the other branches: start only
       // the branches that neither still run nor have already arrived.
-      std::vector<std::uint32_t> rerun;
+      boost::container::small_vector<std::uint32_t, 8> rerun;
       for (std::uint32_t e : chosen) {
         const std::vector<bool> branch = branch_nodes(cf, cf.edges[e].to, node.join);
         const bool running = std::any_of(state_.tokens.begin(), state_.tokens.end(), [&](const Token& t) {
@@ -385,8 +412,14 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
       j.frame = frame;
       j.node = node.join;
       j.expected.resize(chosen.size());
+      j.arrived.reserve(chosen.size());
       state_.joins.push_back(std::move(j));
     }
+  }
+  // The branches' tokens and tasks, without regrowing the lists on the way.
+  if (chosen.size() > 1) {
+    make_room(state_.tokens, chosen.size());
+    make_room(state_.tasks, chosen.size());
   }
   for (std::uint32_t e : chosen) {
     spawn(frame, cf.edges[e].to, e, used.decision);
@@ -668,9 +701,10 @@ void Machine::act(const Action& a) {
     }
   }
 
-  const std::string payload = encode_action(a);
+  // Each action records itself once: the payload moves into its event.
+  std::string payload = encode_action(a);
   auto record = [&](const std::string& node) {
-    emit(EventKind::acted, a.task, node, {}, std::string(to_string(a.kind)), payload);
+    emit(EventKind::acted, a.task, node, {}, std::string(to_string(a.kind)), std::move(payload));
   };
 
   switch (a.kind) {
@@ -935,7 +969,7 @@ std::size_t Machine::fire_timers() {
     });
     if (!next) break;
     const Deadline d = *next;
-    if (fired == 0) emit(EventKind::timer_fired, 0, {}, {}, {}, fmt::format("{{\"at\":{}}}", now_.time_since_epoch().count()));
+    if (fired == 0) emit(EventKind::timer_fired, 0, {}, {}, {}, instant_json("at", now_));
     ++fired;
     switch (d.kind) {
       case Deadline::Kind::timer: {

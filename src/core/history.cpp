@@ -11,45 +11,55 @@
 #include <openssl/sha.h>
 
 #include <cstring>
+#include <memory>
 
 namespace onestop {
 
 namespace {
 
-void put_u64(std::string& out, std::uint64_t v) {
-  char bytes[8];
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
-  out.append(bytes, 8);
+// Little-endian, as the chain has always been written.
+char* put_u64(char* out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  return out + 8;
 }
 
-void put_str(std::string& out, std::string_view s) {
-  put_u64(out, s.size());
-  out.append(s.data(), s.size());
+char* put_str(char* out, std::string_view s) {
+  out = put_u64(out, s.size());
+  if (!s.empty()) std::memcpy(out, s.data(), s.size());
+  return out + s.size();
 }
 
 }  // namespace
 
 Hash hash_event(const Event& e, const Hash& prev) {
   // Every field, length-prefixed, so no two different events serialise alike.
-  thread_local std::string buf;
-  buf.clear();
-  buf.append(reinterpret_cast<const char*>(prev.data()), prev.size());
-  put_u64(buf, e.case_id);
-  put_u64(buf, e.seq);
-  put_u64(buf, static_cast<std::uint64_t>(e.at.time_since_epoch().count()));
-  put_str(buf, e.actor);
-  put_u64(buf, static_cast<std::uint64_t>(e.kind));
-  put_u64(buf, e.task);
-  put_str(buf, e.node);
-  put_str(buf, e.from);
-  put_str(buf, e.to);
-  put_str(buf, e.payload);
+  // Written into a stack buffer (a heap one for long payloads) with plain
+  // stores: building the message cost as much as hashing it when appended
+  // field by field to a string.
+  const std::size_t size = prev.size() + 8 * 10 + e.actor.size() + e.node.size() + e.from.size() + e.to.size() +
+                           e.payload.size();
+  char local[512];
+  std::unique_ptr<char[]> heap;
+  char* const buf = size <= sizeof local ? local : (heap = std::make_unique<char[]>(size)).get();
+  char* p = buf;
+  std::memcpy(p, prev.data(), prev.size());
+  p += prev.size();
+  p = put_u64(p, e.case_id);
+  p = put_u64(p, e.seq);
+  p = put_u64(p, static_cast<std::uint64_t>(e.at.time_since_epoch().count()));
+  p = put_str(p, e.actor);
+  p = put_u64(p, static_cast<std::uint64_t>(e.kind));
+  p = put_u64(p, e.task);
+  p = put_str(p, e.node);
+  p = put_str(p, e.from);
+  p = put_str(p, e.to);
+  p = put_str(p, e.payload);
   // The low-level SHA-256 functions: several times faster than the EVP
   // interface for these short messages (no provider dispatch per call).
   Hash out{};
   SHA256_CTX ctx;
   SHA256_Init(&ctx);
-  SHA256_Update(&ctx, buf.data(), buf.size());
+  SHA256_Update(&ctx, buf, static_cast<std::size_t>(p - buf));
   SHA256_Final(out.data(), &ctx);
   return out;
 }

@@ -3,12 +3,14 @@
 //   onestop graph PATH... [--flow ID]   render a flow as Graphviz DOT or SVG
 //   onestop summary PATH...             themes and items: departments, limits
 //   onestop calendar days|due ...       check a working-day calendar by hand
-//   onestop simulate SCENARIO [DEFS...]  simulate cases on virtual time, report KPIs
 //   onestop export|import|versions|stats --store URI ...   cases in a store
+//   onestop test FILE|DIR...            run scripted flow tests
+//   onestop simulate SCENARIO [DEFS...]  simulate cases on virtual time, report KPIs
 
 #include "calendar_cmd.hpp"
 #include "simulate_cmd.hpp"
 #include "store_cmd.hpp"
+#include "test_cmd.hpp"
 
 #include <onestop/onestop.hpp>
 
@@ -208,6 +210,7 @@ int main(int argc, char** argv) {
   add_calendar_commands(app);
   add_simulate_command(app);
   add_store_commands(app);
+  add_test_command(app);
 
   CLI11_PARSE(app, argc, argv);
   try {

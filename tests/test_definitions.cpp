@@ -243,13 +243,13 @@ TEST_CASE("every problem is reported at once") {
   }));
 }
 
-TEST_CASE("hostile input gets a diagnostic, quickly") {
+// Speed is measured in benchmarks/ (onestop-bench-definitions), never here:
+// these check that hostile input is refused by the limits, with a diagnostic.
+TEST_CASE("hostile input gets a diagnostic") {
   SUBCASE("tabs") { expect_one(load_fixture("tabs.yaml"), "yaml-syntax", 2, 1, "tab"); }
   SUBCASE("invalid UTF-8") { expect_one(load_fixture("bad_utf8.yaml"), "bad-encoding", 2, 29, "0xE9"); }
   SUBCASE("billion laughs") {
-    const auto t0 = std::chrono::steady_clock::now();
     const auto r = load_fixture("billion_laughs.yaml");
-    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
     INFO(dump(r));
     CHECK(with_code(r, "too-many-nodes").size() == 1);
   }
@@ -281,10 +281,8 @@ TEST_CASE("hostile input gets a diagnostic, quickly") {
   }
   SUBCASE("a 100,000-node flow loads and checks") {
     const auto g = onestop::bench::generate_definitions(100000, 10);
-    const auto t0 = std::chrono::steady_clock::now();
     const auto r = onestop::load_catalog(
         std::vector<onestop::Source>{{"org.yaml", g.organisation}, {"items.yaml", g.items}, {"flow.yaml", g.flow}});
-    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
     INFO(dump(r).substr(0, 2000));
     CHECK(r.ok());
     REQUIRE(r.catalog->find_flow("big") != nullptr);

@@ -33,6 +33,7 @@ std::size_t utf8_length(unsigned char lead) noexcept {
 
 std::vector<Char> split_chars(std::string_view s) {
   std::vector<Char> out;
+  out.reserve(s.size());
   std::size_t i = 0;
   while (i < s.size()) {
     std::size_t n = utf8_length(static_cast<unsigned char>(s[i]));
@@ -193,12 +194,12 @@ IdCheck check_credit_code(std::string_view code, CheckMode mode) {
   }
   for (std::size_t i = 0; i < 18; ++i) {
     const Char& ch = chars[i];
-    const std::string where = " at position " + std::to_string(i + 1) + " (" +
-                              std::string(credit_part(i)) + ")";
+    // Built only for a message: checking a good code allocates nothing here.
+    auto where = [i] { return " at position " + std::to_string(i + 1) + " (" + std::string(credit_part(i)) + ")"; };
     const char c = ch.ascii() ? ch.c() : '\0';
     if (i >= 2 && i < 8) {
       if (!is_digit(c)) {
-        return fail("unified social credit code has a non-digit " + quote(ch) + where +
+        return fail("unified social credit code has a non-digit " + quote(ch) + where() +
                     ": characters 3-8 must be digits");
       }
       continue;
@@ -212,7 +213,7 @@ IdCheck check_credit_code(std::string_view code, CheckMode mode) {
     } else {
       why = ": allowed are 0-9 and A-Z without I, O, S, V, Z";
     }
-    return fail("unified social credit code has an invalid character " + quote(ch) + where + why);
+    return fail("unified social credit code has an invalid character " + quote(ch) + where() + why);
   }
 
   const char expected = credit_code_check_char(code.substr(0, 17));

@@ -1,9 +1,8 @@
 // The in-memory store: everything in maps under one mutex. Commits are
 // atomic because they are applied under the lock after the version check.
-// Histories are kept encoded, one byte string per case (varints, strings
-// with their length, fields that follow from the previous event left out):
-// about a third of the memory of the events themselves, and no allocation
-// per event string.
+// Histories are kept encoded (varints, strings with their length, fields
+// that follow from the previous event left out), about a third of the memory
+// of the events themselves, in one append-only log shared by all cases.
 
 #include "core/state.hpp"
 
@@ -14,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -53,12 +53,12 @@ std::string get_text(std::string_view in, std::size_t& pos) {
 }
 
 // What a case's encoded history implies for its next event: the previous
-// event's seq, instant and actor (as a place in the encoded bytes). Its
-// hash is the last 32 bytes.
+// event's seq, instant, actor and hash (pointers into the history log).
 struct Chain {
   std::uint64_t seq = 0;
   Instant at{};
-  std::uint32_t actor_at = 0;
+  const char* actor = nullptr;
+  const char* last_hash = nullptr;
   std::uint32_t actor_size = 0;
   std::uint32_t events = 0;
 };
@@ -72,24 +72,32 @@ enum : std::uint8_t {
   earlier = 32,       // at written as seconds before it
 };
 
-// Appends `e` to `out`, whose first `base` bytes are in `history` (the case's
-// bytes so far) and the rest in `out` itself.
-void encode_event(std::string& out, const std::string& history, Chain& chain, CaseId id, const Event& e) {
-  auto bytes = [&](std::size_t at, std::size_t n) {
-    return at < history.size() ? std::string_view(history).substr(at, n)
-                                : std::string_view(out).substr(at - history.size(), n);
-  };
+// Appends event `k` of `events` to `out`. The event before it is events[k-1],
+// or, for the first, the case's last stored event as `chain` describes it.
+// Sets `actor_at` to where in `out` an actor was written.
+void encode_event(std::string& out, const Chain& chain, CaseId id, const std::vector<Event>& events, std::size_t k,
+                  std::size_t& actor_at) {
+  const Event& e = events[k];
   Hash prev{};
-  if (chain.events > 0) {
-    const std::string_view last = bytes(history.size() + out.size() - prev.size(), prev.size());
-    std::memcpy(prev.data(), last.data(), prev.size());
+  std::string_view prev_actor;
+  std::uint64_t prev_seq = chain.seq;
+  Instant prev_at = chain.at;
+  const bool first = k == 0 && chain.events == 0;
+  if (k > 0) {
+    prev = events[k - 1].hash;
+    prev_actor = events[k - 1].actor;
+    prev_seq = events[k - 1].seq;
+    prev_at = events[k - 1].at;
+  } else if (!first) {
+    std::memcpy(prev.data(), chain.last_hash, prev.size());
+    prev_actor = std::string_view(chain.actor, chain.actor_size);
   }
-  const std::int64_t dt = (e.at - chain.at).count();
+  const std::int64_t dt = (e.at - prev_at).count();
   std::uint8_t flags = 0;
   if (e.case_id != id) flags |= other_case;
-  if (e.seq != chain.seq + 1) flags |= seq_jump;
+  if (e.seq != prev_seq + 1) flags |= seq_jump;
   if (e.prev_hash != prev) flags |= chain_broken;
-  if (chain.events == 0 || e.actor != bytes(chain.actor_at, chain.actor_size)) flags |= new_actor;
+  if (first || e.actor != prev_actor) flags |= new_actor;
   if (dt > 0) flags |= later;
   if (dt < 0) flags |= earlier;
   out.push_back(static_cast<char>(flags));
@@ -100,8 +108,7 @@ void encode_event(std::string& out, const std::string& history, Chain& chain, Ca
   if (flags & earlier) put_varint(out, static_cast<std::uint64_t>(-dt));
   if (flags & new_actor) {
     put_varint(out, e.actor.size());
-    chain.actor_at = static_cast<std::uint32_t>(history.size() + out.size());
-    chain.actor_size = static_cast<std::uint32_t>(e.actor.size());
+    actor_at = out.size();
     out.append(e.actor);
   }
   if (flags & chain_broken) out.append(reinterpret_cast<const char*>(e.prev_hash.data()), e.prev_hash.size());
@@ -111,10 +118,59 @@ void encode_event(std::string& out, const std::string& history, Chain& chain, Ca
   put_text(out, e.to);
   put_text(out, e.payload);
   out.append(reinterpret_cast<const char*>(e.hash.data()), e.hash.size());
-  chain.seq = e.seq;
-  chain.at = e.at;
-  ++chain.events;
 }
+
+// Every case's history in one append-only log of 1 MiB blocks that never
+// move: a commit's encoded events are one record, [previous record of the
+// case][size][bytes], so appending allocates nothing per action and leaves
+// no slack per case (a byte string per case cost a reallocation and copy
+// every few actions, and fragmented the heap).
+class HistoryLog {
+ public:
+  // Appends a record after `prev` (nullptr for a case's first) and returns
+  // where its bytes start.
+  const char* append(const char* prev, std::string_view bytes) {
+    const std::size_t need = header + bytes.size();
+    if (blocks_.empty() || used_ + need > size_) {
+      size_ = std::max<std::size_t>(block, need);
+      blocks_.push_back(std::make_unique_for_overwrite<char[]>(size_));
+      used_ = 0;
+    }
+    char* at = blocks_.back().get() + used_;
+    const auto n = static_cast<std::uint32_t>(bytes.size());
+    std::memcpy(at, &prev, sizeof prev);
+    std::memcpy(at + sizeof prev, &n, sizeof n);
+    std::memcpy(at + header, bytes.data(), bytes.size());
+    used_ += need;
+    return at + header;
+  }
+
+  // The bytes of the records ending with `last`, oldest first.
+  static std::string gather(const char* last) {
+    std::vector<std::string_view> records;
+    std::size_t total = 0;
+    for (const char* r = last; r != nullptr;) {
+      const char* prev = nullptr;
+      std::uint32_t n = 0;
+      std::memcpy(&prev, r - header, sizeof prev);
+      std::memcpy(&n, r - header + sizeof prev, sizeof n);
+      records.emplace_back(r, n);
+      total += n;
+      r = prev;
+    }
+    std::string out;
+    out.reserve(total);
+    for (auto it = records.rbegin(); it != records.rend(); ++it) out.append(*it);
+    return out;
+  }
+
+ private:
+  static constexpr std::size_t header = sizeof(const char*) + sizeof(std::uint32_t);
+  static constexpr std::size_t block = std::size_t{1} << 20;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  std::size_t used_ = 0;
+  std::size_t size_ = 0;
+};
 
 std::vector<Event> decode_history(std::string_view in, CaseId id, std::size_t count) {
   std::vector<Event> out;
@@ -208,7 +264,7 @@ class MemoryStore final : public Store {
     std::lock_guard lock(mu_);
     auto it = cases_.find(id);
     if (it == cases_.end()) return {};
-    return decode_history(it->second.history, id, it->second.chain.events);
+    return decode_history(HistoryLog::gather(it->second.last), id, it->second.chain.events);
   }
 
   std::vector<InboxEntry> inbox(const InboxQuery& q) override {
@@ -249,8 +305,8 @@ class MemoryStore final : public Store {
   struct Entry {
     std::shared_ptr<const CaseSnapshot> snapshot;
     std::uint64_t version = 0;
-    std::string history;  // encoded events
-    Chain chain;          // what the next event may leave out
+    const char* last = nullptr;  // the case's latest record in the history log
+    Chain chain;                 // what the next event may leave out
     std::vector<InboxEntry> open;
     std::optional<Instant> timer;
   };
@@ -292,27 +348,28 @@ class MemoryStore final : public Store {
     }
   }
 
-  // Encodes the commit's events after the case's history. Grows the bytes to
-  // fit (half as much again when that is larger), not to double, so a case
-  // holds little slack.
-  static void append_history(Entry& e, const Commit& c) {
+  // Encodes the commit's events as one record of the history log.
+  void append_history(Entry& e, const Commit& c) {
+    if (c.events.empty()) return;
     thread_local std::string added;
     added.clear();
-    for (const Event& ev : c.events) encode_event(added, e.history, e.chain, c.case_id, ev);
-    const std::size_t need = e.history.size() + added.size();
-    if (need > e.history.capacity()) {
-      std::string grown;
-      grown.reserve(std::max(need, e.history.size() + e.history.size() / 2));
-      grown.append(e.history);
-      e.history.swap(grown);
-    }
-    e.history.append(added);
+    std::size_t actor_at = std::string::npos;
+    for (std::size_t k = 0; k < c.events.size(); ++k) encode_event(added, e.chain, c.case_id, c.events, k, actor_at);
+    e.last = log_.append(e.last, added);
+    const Event& last = c.events.back();
+    if (actor_at != std::string::npos) e.chain.actor = e.last + actor_at;
+    e.chain.actor_size = static_cast<std::uint32_t>(last.actor.size());
+    e.chain.last_hash = e.last + added.size() - last.hash.size();
+    e.chain.seq = last.seq;
+    e.chain.at = last.at;
+    e.chain.events += static_cast<std::uint32_t>(c.events.size());
   }
 
   std::mutex mu_;
   std::atomic<CaseId> next_id_{1};
   std::unordered_map<CaseId, Entry> cases_;
   std::set<std::pair<Instant, CaseId>> timers_;
+  HistoryLog log_;
 };
 
 }  // namespace

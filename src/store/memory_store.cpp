@@ -17,6 +17,11 @@
 #include <mutex>
 #include <set>
 #include <unordered_map>
+#include <utility>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 namespace onestop {
 
@@ -120,7 +125,7 @@ void encode_event(std::string& out, const Chain& chain, CaseId id, const std::ve
   out.append(reinterpret_cast<const char*>(e.hash.data()), e.hash.size());
 }
 
-// Every case's history in one append-only log of 1 MiB blocks that never
+// Every case's history in one append-only log of 2 MiB blocks that never
 // move: a commit's encoded events are one record, [previous record of the
 // case][size][bytes], so appending allocates nothing per action and leaves
 // no slack per case (a byte string per case cost a reallocation and copy
@@ -133,10 +138,10 @@ class HistoryLog {
     const std::size_t need = header + bytes.size();
     if (blocks_.empty() || used_ + need > size_) {
       size_ = std::max<std::size_t>(block, need);
-      blocks_.push_back(std::make_unique_for_overwrite<char[]>(size_));
+      blocks_.push_back(Block(size_));
       used_ = 0;
     }
-    char* at = blocks_.back().get() + used_;
+    char* at = blocks_.back().data + used_;
     const auto n = static_cast<std::uint32_t>(bytes.size());
     std::memcpy(at, &prev, sizeof prev);
     std::memcpy(at + sizeof prev, &n, sizeof n);
@@ -166,8 +171,36 @@ class HistoryLog {
 
  private:
   static constexpr std::size_t header = sizeof(const char*) + sizeof(std::uint32_t);
-  static constexpr std::size_t block = std::size_t{1} << 20;
-  std::vector<std::unique_ptr<char[]>> blocks_;
+  static constexpr std::size_t block = std::size_t{2} << 20;
+  // A block of its own pages, on Linux asked for as one transparent huge
+  // page: a growing store then takes one page fault per 2 MiB, not 512.
+  struct Block {
+    char* data = nullptr;
+    std::size_t size = 0;
+    explicit Block(std::size_t n) : size(n) {
+#ifdef __linux__
+      void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      ::madvise(p, n, MADV_HUGEPAGE);
+      data = static_cast<char*>(p);
+#else
+      data = new char[n];
+#endif
+    }
+    Block(Block&& o) noexcept : data(std::exchange(o.data, nullptr)), size(o.size) {}
+    Block(const Block&) = delete;
+    Block& operator=(const Block&) = delete;
+    Block& operator=(Block&&) = delete;
+    ~Block() {
+      if (data == nullptr) return;
+#ifdef __linux__
+      ::munmap(data, size);
+#else
+      delete[] data;
+#endif
+    }
+  };
+  std::vector<Block> blocks_;
   std::size_t used_ = 0;
   std::size_t size_ = 0;
 };

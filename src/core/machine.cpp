@@ -98,7 +98,7 @@ class GuardContext final : public ExprContext {
   }
 
   bool has_material(std::string_view id) const override {
-    return std::any_of(s_.materials.begin(), s_.materials.end(),
+    return std::any_of(s_.materials->begin(), s_.materials->end(),
                        [&](const OfferedMaterial& m) { return m.id == id; });
   }
 
@@ -734,19 +734,19 @@ void Machine::act(const Action& a) {
            a.comment.empty() ? std::string() : fmt::format("{{\"comment\":{}}}", quote_json(a.comment)));
       break;
     case ActionKind::resubmit: {
-      if (a.actor.kind != Actor::Kind::applicant || a.actor.user != state_.applicant.id) {
+      if (a.actor.kind != Actor::Kind::applicant || a.actor.user != state_.applicant->id) {
         refuse(ErrorCode::not_permitted, fmt::format("case {}: only the applicant may resubmit", state_.id));
       }
       if (state_.status != CaseStatus::waiting_for_applicant && state_.status != CaseStatus::draft) {
         refuse(ErrorCode::invalid_state, fmt::format("case {} is {}: nothing to resubmit", state_.id, to_string(state_.status)));
       }
       record({});
-      for (const auto& [k, v] : a.form) state_.form[k] = v;
+      for (const auto& [k, v] : a.form) state_.form.edit()[k] = v;
       for (const auto& m : a.materials) {
-        auto it = std::find_if(state_.materials.begin(), state_.materials.end(),
-                               [&](const OfferedMaterial& x) { return x.id == m.id; });
-        if (it == state_.materials.end()) {
-          state_.materials.push_back(m);
+        auto& offered = state_.materials.edit();
+        auto it = std::find_if(offered.begin(), offered.end(), [&](const OfferedMaterial& x) { return x.id == m.id; });
+        if (it == offered.end()) {
+          offered.push_back(m);
         } else {
           *it = m;
         }
@@ -763,7 +763,7 @@ void Machine::act(const Action& a) {
       break;
     }
     case ActionKind::withdraw:
-      if (a.actor.kind != Actor::Kind::applicant || a.actor.user != state_.applicant.id) {
+      if (a.actor.kind != Actor::Kind::applicant || a.actor.user != state_.applicant->id) {
         refuse(ErrorCode::not_permitted, fmt::format("case {}: only the applicant may withdraw it", state_.id));
       }
       if (decided()) {
@@ -796,7 +796,7 @@ void Machine::act(const Action& a) {
       if (a.actor.kind != Actor::Kind::supervisor && a.actor.kind != Actor::Kind::applicant) {
         refuse(ErrorCode::not_permitted, fmt::format("case {}: only a supervisor or the applicant may urge", state_.id));
       }
-      if (a.actor.kind == Actor::Kind::applicant && a.actor.user != state_.applicant.id) {
+      if (a.actor.kind == Actor::Kind::applicant && a.actor.user != state_.applicant->id) {
         refuse(ErrorCode::not_permitted, fmt::format("case {}: {} is not its applicant", state_.id, a.actor.user));
       }
       if (task == nullptr) refuse(ErrorCode::invalid_input, fmt::format("case {}: urge names no task", state_.id));
@@ -806,7 +806,7 @@ void Machine::act(const Action& a) {
       break;
     case ActionKind::comment: {
       const bool allowed = a.actor.kind == Actor::Kind::supervisor ||
-                           (a.actor.kind == Actor::Kind::applicant && a.actor.user == state_.applicant.id) ||
+                           (a.actor.kind == Actor::Kind::applicant && a.actor.user == state_.applicant->id) ||
                            (task != nullptr && is_candidate(a.actor, *task));
       if (!allowed) {
         refuse(ErrorCode::not_permitted, fmt::format("case {}: {} may not comment here", state_.id, a.actor.user));
@@ -888,7 +888,7 @@ void Machine::act(const Action& a) {
 // opens a follow-up that the department (or supervision) closes.
 void Machine::evaluate(const Action& a) {
   if (a.kind == ActionKind::evaluate) {
-    if (a.actor.kind != Actor::Kind::applicant || a.actor.user != state_.applicant.id) {
+    if (a.actor.kind != Actor::Kind::applicant || a.actor.user != state_.applicant->id) {
       refuse(ErrorCode::not_permitted, fmt::format("case {}: only its applicant may evaluate it", state_.id));
     }
     if (state_.status != CaseStatus::finished) {
@@ -954,7 +954,7 @@ void Machine::handler_result(TaskId id, const StepResult& result) {
                                result.message);
     emit(EventKind::handler_failed, task->id, node_of(*task).id, from, "error");
   } else {
-    for (const auto& [k, v] : result.form) state_.form[k] = v;
+    for (const auto& [k, v] : result.form) state_.form.edit()[k] = v;
     complete_task(*task, result.decision == Decision::none ? Decision::approved : result.decision);
   }
   ++state_.version;

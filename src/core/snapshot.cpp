@@ -259,7 +259,22 @@ void serialize(Archive& ar, onestop::core::TaskRecord& t, unsigned) {
 
 template <class Archive>
 void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned) {
-  ar& s.id& s.target& s.is_theme& s.target_version& s.applicant& s.form& s.materials;
+  ar& s.id& s.target& s.is_theme& s.target_version;
+  // The application's parts as their plain values (the archive format is
+  // that of the values; the sharing is in memory only).
+  auto shared = [&ar](auto& field) {
+    using T = std::decay_t<decltype(field.get())>;
+    if constexpr (Archive::is_loading::value) {
+      T value;
+      ar& value;
+      field = std::move(value);
+    } else {
+      ar& const_cast<T&>(field.get());
+    }
+  };
+  shared(s.applicant);
+  shared(s.form);
+  shared(s.materials);
   enum_field(ar, s.status);
   ar& s.outcome& s.version& s.submitted& s.finished& s.error;
   ar& s.frames& s.tokens& s.joins& s.tasks& s.next_token& s.next_task;

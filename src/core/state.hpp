@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,6 +72,37 @@ struct TaskRecord {
   bool failed = false;  // automatic step whose handler failed
 };
 
+// A value snapshots share until one of them changes it. A case's
+// application (applicant, form, materials) is written at submission and on
+// resubmission but read by every action, so the copy of the state each
+// action makes copies a pointer, not every material's strings.
+template <class T>
+class Shared {
+ public:
+  Shared() = default;
+  Shared(T value) : p_(std::make_shared<T>(std::move(value))) {}  // NOLINT: as the value
+  const T& get() const { return p_ ? *p_ : empty(); }
+  const T& operator*() const { return get(); }
+  const T* operator->() const { return &get(); }
+  operator const T&() const { return get(); }  // NOLINT: reads as the value
+  // The value to change: copied first when another snapshot shares it.
+  T& edit() {
+    if (!p_) {
+      p_ = std::make_shared<T>();
+    } else if (p_.use_count() > 1) {
+      p_ = std::make_shared<T>(*p_);
+    }
+    return *p_;
+  }
+
+ private:
+  static const T& empty() {
+    static const T value{};
+    return value;
+  }
+  std::shared_ptr<T> p_;
+};
+
 }  // namespace core
 
 struct CaseSnapshot {
@@ -79,9 +111,9 @@ struct CaseSnapshot {
   std::string target;
   bool is_theme = false;
   int target_version = 1;
-  Applicant applicant;
-  std::map<std::string, Value> form;
-  std::vector<OfferedMaterial> materials;
+  core::Shared<Applicant> applicant;
+  core::Shared<std::map<std::string, Value>> form;
+  core::Shared<std::vector<OfferedMaterial>> materials;
   CaseStatus status = CaseStatus::running;
   std::optional<Outcome> outcome;
   std::uint64_t version = 0;

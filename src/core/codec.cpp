@@ -450,10 +450,10 @@ std::string dump(const CaseSnapshot& s) {
   json tasks = json::array();
   for (const auto& t : s.tasks) {
     json sigs = json::array();
-    for (const auto& g : t.signatures) sigs.push_back({g.user, g.slot, static_cast<int>(g.decision)});
+    for (const auto& g : *t.signatures) sigs.push_back({g.user, g.slot, static_cast<int>(g.decision)});
     tasks.push_back({t.id, t.frame, t.node, static_cast<int>(t.state), static_cast<int>(t.decision),
                      t.created.time_since_epoch().count(), t.due ? t.due->time_since_epoch().count() : -1,
-                     t.assigned_user, t.added_signers, sigs, t.urges, t.failed});
+                     t.assigned_user, t.added_signers.get(), sigs, t.urges, t.failed});
   }
   j["tasks"] = tasks;
   j["next"] = {s.next_token, s.next_task};

@@ -515,7 +515,7 @@ bool Machine::is_candidate(const Actor& actor, const TaskRecord& task) const {
   if (!task.assigned_user.empty()) return actor.user == task.assigned_user;
   const Assignees& a = node_of(task).assignees;
   return contains(a.users, actor.user) || contains(node_of(task).signers, actor.user) ||
-         contains(task.added_signers, actor.user) || intersects(a.roles, actor.roles) ||
+         contains(task.added_signers.get(), actor.user) || intersects(a.roles, actor.roles) ||
          intersects(a.departments, actor.departments);
 }
 
@@ -546,8 +546,8 @@ void Machine::complete_task(TaskRecord& task, Decision decision) {
     if (t.task == task.id) {
       std::uint32_t approvals = 0;
       std::uint32_t rejections = 0;
-      for (const auto& s : task.signatures) (s.decision == Decision::rejected ? rejections : approvals) += 1;
-      if (task.signatures.empty()) (decision == Decision::rejected ? rejections : approvals) = 1;
+      for (const auto& s : *task.signatures) (s.decision == Decision::rejected ? rejections : approvals) += 1;
+      if (task.signatures->empty()) (decision == Decision::rejected ? rejections : approvals) = 1;
       leave(t.id, Outcomes{decision, approvals, rejections});
       return;
     }
@@ -560,7 +560,7 @@ void Machine::sign(TaskRecord& task, const Actor& actor, Decision decision) {
   // The first unsigned slot this actor may fill.
   std::string slot;
   for (const auto& s : slots) {
-    const bool signed_already = std::any_of(task.signatures.begin(), task.signatures.end(),
+    const bool signed_already = std::any_of(task.signatures->begin(), task.signatures->end(),
                                             [&](const Signature& g) { return g.slot == s; });
     if (signed_already) continue;
     const auto colon = s.find(':');
@@ -573,7 +573,7 @@ void Machine::sign(TaskRecord& task, const Actor& actor, Decision decision) {
       break;
     }
   }
-  if (std::any_of(task.signatures.begin(), task.signatures.end(),
+  if (std::any_of(task.signatures->begin(), task.signatures->end(),
                   [&](const Signature& g) { return g.user == actor.user; })) {
     refuse(ErrorCode::conflict, fmt::format("case {}: {} has already signed countersign task {} ({})", state_.id,
                                             actor.user, task.id, def.id));
@@ -582,13 +582,13 @@ void Machine::sign(TaskRecord& task, const Actor& actor, Decision decision) {
     refuse(ErrorCode::not_permitted, fmt::format("case {}: {} holds no unsigned place on countersign task {} ({})",
                                                  state_.id, actor.user, task.id, def.id));
   }
-  task.signatures.push_back(Signature{actor.user, slot, decision, now_});
+  task.signatures.edit().push_back(Signature{actor.user, slot, decision, now_});
   emit(EventKind::signed_, task.id, def.id, {}, std::string(to_string(decision)), fmt::format("{{\"slot\":\"{}\"}}", slot));
 
   const auto total = static_cast<std::uint32_t>(slots.size());
   std::uint32_t approvals = 0;
   std::uint32_t rejections = 0;
-  for (const auto& s : task.signatures) (s.decision == Decision::rejected ? rejections : approvals) += 1;
+  for (const auto& s : *task.signatures) (s.decision == Decision::rejected ? rejections : approvals) += 1;
   std::uint32_t needed = total;
   if (def.complete_when == CompletionRule::any) needed = 1;
   if (def.complete_when == CompletionRule::quota) {
@@ -649,8 +649,10 @@ void Machine::do_return(TaskRecord& task, const std::string& target) {
     // Joins whose split is rewound start afresh.
     state_.joins.erase(std::remove_if(state_.joins.begin(), state_.joins.end(),
                                       [&](const JoinWait& j) {
+                                        // Joins of other frames index other flows' nodes.
+                                        if (j.frame != frame) return false;
                                         const std::uint32_t s = cf.nodes[j.node].split;
-                                        return j.frame == frame && s != npos && downstream[s];
+                                        return s != npos && downstream[s];
                                       }),
                        state_.joins.end());
   }
@@ -784,12 +786,12 @@ void Machine::act(const Action& a) {
         refuse(ErrorCode::invalid_input, fmt::format("case {}: task {} ({}) is not a countersign step", state_.id,
                                                      task->id, node_of(*task).id));
       }
-      if (a.target.empty() || contains(task->added_signers, a.target) || contains(node_of(*task).signers, a.target)) {
+      if (a.target.empty() || contains(task->added_signers.get(), a.target) || contains(node_of(*task).signers, a.target)) {
         refuse(ErrorCode::invalid_input, fmt::format("case {}: '{}' cannot be added as a signer of task {}", state_.id,
                                                      a.target, task->id));
       }
       record(node_of(*task).id);
-      task->added_signers.push_back(a.target);
+      task->added_signers.edit().push_back(a.target);
       emit(EventKind::signer_added, task->id, node_of(*task).id, {}, a.target);
       break;
     case ActionKind::urge:

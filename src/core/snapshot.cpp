@@ -37,6 +37,19 @@ thread_local const CompiledCatalog* reading_catalog = nullptr;
 
 namespace boost::serialization {
 
+// A value snapshots share (core::Shared) as its plain value: the archive
+// format is that of the value; the sharing is in memory only.
+template <class Archive, class T>
+void shared_field(Archive& ar, onestop::core::Shared<T>& field) {
+  if constexpr (Archive::is_loading::value) {
+    T value;
+    ar& value;
+    field = std::move(value);
+  } else {
+    ar& const_cast<T&>(field.get());
+  }
+}
+
 // std::chrono seconds-precision instants and durations as int64.
 template <class Archive>
 void save(Archive& ar, const onestop::Instant& t, unsigned) {
@@ -254,27 +267,18 @@ void serialize(Archive& ar, onestop::core::TaskRecord& t, unsigned) {
   ar& t.id& t.frame& t.node;
   enum_field(ar, t.state);
   enum_field(ar, t.decision);
-  ar& t.created& t.due& t.assigned_user& t.added_signers& t.signatures& t.urges& t.failed;
+  ar& t.created& t.due& t.assigned_user;
+  shared_field(ar, t.added_signers);
+  shared_field(ar, t.signatures);
+  ar& t.urges& t.failed;
 }
 
 template <class Archive>
 void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned) {
   ar& s.id& s.target& s.is_theme& s.target_version;
-  // The application's parts as their plain values (the archive format is
-  // that of the values; the sharing is in memory only).
-  auto shared = [&ar](auto& field) {
-    using T = std::decay_t<decltype(field.get())>;
-    if constexpr (Archive::is_loading::value) {
-      T value;
-      ar& value;
-      field = std::move(value);
-    } else {
-      ar& const_cast<T&>(field.get());
-    }
-  };
-  shared(s.applicant);
-  shared(s.form);
-  shared(s.materials);
+  shared_field(ar, s.applicant);
+  shared_field(ar, s.form);
+  shared_field(ar, s.materials);
   enum_field(ar, s.status);
   ar& s.outcome& s.version& s.submitted& s.finished& s.error;
   ar& s.frames& s.tokens& s.joins& s.tasks& s.next_token& s.next_task;

@@ -21,6 +21,37 @@ namespace onestop {
 
 namespace core {
 
+// A value snapshots share until one of them changes it. A case's
+// application (applicant, form, materials) is written at submission and on
+// resubmission but read by every action, so the copy of the state each
+// action makes copies a pointer, not every material's strings.
+template <class T>
+class Shared {
+ public:
+  Shared() = default;
+  Shared(T value) : p_(std::make_shared<T>(std::move(value))) {}  // NOLINT: as the value
+  const T& get() const { return p_ ? *p_ : empty(); }
+  const T& operator*() const { return get(); }
+  const T* operator->() const { return &get(); }
+  operator const T&() const { return get(); }  // NOLINT: reads as the value
+  // The value to change: copied first when another snapshot shares it.
+  T& edit() {
+    if (!p_) {
+      p_ = std::make_shared<T>();
+    } else if (p_.use_count() > 1) {
+      p_ = std::make_shared<T>(*p_);
+    }
+    return *p_;
+  }
+
+ private:
+  static const T& empty() {
+    static const T value{};
+    return value;
+  }
+  std::shared_ptr<T> p_;
+};
+
 // What a token is waiting for.
 enum class Wait : std::uint8_t { none, task, subflow, timer, handler, join };
 
@@ -66,41 +97,10 @@ struct TaskRecord {
   Instant created{};
   std::optional<Instant> due;
   std::string assigned_user;
-  std::vector<std::string> added_signers;
-  std::vector<Signature> signatures;
+  Shared<std::vector<std::string>> added_signers;  // shared until changed: a copy of the
+  Shared<std::vector<Signature>> signatures;        // state then copies no finished task's lists
   std::uint16_t urges = 0;
   bool failed = false;  // automatic step whose handler failed
-};
-
-// A value snapshots share until one of them changes it. A case's
-// application (applicant, form, materials) is written at submission and on
-// resubmission but read by every action, so the copy of the state each
-// action makes copies a pointer, not every material's strings.
-template <class T>
-class Shared {
- public:
-  Shared() = default;
-  Shared(T value) : p_(std::make_shared<T>(std::move(value))) {}  // NOLINT: as the value
-  const T& get() const { return p_ ? *p_ : empty(); }
-  const T& operator*() const { return get(); }
-  const T* operator->() const { return &get(); }
-  operator const T&() const { return get(); }  // NOLINT: reads as the value
-  // The value to change: copied first when another snapshot shares it.
-  T& edit() {
-    if (!p_) {
-      p_ = std::make_shared<T>();
-    } else if (p_.use_count() > 1) {
-      p_ = std::make_shared<T>(*p_);
-    }
-    return *p_;
-  }
-
- private:
-  static const T& empty() {
-    static const T value{};
-    return value;
-  }
-  std::shared_ptr<T> p_;
 };
 
 }  // namespace core

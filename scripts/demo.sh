@@ -27,7 +27,7 @@ rm -f "$db" "$db-wal" "$db-shm"
   --html "$out/investment-year.html" --json "$out/investment-year.json" --csv "$out/investment-year.csv"
 echo
 echo "=== Supervision figures (电子监察) from the same database ==="
-"$bin" stats --store "sqlite:$db" examples/investment-project calendars --now 2026-01-01 | sed -n 1,8p
+"$bin" stats --store "sqlite:$db" examples/investment-project calendars --now 2026-01-01 | sed -n 1,9p
 echo
 echo "HTML report: $out/investment-year.html (self-contained; open it in any browser)"
 echo "Also: $out/investment-year.json, $out/investment-year.csv, the cases in $db (onestop versions|stats|export --store sqlite:$db)"

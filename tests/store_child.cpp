@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
     const std::string user = fmt::format("u{}", ::getpid());
 
     if (mode == "crash") {
+      say("ready");  // the parent's random kill window starts here, however slow the start-up (sanitizers)
       std::vector<CaseId> mine;
       Submission s;
       s.target = "XK-INV-0001";

@@ -136,7 +136,13 @@ TEST_CASE("crash safety: a child killed with SIGKILL at random moments loses no 
   const int kills = 60;
   for (int round = 0; round < kills; ++round) {
     Child child({ONESTOP_STORE_CHILD, "crash", db.string(), definitions.string(), std::to_string(rng())});
-    // Let it work for a random while: from before its first commit to a few dozen commits.
+    // Once it is up, let it work for a random while: from before its first
+    // commit to a few dozen commits.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    while (child.buffer.find("ready\n") == std::string::npos && std::chrono::steady_clock::now() < give_up) {
+      REQUIRE(child.read_some(std::chrono::milliseconds(100)));  // false: it exited
+    }
+    REQUIRE(child.buffer.find("ready\n") != std::string::npos);
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(rng() % 150'000);
     while (std::chrono::steady_clock::now() < until) {
       if (!child.read_some(std::chrono::milliseconds(1))) break;

@@ -11,6 +11,7 @@
 #include <onestop/store.hpp>
 
 #include <cstdint>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,6 +41,10 @@ class Shared {
       p_ = std::make_shared<T>();
     } else if (p_.use_count() > 1) {
       p_ = std::make_shared<T>(*p_);
+    } else {
+      // The sole owner now: whatever another thread read through a copy it
+      // has since dropped happens before the change (use_count is relaxed).
+      std::atomic_thread_fence(std::memory_order_acquire);
     }
     return *p_;
   }

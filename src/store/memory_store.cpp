@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -137,9 +138,13 @@ class HistoryLog {
   // where its bytes start.
   const char* append(const char* prev, std::string_view bytes) {
     const std::size_t need = header + bytes.size();
+    if (bytes.size() > std::numeric_limits<std::uint32_t>::max()) {
+      throw Error(ErrorCode::invalid_input, "memory store: one action's history is larger than 4 GiB");
+    }
     if (blocks_.empty() || used_ + need > size_) {
-      size_ = std::max<std::size_t>(block, need);
-      blocks_.push_back(Block(size_));
+      const std::size_t size = std::max<std::size_t>(block, need);
+      blocks_.push_back(Block(size));  // may throw: nothing has changed yet
+      size_ = size;
       used_ = 0;
     }
     char* at = blocks_.back().data + used_;
@@ -423,55 +428,70 @@ class MemoryStore final : public Store {
                             current, c.expected_version));
   }
 
+  // All or nothing: everything that can throw (encoding, the log, the
+  // inbox entries, a new timer node, a new map entry) comes first; the entry
+  // then changes only by assignments that cannot throw. A log record left
+  // behind by a failure is referenced by nothing.
   void apply(Commit& c) {
     auto it = cases_.find(c.case_id);
     const std::uint64_t current = it == cases_.end() ? 0 : it->second.version;
     if (current != c.expected_version) conflict(c, current);
-    if (it == cases_.end()) {
-      it = cases_.emplace(c.case_id, Entry{}).first;
-      // An imported case keeps its id: never hand it out again.
-      CaseId next = next_id_.load();
-      while (next <= c.case_id && !next_id_.compare_exchange_weak(next, c.case_id + 1)) {
-      }
-    }
+    Chain chain = it == cases_.end() ? Chain{} : it->second.chain;
+    const char* last = it == cases_.end() ? nullptr : it->second.last;
+    append_history(chain, last, c);
+    std::vector<OpenTask> open;
+    open.reserve(c.open_tasks.size());
+    for (auto& task : c.open_tasks) open.push_back(pack(std::move(task)));
+    const bool fresh = it == cases_.end();
+    if (fresh) it = cases_.emplace(c.case_id, Entry{}).first;
     Entry& e = it->second;
-    e.snapshot = c.snapshot;
-    e.version = c.new_version;
-    append_history(e, c);
-    e.open.clear();
-    e.open.reserve(c.open_tasks.size());
-    for (auto& task : c.open_tasks) e.open.push_back(pack(std::move(task)));
-    if (e.open.empty()) e.open.shrink_to_fit();
     if (e.timer != c.next_timer) {
-      // Re-keys the index node rather than freeing one and allocating another.
       if (e.timer && c.next_timer) {
+        // Re-keys the index node rather than freeing one and allocating another.
         auto node = timers_.extract({*e.timer, c.case_id});
         node.value().first = *c.next_timer;
         timers_.insert(std::move(node));
       } else if (e.timer) {
         timers_.erase({*e.timer, c.case_id});
       } else {
-        timers_.insert({*c.next_timer, c.case_id});
+        try {
+          timers_.insert({*c.next_timer, c.case_id});
+        } catch (...) {
+          if (fresh) cases_.erase(it);
+          throw;
+        }
       }
       e.timer = c.next_timer;
     }
+    e.snapshot = c.snapshot;
+    e.version = c.new_version;
+    e.last = last;
+    e.chain = chain;
+    e.open.swap(open);
+    if (fresh) {
+      // An imported case keeps its id: never hand it out again.
+      CaseId next = next_id_.load();
+      while (next <= c.case_id && !next_id_.compare_exchange_weak(next, c.case_id + 1)) {
+      }
+    }
   }
 
-  // Encodes the commit's events as one record of the history log.
-  void append_history(Entry& e, const Commit& c) {
+  // Encodes the commit's events as one record of the history log after
+  // `last`, and moves `chain` and `last` on to it.
+  void append_history(Chain& chain, const char*& last, const Commit& c) {
     if (c.events.empty()) return;
     thread_local std::string added;
     added.clear();
     std::size_t actor_at = std::string::npos;
-    for (std::size_t k = 0; k < c.events.size(); ++k) encode_event(added, e.chain, c.case_id, c.events, k, actor_at);
-    e.last = log_.append(e.last, added);
-    const Event& last = c.events.back();
-    if (actor_at != std::string::npos) e.chain.actor = e.last + actor_at;
-    e.chain.actor_size = static_cast<std::uint32_t>(last.actor.size());
-    e.chain.last_hash = e.last + added.size() - last.hash.size();
-    e.chain.seq = last.seq;
-    e.chain.at = last.at;
-    e.chain.events += static_cast<std::uint32_t>(c.events.size());
+    for (std::size_t k = 0; k < c.events.size(); ++k) encode_event(added, chain, c.case_id, c.events, k, actor_at);
+    last = log_.append(last, added);
+    const Event& final_event = c.events.back();
+    if (actor_at != std::string::npos) chain.actor = last + actor_at;
+    chain.actor_size = static_cast<std::uint32_t>(final_event.actor.size());
+    chain.last_hash = last + added.size() - final_event.hash.size();
+    chain.seq = final_event.seq;
+    chain.at = final_event.at;
+    chain.events += static_cast<std::uint32_t>(c.events.size());
   }
 
   std::mutex mu_;

@@ -6,6 +6,8 @@
 
 #include <onestop/onestop.hpp>
 
+#include "compact_investment.hpp"
+
 #include <fmt/format.h>
 #include <malloc.h>
 
@@ -18,51 +20,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* definitions = R"(
-departments:
-  - { id: hall, name: Service hall }
-  - { id: planning, name: Planning }
-  - { id: land, name: Land }
-  - { id: environment, name: Environment }
-  - { id: fire, name: Fire }
-  - { id: energy, name: Energy }
-roles:
-  - { id: lead, name: Theme lead }
-item:
-  code: XK-INV-0001
-  name: Investment project
-  type: administrative_licence
-  department: hall
-  applicants: [legal_person]
-  time_limit: { statutory: 45 working days, promised: 15 working days }
-  flow: investment
-flow:
-  id: investment
-  time_limit: 15 working days
-  nodes:
-    start: { kind: start }
-    accept: { kind: task, assignees: { department: hall }, time_limit: 1 working day }
-    split: { kind: parallel }
-    planning: { kind: task, assignees: { department: planning }, time_limit: 10 working days }
-    land: { kind: task, assignees: { department: land }, time_limit: 10 working days }
-    environment: { kind: task, assignees: { department: environment }, time_limit: 10 working days }
-    fire: { kind: task, assignees: { department: fire }, time_limit: 8 working days }
-    energy: { kind: task, assignees: { department: energy }, time_limit: 7 working days }
-    join: { kind: join }
-    decide: { kind: countersign, assignees: { role: lead }, complete_when: all, time_limit: 2 working days }
-    approved: { kind: end, outcome: approved }
-    rejected: { kind: end, outcome: rejected }
-  edges:
-    - start -> accept
-    - accept -> split
-    - split -> planning, land, environment, fire, energy
-    - planning, land, environment, fire, energy -> join
-    - join -> decide
-    - decide -> approved: { when: all_approved }
-    - decide -> rejected: { otherwise: true }
-)";
-
-const std::string company = "91110000600037341L";
+using bench::company;
+using bench::CompactDriver;
+using bench::seconds_since;
 
 struct Everything final : CertificateProvider {
   std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
@@ -70,65 +30,17 @@ struct Everything final : CertificateProvider {
   }
 };
 
-struct Approve final : StepHandler {
-  StepResult run(const Case&, const Task&) override { return {}; }
-};
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// An engine on the compact investment theme, and the submission it takes.
-std::unique_ptr<Engine> compact_engine(Submission& s) {
-  auto loaded = load_catalog(std::vector<Source>{{"investment.yaml", definitions}});
-  if (!loaded.ok()) {
-    for (const auto& d : loaded.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
-    std::exit(1);
-  }
-  EngineOptions o;
-  o.clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 3 / 2});
-  s.target = "XK-INV-0001";
-  s.applicant = Applicant{ApplicantKind::legal_person, company, "Investor Ltd"};
-  return open_engine(loaded.catalog, o);
-}
-
 // The compact investment theme: returns {cases/s, actions/s}.
 std::pair<double, double> compact(int cases) {
-  Submission s;
-  auto engine = compact_engine(s);
-  const Actor applicant = Actor::applicant_of(company);
-  const Actor hall = Actor::staff_member("clerk", {}, {"hall"});
-  const Actor departments[] = {Actor::staff_member("p", {}, {"planning"}), Actor::staff_member("l", {}, {"land"}),
-                               Actor::staff_member("e", {}, {"environment"}), Actor::staff_member("f", {}, {"fire"}),
-                               Actor::staff_member("g", {}, {"energy"})};
-  const Actor lead = Actor::staff_member("lead", {"lead"});
-  std::size_t actions = 0;
+  CompactDriver d(open_memory_store());
   const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < cases; ++i) {
-    const CaseId id = *engine->submit(s, applicant).case_id;
-    Action a;
-    a.case_id = id;
-    a.kind = ActionKind::accept;
-    a.task = 1;
-    a.actor = hall;
-    engine->act(a);
-    a.kind = ActionKind::approve;
-    for (TaskId t = 2; t <= 6; ++t) {
-      a.task = t;
-      a.actor = departments[t - 2];
-      engine->act(a);
-    }
-    a.task = 7;
-    a.actor = lead;
-    engine->act(a);
-    actions += 8;  // the submission and seven actions
-  }
+  for (int i = 0; i < cases; ++i) d.close_case(d.open_case());
   const double elapsed = seconds_since(t0);
-  if (engine->get(static_cast<CaseId>(cases)).outcome != Outcome::approved) {
+  if (d.engine->get(static_cast<CaseId>(cases)).outcome != Outcome::approved) {
     std::fprintf(stderr, "the last case did not end approved\n");
     std::exit(1);
   }
-  return {cases / elapsed, static_cast<double>(actions) / elapsed};
+  return {cases / elapsed, static_cast<double>(cases) * CompactDriver::actions_per_case / elapsed};
 }
 
 // Anonymous memory of the process in bytes (/proc/self/smaps_rollup).
@@ -150,21 +62,11 @@ double anonymous_bytes() {
 // history log), taken as the growth of anonymous memory that malloc's
 // arena and mappings do not account for.
 double bytes_per_open_case(int cases) {
-  Submission s;
-  auto engine = compact_engine(s);
-  const Actor hall = Actor::staff_member("clerk", {}, {"hall"});
+  CompactDriver d(open_memory_store());
   malloc_trim(0);
   const struct mallinfo2 m0 = mallinfo2();
   const double anon0 = anonymous_bytes();
-  for (int i = 0; i < cases; ++i) {
-    const CaseId id = *engine->submit(s, Actor::applicant_of(company)).case_id;
-    Action a;
-    a.case_id = id;
-    a.kind = ActionKind::accept;
-    a.task = 1;
-    a.actor = hall;
-    engine->act(a);
-  }
+  for (int i = 0; i < cases; ++i) d.open_case();
   const struct mallinfo2 m1 = mallinfo2();
   const double heap = static_cast<double>(m1.uordblks + m1.hblkhd) - static_cast<double>(m0.uordblks + m0.hblkhd);
   const double outside = (anonymous_bytes() - anon0) - (static_cast<double>(m1.arena + m1.hblkhd) -

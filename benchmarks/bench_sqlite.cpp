@@ -14,6 +14,8 @@
 #include <onestop/onestop.hpp>
 #include <onestop/sqlite_store.hpp>
 
+#include "compact_investment.hpp"
+
 #include <fmt/format.h>
 #include <sqlite3.h>
 
@@ -30,68 +32,6 @@ using namespace onestop;
 namespace fs = std::filesystem;
 
 namespace {
-
-const char* definitions = R"(
-departments:
-  - { id: hall, name: Service hall }
-  - { id: planning, name: Planning }
-  - { id: land, name: Land }
-  - { id: environment, name: Environment }
-  - { id: fire, name: Fire }
-  - { id: energy, name: Energy }
-roles:
-  - { id: lead, name: Theme lead }
-item:
-  code: XK-INV-0001
-  name: Investment project
-  type: administrative_licence
-  department: hall
-  applicants: [legal_person]
-  time_limit: { statutory: 45 working days, promised: 15 working days }
-  flow: investment
-flow:
-  id: investment
-  time_limit: 15 working days
-  nodes:
-    start: { kind: start }
-    accept: { kind: task, assignees: { department: hall }, time_limit: 1 working day }
-    split: { kind: parallel }
-    planning: { kind: task, assignees: { department: planning }, time_limit: 10 working days }
-    land: { kind: task, assignees: { department: land }, time_limit: 10 working days }
-    environment: { kind: task, assignees: { department: environment }, time_limit: 10 working days }
-    fire: { kind: task, assignees: { department: fire }, time_limit: 8 working days }
-    energy: { kind: task, assignees: { department: energy }, time_limit: 7 working days }
-    join: { kind: join }
-    decide: { kind: countersign, assignees: { role: lead }, complete_when: all, time_limit: 2 working days }
-    approved: { kind: end, outcome: approved }
-    rejected: { kind: end, outcome: rejected }
-  edges:
-    - start -> accept
-    - accept -> split
-    - split -> planning, land, environment, fire, energy
-    - planning, land, environment, fire, energy -> join
-    - join -> decide
-    - decide -> approved: { when: all_approved }
-    - decide -> rejected: { otherwise: true }
-)";
-
-const std::string company = "91110000600037341L";
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-std::shared_ptr<const Catalog> catalog() {
-  static auto c = [] {
-    auto loaded = load_catalog(std::vector<Source>{{"investment.yaml", definitions}});
-    if (!loaded.ok()) {
-      for (const auto& d : loaded.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
-      std::exit(1);
-    }
-    return loaded.catalog;
-  }();
-  return c;
-}
 
 // Counts what the engine hands the store per action: snapshot and event bytes.
 struct Measure final : StoreWrapper {
@@ -113,55 +53,10 @@ struct Measure final : StoreWrapper {
   std::size_t bytes = 0;
 };
 
-struct Driver {
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 3 / 2});
-  std::unique_ptr<Engine> engine;
-  Submission submission;
-  Actor applicant = Actor::applicant_of(company);
-  Actor hall = Actor::staff_member("clerk", {}, {"hall"});
-  Actor departments[5] = {Actor::staff_member("p", {}, {"planning"}), Actor::staff_member("l", {}, {"land"}),
-                          Actor::staff_member("e", {}, {"environment"}), Actor::staff_member("f", {}, {"fire"}),
-                          Actor::staff_member("g", {}, {"energy"})};
-  Actor lead = Actor::staff_member("lead", {"lead"});
+using Driver = bench::CompactDriver;
+using bench::seconds_since;
 
-  explicit Driver(std::shared_ptr<Store> store) {
-    EngineOptions o;
-    o.store = std::move(store);
-    o.clock = clock;
-    engine = open_engine(catalog(), o);
-    submission.target = "XK-INV-0001";
-    submission.applicant = Applicant{ApplicantKind::legal_person, company, "Investor Ltd"};
-  }
-
-  // Submits and accepts: the case waits on its five parallel tasks. 2 actions.
-  CaseId open_case() {
-    const CaseId id = *engine->submit(submission, applicant).case_id;
-    Action a;
-    a.case_id = id;
-    a.kind = ActionKind::accept;
-    a.task = 1;
-    a.actor = hall;
-    engine->act(a);
-    return id;
-  }
-
-  // The rest: five reviews and the decision. 6 actions.
-  void close_case(CaseId id) {
-    Action a;
-    a.case_id = id;
-    a.kind = ActionKind::approve;
-    for (TaskId t = 2; t <= 6; ++t) {
-      a.task = t;
-      a.actor = departments[t - 2];
-      engine->act(a);
-    }
-    a.task = 7;
-    a.actor = lead;
-    engine->act(a);
-  }
-};
-
-constexpr int actions_per_case = 8;
+constexpr int actions_per_case = Driver::actions_per_case;
 
 SqliteOptions options(SqliteSync sync) {
   SqliteOptions o;

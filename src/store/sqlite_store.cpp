@@ -627,14 +627,17 @@ class SqliteStoreImpl final : public SqliteStore {
   }
 
  private:
-  // A write transaction (BEGIN IMMEDIATE: takes the write lock first, so a
-  // version read inside it cannot go stale); rolled back unless committed.
-  class Tx {
+  // A transaction, rolled back unless committed. Tx: a write transaction
+  // (BEGIN IMMEDIATE: takes the write lock first, so a version read inside
+  // it cannot go stale). ReadTx: one consistent view for a multi-statement
+  // read.
+  template <bool Write>
+  class Transaction {
    public:
-    explicit Tx(SqliteStoreImpl& s) : s_(s) { s_.st_.begin_immediate.run(); }
-    Tx(const Tx&) = delete;
-    Tx& operator=(const Tx&) = delete;
-    ~Tx() {
+    explicit Transaction(SqliteStoreImpl& s) : s_(s) { (Write ? s_.st_.begin_immediate : s_.st_.begin_read).run(); }
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+    ~Transaction() {
       if (!done_) s_.rollback_quietly();
     }
     void commit() {
@@ -646,25 +649,8 @@ class SqliteStoreImpl final : public SqliteStore {
     SqliteStoreImpl& s_;
     bool done_ = false;
   };
-
-  // A read transaction: one consistent view for a multi-statement read.
-  class ReadTx {
-   public:
-    explicit ReadTx(SqliteStoreImpl& s) : s_(s) { s_.st_.begin_read.run(); }
-    ReadTx(const ReadTx&) = delete;
-    ReadTx& operator=(const ReadTx&) = delete;
-    ~ReadTx() {
-      if (!done_) s_.rollback_quietly();
-    }
-    void commit() {
-      s_.st_.commit.run();
-      done_ = true;
-    }
-
-   private:
-    SqliteStoreImpl& s_;
-    bool done_ = false;
-  };
+  using Tx = Transaction<true>;
+  using ReadTx = Transaction<false>;
 
   struct Statements {
     Stmt begin_immediate, begin_read, commit, rollback;

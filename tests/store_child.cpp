@@ -15,6 +15,8 @@
 #include <onestop/onestop.hpp>
 #include <onestop/sqlite_store.hpp>
 
+#include "store_support.hpp"
+
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -28,7 +30,7 @@ using namespace onestop;
 
 namespace {
 
-const std::string company = "91110000600037341L";
+using test_support::company;
 
 void say(const std::string& line) {
   const std::string text = line + '\n';
@@ -39,12 +41,6 @@ void say(const std::string& line) {
     done += static_cast<std::size_t>(n);
   }
 }
-
-struct Everything final : CertificateProvider {
-  std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
-    return OfferedMaterial{m.id, m.id + ".ofd", 1, MaterialForm::electronic};
-  }
-};
 
 // Someone entitled to act on the task.
 Action action_for(const Case& c, const Task& t, const std::string& user) {
@@ -69,17 +65,9 @@ int main(int argc, char** argv) {
   std::mt19937 rng(static_cast<unsigned>(std::strtoul(argv[4], nullptr, 10)));
   const int actions = argc > 5 ? std::atoi(argv[5]) : 0;
   try {
-    auto loaded = load_catalog({std::filesystem::path(argv[3])});
-    if (!loaded.ok()) {
-      std::fprintf(stderr, "definitions have errors\n");
-      return 2;
-    }
     const Instant late = std::chrono::sys_days{std::chrono::year{2026} / 4 / 30} + std::chrono::hours{1};
-    EngineOptions o;
-    o.store = open_sqlite_store(db);
-    o.clock = std::make_shared<ManualClock>(late);
-    o.certificates = std::make_shared<Everything>();
-    auto engine = open_engine(loaded.catalog, o);
+    const auto store = open_sqlite_store(db);
+    auto engine = test_support::engine_on(std::filesystem::path(argv[3]), store, std::make_shared<ManualClock>(late));
     const std::string user = fmt::format("u{}", ::getpid());
 
     if (mode == "crash") {
@@ -109,7 +97,7 @@ int main(int argc, char** argv) {
     }
 
     if (mode == "contend") {
-      const std::vector<CaseId> ids = o.store->case_ids();
+      const std::vector<CaseId> ids = store->case_ids();
       if (ids.empty()) return 5;
       for (int i = 0; i < actions; ++i) {
         if (rng() % 10 == 0) {

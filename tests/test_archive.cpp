@@ -4,6 +4,8 @@
 #include <onestop/onestop.hpp>
 #include <onestop/sqlite_store.hpp>
 
+#include "store_support.hpp"
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -17,23 +19,12 @@ using namespace onestop;
 
 namespace {
 
-const std::string company = "91110000600037341L";
+using test_support::company;
 const fs::path definitions = fs::path(ONESTOP_TEST_DATA) / "store" / "investment.yaml";
 
-struct Everything final : CertificateProvider {
-  std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
-    return OfferedMaterial{m.id, m.id + ".ofd", 1, MaterialForm::electronic};
-  }
-};
-
 std::unique_ptr<Engine> engine_on(std::shared_ptr<Store> store) {
-  auto loaded = load_catalog({definitions});
-  REQUIRE(loaded.ok());
-  EngineOptions o;
-  o.store = std::move(store);
-  o.clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 3 / 2} + std::chrono::hours{1});
-  o.certificates = std::make_shared<Everything>();
-  return open_engine(loaded.catalog, o);
+  return test_support::engine_on(definitions, std::move(store),
+                                 std::make_shared<ManualClock>(test_support::monday_morning()));
 }
 
 // Three cases: finished, half-way through the parallel reviews, just submitted.

@@ -6,6 +6,8 @@
 #include <onestop/onestop.hpp>
 #include <onestop/sqlite_store.hpp>
 
+#include "store_support.hpp"
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -63,11 +65,7 @@ std::shared_ptr<const Catalog> investment() {
 
 fs::path versions_dir() { return fs::path(ONESTOP_TEST_DATA) / "sqlite"; }
 
-struct Everything final : CertificateProvider {
-  std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
-    return OfferedMaterial{m.id, m.id + ".ofd", 1, MaterialForm::electronic};
-  }
-};
+using test_support::Everything;
 
 Instant monday() { return std::chrono::sys_days{std::chrono::year{2026} / 3 / 2} + std::chrono::hours{1}; }
 

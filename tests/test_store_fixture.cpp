@@ -10,6 +10,8 @@
 #include <onestop/onestop.hpp>
 #include <onestop/sqlite_store.hpp>
 
+#include "store_support.hpp"
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -21,23 +23,11 @@ using namespace onestop;
 
 namespace {
 
-const std::string company = "91110000600037341L";
+using test_support::company;
 const fs::path definitions = fs::path(ONESTOP_TEST_DATA) / "store" / "investment.yaml";
 
-struct Everything final : CertificateProvider {
-  std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
-    return OfferedMaterial{m.id, m.id + ".ofd", 1, MaterialForm::electronic};
-  }
-};
-
 std::unique_ptr<Engine> engine_on(std::shared_ptr<Store> store, std::shared_ptr<ManualClock> clock) {
-  auto loaded = load_catalog({definitions});
-  REQUIRE(loaded.ok());
-  EngineOptions o;
-  o.store = std::move(store);
-  o.clock = std::move(clock);
-  o.certificates = std::make_shared<Everything>();
-  return open_engine(loaded.catalog, o);
+  return test_support::engine_on(definitions, std::move(store), std::move(clock));
 }
 
 // Acts on the first open task as someone entitled to; false when none is open.

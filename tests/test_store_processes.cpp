@@ -5,6 +5,8 @@
 #include <onestop/onestop.hpp>
 #include <onestop/sqlite_store.hpp>
 
+#include "store_support.hpp"
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -32,7 +34,7 @@ using namespace onestop;
 
 namespace {
 
-const std::string company = "91110000600037341L";
+using test_support::company;
 const fs::path definitions = fs::path(ONESTOP_TEST_DATA) / "store" / "investment.yaml";
 
 fs::path fresh_dir(const std::string& name) {
@@ -100,12 +102,9 @@ struct Child {
 };
 
 std::unique_ptr<Engine> open_checker(const fs::path& db) {
-  auto loaded = load_catalog({definitions});
-  REQUIRE(loaded.ok());
-  EngineOptions o;
-  o.store = open_sqlite_store(db.string());
-  o.clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 4 / 30} + std::chrono::hours{1});
-  return open_engine(loaded.catalog, o);
+  return test_support::engine_on(definitions, open_sqlite_store(db.string()),
+                                 std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 4 / 30} +
+                                                               std::chrono::hours{1}));
 }
 
 bool is_input(EventKind k) {
@@ -181,19 +180,9 @@ TEST_CASE("concurrency: processes acting on the same cases lose no update; timer
   const fs::path db = dir / "cases.db";
   const int cases = 30;
   {
-    auto loaded = load_catalog({definitions});
-    REQUIRE(loaded.ok());
-    struct Everything final : CertificateProvider {
-      std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
-        return OfferedMaterial{m.id, m.id + ".ofd", 1, MaterialForm::electronic};
-      }
-    };
-    EngineOptions o;
-    o.store = open_sqlite_store(db.string());
     // Submitted a month before the children act: their warnings are due.
-    o.clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 3 / 2} + std::chrono::hours{1});
-    o.certificates = std::make_shared<Everything>();
-    auto engine = open_engine(loaded.catalog, o);
+    auto engine = test_support::engine_on(definitions, open_sqlite_store(db.string()),
+                                          std::make_shared<ManualClock>(test_support::monday_morning()));
     Submission s;
     s.target = "XK-INV-0001";
     s.applicant = Applicant{ApplicantKind::legal_person, company, "Investor Ltd"};

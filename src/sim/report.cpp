@@ -7,7 +7,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <string_view>
 #include <sstream>
 
 namespace onestop {
@@ -191,35 +194,26 @@ std::string report_csv(const SimulationReport& r) {
   o << "section,key,metric,value\n";
   const json j = to_json(r);
   for (const auto& [k, v] : j["kpis"].items()) o << "kpi,," << k << ',' << v.dump() << '\n';
-  for (const auto& t : j["targets"]) {
-    const std::string key = csv_field(t["target"].get<std::string>());
-    for (const auto& [k, v] : t.items()) {
-      if (k == "target" || k == "name" || k == "histogram") continue;
+  // One row per field of `record` (nested objects as `field.sub`), less the
+  // fields that name it.
+  auto rows = [&o](std::string_view section, const std::string& key, const json& record,
+                   std::initializer_list<std::string_view> naming) {
+    for (const auto& [k, v] : record.items()) {
+      if (std::find(naming.begin(), naming.end(), k) != naming.end()) continue;
       if (v.is_object()) {
-        for (const auto& [k2, v2] : v.items()) o << "target," << key << ',' << k << '.' << k2 << ',' << v2.dump() << '\n';
+        for (const auto& [k2, v2] : v.items()) o << section << ',' << key << ',' << k << '.' << k2 << ',' << v2.dump() << '\n';
       } else {
-        o << "target," << key << ',' << k << ',' << csv_field(v.is_string() ? v.get<std::string>() : v.dump()) << '\n';
+        o << section << ',' << key << ',' << k << ',' << csv_field(v.is_string() ? v.get<std::string>() : v.dump()) << '\n';
       }
     }
+  };
+  for (const auto& t : j["targets"]) {
+    rows("target", csv_field(t["target"].get<std::string>()), t, {"target", "name", "histogram"});
   }
   for (const auto& s : j["steps"]) {
-    const std::string key = csv_field(s["flow"].get<std::string>() + "/" + s["node"].get<std::string>());
-    for (const auto& [k, v] : s.items()) {
-      if (k == "flow" || k == "node" || k == "name") continue;
-      if (v.is_object()) {
-        for (const auto& [k2, v2] : v.items()) o << "step," << key << ',' << k << '.' << k2 << ',' << v2.dump() << '\n';
-      } else {
-        o << "step," << key << ',' << k << ',' << csv_field(v.is_string() ? v.get<std::string>() : v.dump()) << '\n';
-      }
-    }
+    rows("step", csv_field(s["flow"].get<std::string>() + "/" + s["node"].get<std::string>()), s, {"flow", "node", "name"});
   }
-  for (const auto& d : j["departments"]) {
-    const std::string key = csv_field(d["department"].get<std::string>());
-    for (const auto& [k, v] : d.items()) {
-      if (k == "department" || k == "name") continue;
-      o << "department," << key << ',' << k << ',' << v.dump() << '\n';
-    }
-  }
+  for (const auto& d : j["departments"]) rows("department", csv_field(d["department"].get<std::string>()), d, {"department", "name"});
   int rank = 0;
   for (const auto& b : j["bottlenecks"]) {
     o << "bottleneck," << ++rank << ",step," << csv_field(b["step"].get<std::string>()) << '\n';

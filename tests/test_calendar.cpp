@@ -383,6 +383,38 @@ TEST_CASE("inheritance: a county calendar extends cn") {
   CHECK_FALSE(root_cal.is_working_day(ymd(2024, 5, 11)));
 }
 
+TEST_CASE("warning instants stay right when calendars alternate, are rebuilt or are dropped") {
+  // before() remembers recent answers per thread: the same question to a
+  // different calendar, or to a new calendar where an old one was, must not
+  // get the old answer.
+  Calendar a;
+  a.id = "a";
+  Calendar b = a;
+  b.id = "b";
+  b.holidays = {sys_days{ymd(2024, 3, 4)}};
+  const std::vector<Calendar> list{a, b};
+  const auto due_at = [](const WorkingCalendar& c) { return at(c, 2024, 3, 6, 17, 30); };
+  for (int round = 0; round < 3; ++round) {
+    const auto ca = WorkingCalendar::resolve(list, "a");
+    const auto cb = WorkingCalendar::resolve(list, "b");
+    for (int i = 0; i < 3; ++i) {
+      CHECK(show(ca, ca.before(due_at(ca), 2.0, TimeUnit::working_days)) == "2024-03-04T17:30:00+08:00");
+      CHECK(show(cb, cb.before(due_at(cb), 2.0, TimeUnit::working_days)) == "2024-03-01T17:30:00+08:00");
+    }
+    // A calendar built afresh each time (often where the last one was).
+    for (int i = 0; i < 3; ++i) {
+      const auto fresh = WorkingCalendar::resolve(list, i % 2 == 0 ? "b" : "a");
+      CHECK(show(fresh, fresh.before(due_at(fresh), 2.0, TimeUnit::working_days)) ==
+            (i % 2 == 0 ? "2024-03-01T17:30:00+08:00" : "2024-03-04T17:30:00+08:00"));
+    }
+  }
+  // The same clock, asked on many other dues in between (evicting the memo), still agrees.
+  const auto ca = WorkingCalendar::resolve(list, "a");
+  const sys_seconds first = ca.before(due_at(ca), 1.5, TimeUnit::working_days);
+  for (int k = 0; k < 50000; ++k) (void)ca.before(due_at(ca) + days{k % 700}, 1.5 + (k % 7), TimeUnit::working_days);
+  CHECK(ca.before(due_at(ca), 1.5, TimeUnit::working_days) == first);
+}
+
 TEST_CASE("resolve errors") {
   try {
     (void)WorkingCalendar::resolve(*shipped_catalog(), "atlantis");

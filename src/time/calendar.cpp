@@ -17,6 +17,9 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cstring>
+#include <memory>
 #include <cmath>
 #include <map>
 #include <set>
@@ -136,6 +139,7 @@ struct WorkingCalendar::Impl {
     std::int64_t before;  // working seconds of the day before this period
   };
 
+  std::uint64_t serial = 0;  // unique per built calendar: the key of before()'s memo
   std::string id;
   std::string name;
   std::int64_t offset = kDefaultOffsetMinutes * 60;  // seconds, local - UTC
@@ -257,7 +261,9 @@ struct WorkingCalendar::Impl {
 
 // `chain` runs from the root to the calendar being built.
 std::shared_ptr<const WorkingCalendar::Impl> WorkingCalendar::Impl::build(const std::vector<const Calendar*>& chain) {
+  static std::atomic<std::uint64_t> serials{0};
   auto impl = std::make_shared<Impl>();
+  impl->serial = ++serials;
   int offset_minutes = kDefaultOffsetMinutes;
   std::vector<int> rest_days{0, 6};
   std::optional<std::vector<WorkingPeriod>> hours;
@@ -508,8 +514,30 @@ sys_seconds WorkingCalendar::before(sys_seconds due, double amount, TimeUnit uni
   check_amount(amount, unit);
   const double lead = amount * static_cast<double>(c.unit_seconds(unit));
   if (is_working_unit(unit)) {
+    // Engines ask again for the same warning instants of the same clocks at
+    // every action of a case (Store::Commit::next_timer): a small per-thread
+    // memo answers those from the last results, keyed by calendar serial.
+    struct Memo {
+      std::uint64_t serial = 0;  // 0: empty
+      std::int64_t due = 0;
+      double lead = 0;
+      std::int64_t result = 0;
+    };
+    constexpr std::size_t slots = 16384;
+    thread_local std::unique_ptr<Memo[]> memo;
+    if (!memo) memo = std::make_unique<Memo[]>(slots);
+    const std::int64_t at = due.time_since_epoch().count();
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, &lead, sizeof bits);
+    std::uint64_t h = (c.serial * 0x9E3779B97F4A7C15ULL) ^ (static_cast<std::uint64_t>(at) * 0xC2B2AE3D27D4EB4FULL) ^
+                      (bits * 0x165667B19E3779F9ULL);
+    h ^= h >> 29;
+    Memo& m = memo[h & (slots - 1)];
+    if (m.serial == c.serial && m.due == at && m.lead == lead) return sys_seconds{seconds{m.result}};
     const auto target = static_cast<std::int64_t>(std::ceil(static_cast<double>(c.working_seconds(due)) - lead));
-    return c.at_working_seconds(target);
+    const sys_seconds out = c.at_working_seconds(target);
+    m = Memo{c.serial, at, lead, out.time_since_epoch().count()};
+    return out;
   }
   return sys_seconds{seconds{static_cast<std::int64_t>(
       std::ceil(static_cast<double>(due.time_since_epoch().count()) - lead))}};

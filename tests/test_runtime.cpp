@@ -550,6 +550,18 @@ TEST_CASE("inbox queries page through open tasks, oldest first") {
   CHECK(f.engine->inbox({"", {"reviewer"}, {}, {}, 0, 50}).empty());
   CHECK(f.engine->inbox({"", {}, {"hall"}, "SERIAL", 0, 50}).size() == 7);
   CHECK(f.engine->inbox({"", {}, {"hall"}, "PAR", 0, 50}).empty());
+  // Finished cases leave the inbox; the rest keep their order.
+  for (int i = 0; i < 7; i += 2) f.act(ActionKind::withdraw, ids[i], 0, Actor::applicant_of(person));
+  const auto left = f.engine->inbox({"", {}, {"hall"}, {}, 0, 50});
+  REQUIRE(left.size() == 3);
+  CHECK(left[0].case_id == ids[1]);
+  CHECK(left[2].case_id == ids[5]);
+  for (int i = 1; i < 7; i += 2) f.act(ActionKind::withdraw, ids[i], 0, Actor::applicant_of(person));
+  CHECK(f.engine->inbox({"", {}, {"hall"}, {}, 0, 50}).empty());
+  const CaseId again = f.submit("SERIAL");
+  const auto now_open = f.engine->inbox({"", {}, {"hall"}, {}, 0, 50});
+  REQUIRE(now_open.size() == 1);
+  CHECK(now_open[0].case_id == again);
 }
 
 TEST_CASE("a return that keeps the other branches re-runs only the returned branch") {

@@ -337,8 +337,10 @@ class MemoryStore final : public Store {
   std::vector<InboxEntry> inbox(const InboxQuery& q) override {
     std::lock_guard lock(mu_);
     std::vector<std::pair<CaseId, const OpenTask*>> found;
-    for (const auto& [id, entry] : cases_) {
-      for (const auto& e : entry.open) {
+    for (CaseId id : with_open_) {  // not every case: finished ones far outnumber them
+      const auto it = cases_.find(id);
+      if (it == cases_.end()) continue;
+      for (const auto& e : it->second.open) {
         if (matches(e, q)) found.emplace_back(id, &e);
       }
     }
@@ -443,6 +445,9 @@ class MemoryStore final : public Store {
     open.reserve(c.open_tasks.size());
     for (auto& task : c.open_tasks) open.push_back(pack(std::move(task)));
     const bool fresh = it == cases_.end();
+    // May throw: before anything changes. A case left listed by a later
+    // failure only costs the inbox a look at its (unchanged) open tasks.
+    if (!open.empty()) with_open_.insert(c.case_id);
     if (fresh) it = cases_.emplace(c.case_id, Entry{}).first;
     Entry& e = it->second;
     if (e.timer != c.next_timer) {
@@ -457,7 +462,10 @@ class MemoryStore final : public Store {
         try {
           timers_.insert({*c.next_timer, c.case_id});
         } catch (...) {
-          if (fresh) cases_.erase(it);
+          if (fresh) {
+            cases_.erase(it);
+            with_open_.erase(c.case_id);
+          }
           throw;
         }
       }
@@ -468,6 +476,7 @@ class MemoryStore final : public Store {
     e.last = last;
     e.chain = chain;
     e.open.swap(open);
+    if (e.open.empty()) with_open_.erase(c.case_id);
     if (fresh) {
       // An imported case keeps its id: never hand it out again.
       CaseId next = next_id_.load();
@@ -497,6 +506,7 @@ class MemoryStore final : public Store {
   std::mutex mu_;
   std::atomic<CaseId> next_id_{1};
   std::unordered_map<CaseId, Entry> cases_;
+  std::unordered_set<CaseId> with_open_;  // cases with open tasks (inbox queries look at these only)
   std::set<std::pair<Instant, CaseId>> timers_;
   HistoryLog log_;
   std::unordered_set<std::string> strings_;  // interned item and flow codes

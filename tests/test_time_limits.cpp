@@ -304,3 +304,13 @@ TEST_CASE("supervision statistics: on-time rate, overdue, handling time, warning
   CHECK(f.engine->statistics(other).total.cases == 0);
   CHECK(f.engine->verify(late).ok);
 }
+
+TEST_CASE("percentages in reports never read 100 % while a case is late, nor 0 % while one is on time") {
+  CHECK(percent_text(1.0) == "100.0 %");
+  CHECK(percent_text(0.0) == "0.0 %");
+  CHECK(percent_text(0.8567) == "85.7 %");
+  CHECK(percent_text(9999.0 / 10000.0) == "99.9 %");  // one late case in 10,000
+  CHECK(percent_text(1.0 / 100000.0) == "0.1 %");
+  CHECK(percent_text(0.99996, 2) == "99.99 %");
+  CHECK(percent_text(0.5, 0) == "50 %");
+}

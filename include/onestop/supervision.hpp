@@ -53,4 +53,9 @@ struct SupervisionStats {
   std::map<std::string, StatsFigures> by_month;       // "YYYY-MM" of submission (UTC+8)
 };
 
+// A share (0..1) as a percentage with `decimals` decimals and " %", for
+// reports: rounded, except that it never reads 100 while something is
+// missing nor 0 while something is there (0.99996 is "99.9 %", not "100.0 %").
+std::string percent_text(double share, int decimals = 1);
+
 }  // namespace onestop

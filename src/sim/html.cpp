@@ -3,6 +3,7 @@
 // node's column is its longest distance from the start along forward edges.
 
 #include <onestop/simulation.hpp>
+#include <onestop/supervision.hpp>
 
 #include <fmt/format.h>
 
@@ -243,7 +244,7 @@ void kpi_rows(std::ostringstream& o, const SimulationReport& r, const Simulation
   row("cases finished", n(r.finished), n(b.finished));
   row("cases open at the end", n(r.open), n(b.open));
   row("throughput (cases per working day)", fmt::format("{:.2f}", r.throughput_per_working_day), fmt::format("{:.2f}", b.throughput_per_working_day));
-  row("on-time rate", fmt::format("{:.1f} %", 100 * r.on_time_rate), fmt::format("{:.1f} %", 100 * b.on_time_rate));
+  row("on-time rate", percent_text(r.on_time_rate), percent_text(b.on_time_rate));
   row("yellow / red warnings", fmt::format("{} / {}", r.yellow, r.red), fmt::format("{} / {}", b.yellow, b.red));
   row("escalations", n(r.escalations), n(b.escalations));
   row("deemed consents", n(r.deemed_consents), n(b.deemed_consents));
@@ -257,7 +258,7 @@ void run_sections(std::ostringstream& o, const SimulationReport& r, const Catalo
     o << fmt::format("<tr><td>{}{} <small>{}</small></td><td>{}</td><td>{}</td><td>{}</td><td>{:.1f}</td><td>{:.1f}</td><td>{:.1f}</td><td>{:.1f}</td><td>{}</td></tr>\n",
                      t.part_of.empty() ? "" : "&nbsp;&nbsp;", esc(t.target), esc(t.name), t.arrived, t.finished, t.open,
                      t.cycle_days.mean, t.cycle_days.p50, t.cycle_days.p90, t.cycle_days.p99,
-                     t.part_of.empty() ? fmt::format("{:.1f} %", 100 * t.on_time_rate) : "–");
+                     t.part_of.empty() ? percent_text(t.on_time_rate) : "–");
   }
   o << "</table>\n";
   for (const auto& t : r.targets) {

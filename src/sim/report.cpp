@@ -3,6 +3,7 @@
 // the same bytes.
 
 #include <onestop/simulation.hpp>
+#include <onestop/supervision.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -122,7 +123,7 @@ json to_json(const SimulationReport& r) {
   return j;
 }
 
-std::string pct(double x) { return fmt::format("{:.1f} %", 100 * x); }
+std::string pct(double x) { return percent_text(x); }
 
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;

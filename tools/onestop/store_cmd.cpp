@@ -168,8 +168,8 @@ void stats_command(const Options& o) {
     return;
   }
   auto row = [](const std::string& name, const StatsFigures& f) {
-    std::cout << fmt::format("{:<36} {:>7} {:>7} {:>6} {:>7.1f}% {:>7} {:>6.1f} {:>6.1f} {:>6.1f} {:>5} {:>4} {:>5} {:>6}\n",
-                             name, f.cases, f.finished, f.open, 100.0 * f.on_time_rate, f.open_overdue, f.mean_days,
+    std::cout << fmt::format("{:<36} {:>7} {:>7} {:>6} {:>8} {:>7} {:>6.1f} {:>6.1f} {:>6.1f} {:>5} {:>4} {:>5} {:>6}\n",
+                             name, f.cases, f.finished, f.open, percent_text(f.on_time_rate), f.open_overdue, f.mean_days,
                              f.p50_days, f.p90_days, f.yellow_warnings, f.red_warnings, f.evaluations,
                              f.evaluations ? fmt::format("{:.2f}", f.mean_rating) : std::string("-"));
   };

@@ -778,3 +778,55 @@ TEST_CASE("sqlite: a schema version 1 database is upgraded with its inbox intact
   CHECK(open > 0);
   CHECK(store->info().open_tasks == open);
 }
+
+TEST_CASE("sqlite: an engine whose cached state is stale applies its action to the latest state") {
+  TempDir dir;
+  const std::string file = dir.file("two.db");
+  auto clock = std::make_shared<ManualClock>(monday());
+  Host a(sqlite(file), investment(), clock);
+  Host b(sqlite(file), investment(), clock);  // as another process: its own connection and cache
+  const CaseId id = a.submit();
+  for (int guard = 0; guard < 20 && a.engine->get(id).open_tasks().size() < 2; ++guard) REQUIRE(a.step(id));
+  const Case seen = a.engine->get(id);  // a's cache now holds this version
+  const auto open = seen.open_tasks();
+  REQUIRE(open.size() >= 2);
+  auto approve = [&](const Task& t) {
+    Action x;
+    x.case_id = id;
+    x.task = t.id;
+    x.kind = ActionKind::approve;
+    x.actor = Host::entitled(t);
+    return x;
+  };
+  // b moves the case on; a, not knowing, acts on another task.
+  CHECK(b.engine->act(approve(*open[0])) == seen.version + 1);
+  CHECK(a.engine->act(approve(*open[1])) == seen.version + 2);
+  const auto history = b.engine->history(id);
+  const auto acted = std::count_if(history.begin(), history.end(), [](const Event& e) { return e.kind == EventKind::acted; });
+  CHECK(b.engine->get(id).version == seen.version + 2);
+  CHECK(b.engine->verify(id).ok);
+  CHECK(a.engine->verify(id).ok);
+  // An action on a task b has finished meanwhile is refused as such, not applied twice.
+  const Case now = a.engine->get(id);
+  const auto still = now.open_tasks();
+  REQUIRE(!still.empty());
+  CHECK(b.engine->act(approve(*still[0])) == now.version + 1);
+  try {
+    a.engine->act(approve(*still[0]));
+    FAIL("an action on a finished task was applied");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_state);
+  }
+  CHECK(b.engine->history(id).size() > history.size());
+  // A host that names the version it saw gets `conflict` when it is stale.
+  Action stale = approve(*b.engine->get(id).open_tasks().front());
+  stale.expected_version = now.version;
+  try {
+    a.engine->act(stale);
+    FAIL("a stale expected version was accepted");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::conflict);
+  }
+  CHECK(acted >= 2);
+  CHECK(a.engine->verify(id).ok);
+}

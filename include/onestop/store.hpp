@@ -100,6 +100,13 @@ class Store {
   virtual CaseId allocate_case_id() = 0;
   // The latest snapshot of a case; nullptr when there is no such case.
   virtual std::shared_ptr<const CaseSnapshot> load(CaseId id) = 0;
+  // The snapshot an action is about to change. A store may answer from its
+  // own cache without asking whether another process has moved the case on
+  // since: the commit finds out (Error(conflict)), and the engine then
+  // loads afresh with load() and applies the action once more. The default
+  // is load(). (StoreWrapper keeps the default: a wrapper that changes what
+  // load() answers stays right without knowing of this call.)
+  virtual std::shared_ptr<const CaseSnapshot> load_for_change(CaseId id) { return load(id); }
   // Applies `commit` atomically. Throws Error(conflict) when the stored
   // version is not commit.expected_version (someone else acted first), and
   // Error(storage) when it cannot write; either way nothing changes.

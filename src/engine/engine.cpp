@@ -133,13 +133,23 @@ class EngineImpl final : public Engine {
       with_limit.limit = options_.follow_up_limit;
       action = &with_limit;
     }
-    auto current = load(action->case_id);
-    auto next = std::make_shared<CaseSnapshot>(*current);
-    core::Machine m(*compiled_, *next, options_.clock->now(), action->actor.user);
-    m.act(*action);
-    commit(next, current->version, m.events());
-    after_commit(next, m.events());
-    return next->version;
+    // First on the state the store has at hand (Store::load_for_change);
+    // when the commit finds that someone committed first, once more on a
+    // fresh load: the action is checked again against what is there now.
+    for (int attempt = 0;; ++attempt) {
+      auto current = attempt == 0 ? load_for_change(action->case_id) : load(action->case_id);
+      auto next = std::make_shared<CaseSnapshot>(*current);
+      core::Machine m(*compiled_, *next, options_.clock->now(), action->actor.user);
+      m.act(*action);
+      try {
+        commit(next, current->version, m.events());
+      } catch (const Error& e) {
+        if (e.code() == ErrorCode::conflict && attempt == 0) continue;
+        throw;
+      }
+      after_commit(next, m.events());
+      return next->version;
+    }
   }
 
   Case get(CaseId id) override { return core::to_case(*compiled_, *load(id)); }
@@ -151,7 +161,7 @@ class EngineImpl final : public Engine {
     for (CaseId id : options_.store->due_cases(now, std::numeric_limits<std::size_t>::max())) {
       for (int attempt = 0; attempt < 3; ++attempt) {
         try {
-          auto current = load(id);
+          auto current = attempt == 0 ? load_for_change(id) : load(id);
           auto next = std::make_shared<CaseSnapshot>(*current);
           core::Machine m(*compiled_, *next, now, "system");
           const std::size_t n = m.fire_timers();
@@ -386,6 +396,12 @@ class EngineImpl final : public Engine {
  private:
   std::shared_ptr<const CaseSnapshot> load(CaseId id) {
     auto s = options_.store->load(id);
+    if (!s) throw Error(ErrorCode::not_found, fmt::format("no case {}", id));
+    return s;
+  }
+
+  std::shared_ptr<const CaseSnapshot> load_for_change(CaseId id) {
+    auto s = options_.store->load_for_change(id);
     if (!s) throw Error(ErrorCode::not_found, fmt::format("no case {}", id));
     return s;
   }

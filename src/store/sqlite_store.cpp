@@ -299,6 +299,24 @@ class SqliteStoreImpl final : public SqliteStore {
     return snapshot;
   }
 
+  // The cached state when there is one, without a read transaction: in the
+  // usual single-process deployment it is the latest, and otherwise the
+  // commit's version check says so (and forgets it).
+  std::shared_ptr<const CaseSnapshot> load_for_change(CaseId id) override {
+    {
+      std::lock_guard lock(mu_);
+      require_bound("load");
+      if (batch_depth_ > 0) {
+        if (auto it = pending_.find(id); it != pending_.end()) return it->second.latest.snapshot;
+      }
+      if (auto it = cache_index_.find(id); it != cache_index_.end()) {
+        cache_.splice(cache_.begin(), cache_, it->second);
+        return it->second->snapshot;
+      }
+    }
+    return load(id);
+  }
+
   void commit(Commit c) override {
     std::lock_guard lock(mu_);
     require_bound("commit");
@@ -864,8 +882,12 @@ class SqliteStoreImpl final : public SqliteStore {
                 fmt::format("case {} is at version {}, not {}: another action was committed first", c.case_id, current,
                             c.expected_version));
   }
-  static void check_version(const Commit& c, std::uint64_t current) {
-    if (current != c.expected_version) conflict(c, current);
+  // A conflict also means the cached state of the case (load_for_change) is stale.
+  void check_version(const Commit& c, std::uint64_t current) {
+    if (current != c.expected_version) {
+      forget(c.case_id);
+      conflict(c, current);
+    }
   }
 
   void copy_hash(std::string_view bytes, Hash& out, CaseId id, std::uint64_t seq) const {
@@ -1163,6 +1185,13 @@ class SqliteStoreImpl final : public SqliteStore {
     if (it->second->version != version) return nullptr;
     cache_.splice(cache_.begin(), cache_, it->second);
     return it->second->snapshot;
+  }
+
+  void forget(CaseId id) {
+    if (auto it = cache_index_.find(id); it != cache_index_.end()) {
+      cache_.erase(it->second);
+      cache_index_.erase(it);
+    }
   }
 
   void remember(CaseId id, std::uint64_t version, std::shared_ptr<const CaseSnapshot> snapshot) {

@@ -15,6 +15,11 @@
 
 namespace onestop::sqlite_detail {
 
+// The name of a VFS over the default one that writes each commit's WAL
+// frames with one system call (sqlite_vfs.cpp), registered on first use;
+// nullptr (the default VFS) if it cannot be.
+const char* coalescing_vfs();
+
 // What an SQLite result code means for the person reading the error.
 std::string describe(int rc, sqlite3* db);
 

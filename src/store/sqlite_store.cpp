@@ -682,7 +682,8 @@ class SqliteStoreImpl final : public SqliteStore {
   void open(const std::vector<SqliteMigration>& migrations) {
     int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
     flags |= options_.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | (options_.create ? SQLITE_OPEN_CREATE : 0));
-    const int rc = sqlite3_open_v2(path_.c_str(), &db_, flags, nullptr);
+    const int rc = sqlite3_open_v2(path_.c_str(), &db_, flags,
+                                   options_.coalesce_wal_writes ? sqlite_detail::coalescing_vfs() : nullptr);
     if (rc != SQLITE_OK) fail(path_, "cannot open", rc, db_);
     sqlite3_busy_timeout(db_, static_cast<int>(options_.busy_timeout.count()));
 

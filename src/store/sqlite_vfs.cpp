@@ -1,0 +1,312 @@
+// A VFS over the platform's default one that writes each transaction's WAL
+// frames with one system call instead of two per page.
+//
+// SQLite writes a frame as two writes, its 24-byte header and then its page,
+// so a commit touching five pages costs ten pwrite calls; on a machine where
+// a system call costs microseconds that is most of a durable action. This
+// shim keeps consecutive writes to a WAL file in a buffer and hands them on
+// as one write:
+//   - at the end of a commit frame (a frame whose header carries the database
+//     size, see "WAL file format" in https://www.sqlite.org/fileformat2.html),
+//     so the commit's write error, if any, is the commit's result;
+//   - before anything that reads, syncs, truncates, sizes or closes the WAL,
+//     and before any shared-memory barrier or lock of a database (what
+//     publishes frames to readers), so no reader and no sync ever sees less
+//     than what SQLite wrote;
+//   - when a write does not follow the buffered bytes, or the buffer reaches
+//     1 MiB.
+// The bytes, their offsets and their order are SQLite's own: only the number
+// of calls changes. Everything else goes straight to the default VFS.
+
+#include "store/sqlite_db.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <set>
+#include <string>
+
+namespace onestop::sqlite_detail {
+
+namespace {
+
+constexpr int wal_header = 32;
+constexpr int frame_header = 24;
+constexpr std::size_t write_piece = std::size_t{64} << 10;
+constexpr std::size_t buffer_limit = std::size_t{1} << 20;
+
+struct File {
+  sqlite3_file base;            // first: SQLite sees this
+  sqlite3_file* real = nullptr;  // the default VFS's file, right after this struct
+  bool wal = false;
+  // WAL files only.
+  std::string pending;
+  sqlite3_int64 pending_at = 0;
+  sqlite3_int64 flush_at = -1;  // end of a buffered commit frame
+  int page_size = 0;            // from the WAL header; 0 until looked for, -1 when unreadable
+};
+
+// WAL files with (possibly) buffered bytes, for the flushes a database's
+// shared-memory calls trigger. One lock for all: the store keeps one
+// connection per file, so it is rarely contended.
+std::mutex registry_mu;
+std::set<File*>& wal_files() {
+  static std::set<File*> files;
+  return files;
+}
+
+sqlite3_vfs* real_vfs(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
+File* of(sqlite3_file* f) { return reinterpret_cast<File*>(f); }
+
+std::uint32_t big_endian(const unsigned char* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+}
+
+// Writes the buffered bytes; caller holds registry_mu. In pieces of at
+// most 64 KiB: the unix VFS writes no more than 128 KiB - 1 per call (it
+// masks the length), as SQLite itself never asks for more than a page.
+int flush_locked(File* f) {
+  int rc = SQLITE_OK;
+  for (std::size_t done = 0; done < f->pending.size() && rc == SQLITE_OK; done += write_piece) {
+    const std::size_t n = std::min(write_piece, f->pending.size() - done);
+    rc = f->real->pMethods->xWrite(f->real, f->pending.data() + done, static_cast<int>(n),
+                                   f->pending_at + static_cast<sqlite3_int64>(done));
+  }
+  f->pending.clear();
+  f->flush_at = -1;
+  return rc;
+}
+
+int flush(File* f) {
+  std::lock_guard lock(registry_mu);
+  return flush_locked(f);
+}
+
+void flush_all() {
+  std::lock_guard lock(registry_mu);
+  for (File* f : wal_files()) (void)flush_locked(f);  // a failure shows at the commit frame's or the sync's write
+}
+
+// The page size of a WAL file, from the header in `data` when it is being
+// written, else from the file.
+int page_size_of(File* f) {
+  if (f->page_size != 0) return f->page_size;
+  unsigned char header[wal_header];
+  if (f->real->pMethods->xRead(f->real, header, wal_header, 0) == SQLITE_OK) {
+    const std::uint32_t size = big_endian(header + 8);
+    f->page_size = size == 1 ? 65536 : static_cast<int>(size);
+  } else {
+    f->page_size = -1;  // not asked again; the next WAL header written sets it
+  }
+  return f->page_size;
+}
+
+int x_close(sqlite3_file* file) {
+  File* f = of(file);
+  int rc = SQLITE_OK;
+  if (f->wal) {
+    std::lock_guard lock(registry_mu);
+    rc = flush_locked(f);
+    wal_files().erase(f);
+  }
+  const int closed = f->real->pMethods != nullptr ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
+  f->~File();
+  return rc != SQLITE_OK ? rc : closed;
+}
+
+int x_read(sqlite3_file* file, void* out, int n, sqlite3_int64 at) {
+  File* f = of(file);
+  if (f->wal) {
+    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  }
+  return f->real->pMethods->xRead(f->real, out, n, at);
+}
+
+int x_write(sqlite3_file* file, const void* data, int n, sqlite3_int64 at) {
+  File* f = of(file);
+  if (!f->wal) return f->real->pMethods->xWrite(f->real, data, n, at);
+  std::lock_guard lock(registry_mu);
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  if (at == 0 && n >= wal_header) {  // a new WAL header: the page size
+    const std::uint32_t size = big_endian(bytes + 8);
+    f->page_size = size == 1 ? 65536 : static_cast<int>(size);
+  }
+  if (!f->pending.empty() && at != f->pending_at + static_cast<sqlite3_int64>(f->pending.size())) {
+    if (const int rc = flush_locked(f); rc != SQLITE_OK) return rc;
+  }
+  if (f->page_size == 0 && at >= wal_header) {
+    // Learn the page size from the file before buffering frames.
+    if (const int rc = flush_locked(f); rc != SQLITE_OK) return rc;
+    (void)page_size_of(f);
+  }
+  // A commit frame's header starting here: flush once its page is buffered.
+  if (f->page_size > 0 && at >= wal_header && n >= 8) {
+    const sqlite3_int64 frame = frame_header + f->page_size;
+    if ((at - wal_header) % frame == 0 && big_endian(bytes + 4) != 0) f->flush_at = at + frame;
+  }
+  if (f->pending.empty()) f->pending_at = at;
+  f->pending.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+  const sqlite3_int64 end = f->pending_at + static_cast<sqlite3_int64>(f->pending.size());
+  if ((f->flush_at >= 0 && end >= f->flush_at) || f->pending.size() >= buffer_limit) return flush_locked(f);
+  return SQLITE_OK;
+}
+
+int x_truncate(sqlite3_file* file, sqlite3_int64 size) {
+  File* f = of(file);
+  if (f->wal) {
+    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  }
+  return f->real->pMethods->xTruncate(f->real, size);
+}
+
+int x_sync(sqlite3_file* file, int flags) {
+  File* f = of(file);
+  if (f->wal) {
+    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  }
+  return f->real->pMethods->xSync(f->real, flags);
+}
+
+int x_file_size(sqlite3_file* file, sqlite3_int64* size) {
+  File* f = of(file);
+  if (f->wal) {
+    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  }
+  return f->real->pMethods->xFileSize(f->real, size);
+}
+
+int x_lock(sqlite3_file* file, int level) { return of(file)->real->pMethods->xLock(of(file)->real, level); }
+int x_unlock(sqlite3_file* file, int level) {
+  File* f = of(file);
+  if (f->wal) {
+    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  }
+  return f->real->pMethods->xUnlock(f->real, level);
+}
+int x_check_reserved_lock(sqlite3_file* file, int* out) {
+  return of(file)->real->pMethods->xCheckReservedLock(of(file)->real, out);
+}
+int x_file_control(sqlite3_file* file, int op, void* arg) {
+  File* f = of(file);
+  if (f->wal) {
+    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  }
+  return f->real->pMethods->xFileControl(f->real, op, arg);
+}
+int x_sector_size(sqlite3_file* file) { return of(file)->real->pMethods->xSectorSize(of(file)->real); }
+int x_device_characteristics(sqlite3_file* file) {
+  return of(file)->real->pMethods->xDeviceCharacteristics(of(file)->real);
+}
+
+// Shared memory belongs to the database file: what a writer publishes
+// there (the WAL index) must never run ahead of the WAL's bytes.
+int x_shm_map(sqlite3_file* file, int region, int size, int extend, void volatile** out) {
+  return of(file)->real->pMethods->xShmMap(of(file)->real, region, size, extend, out);
+}
+int x_shm_lock(sqlite3_file* file, int offset, int n, int flags) {
+  flush_all();
+  return of(file)->real->pMethods->xShmLock(of(file)->real, offset, n, flags);
+}
+void x_shm_barrier(sqlite3_file* file) {
+  flush_all();
+  of(file)->real->pMethods->xShmBarrier(of(file)->real);
+}
+int x_shm_unmap(sqlite3_file* file, int delete_flag) {
+  flush_all();
+  return of(file)->real->pMethods->xShmUnmap(of(file)->real, delete_flag);
+}
+int x_fetch(sqlite3_file* file, sqlite3_int64 at, int n, void** out) {
+  return of(file)->real->pMethods->xFetch(of(file)->real, at, n, out);
+}
+int x_unfetch(sqlite3_file* file, sqlite3_int64 at, void* p) {
+  return of(file)->real->pMethods->xUnfetch(of(file)->real, at, p);
+}
+
+const sqlite3_io_methods methods = {
+    3,           x_close,       x_read,        x_write,       x_truncate,       x_sync,
+    x_file_size, x_lock,        x_unlock,      x_check_reserved_lock, x_file_control, x_sector_size,
+    x_device_characteristics, x_shm_map, x_shm_lock, x_shm_barrier, x_shm_unmap, x_fetch,
+    x_unfetch};
+
+int x_open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int* out_flags) {
+  sqlite3_vfs* real = real_vfs(vfs);
+  File* f = new (file) File{};
+  f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + sizeof(File));
+  f->real->pMethods = nullptr;
+  const int rc = real->xOpen(real, name, f->real, flags, out_flags);
+  if (f->real->pMethods == nullptr || f->real->pMethods->iVersion < 3) {
+    // Failed (nothing to close), or not a file this shim can stand in for.
+    if (f->real->pMethods != nullptr) f->real->pMethods->xClose(f->real);
+    f->~File();
+    file->pMethods = nullptr;
+    return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
+  }
+  f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+  file->pMethods = &methods;
+  if (f->wal && rc == SQLITE_OK) {
+    std::lock_guard lock(registry_mu);
+    wal_files().insert(f);
+  }
+  return rc;
+}
+
+// The rest of the VFS is the default one's.
+int x_delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
+  return real_vfs(vfs)->xDelete(real_vfs(vfs), name, sync_dir);
+}
+int x_access(sqlite3_vfs* vfs, const char* name, int flags, int* out) {
+  return real_vfs(vfs)->xAccess(real_vfs(vfs), name, flags, out);
+}
+int x_full_pathname(sqlite3_vfs* vfs, const char* name, int n, char* out) {
+  return real_vfs(vfs)->xFullPathname(real_vfs(vfs), name, n, out);
+}
+void* x_dl_open(sqlite3_vfs* vfs, const char* name) { return real_vfs(vfs)->xDlOpen(real_vfs(vfs), name); }
+void x_dl_error(sqlite3_vfs* vfs, int n, char* out) { real_vfs(vfs)->xDlError(real_vfs(vfs), n, out); }
+void (*x_dl_sym(sqlite3_vfs* vfs, void* handle, const char* symbol))(void) {
+  return real_vfs(vfs)->xDlSym(real_vfs(vfs), handle, symbol);
+}
+void x_dl_close(sqlite3_vfs* vfs, void* handle) { real_vfs(vfs)->xDlClose(real_vfs(vfs), handle); }
+int x_randomness(sqlite3_vfs* vfs, int n, char* out) { return real_vfs(vfs)->xRandomness(real_vfs(vfs), n, out); }
+int x_sleep(sqlite3_vfs* vfs, int us) { return real_vfs(vfs)->xSleep(real_vfs(vfs), us); }
+int x_current_time(sqlite3_vfs* vfs, double* out) { return real_vfs(vfs)->xCurrentTime(real_vfs(vfs), out); }
+int x_get_last_error(sqlite3_vfs* vfs, int n, char* out) {
+  return real_vfs(vfs)->xGetLastError != nullptr ? real_vfs(vfs)->xGetLastError(real_vfs(vfs), n, out) : 0;
+}
+int x_current_time_int64(sqlite3_vfs* vfs, sqlite3_int64* out) {
+  return real_vfs(vfs)->xCurrentTimeInt64(real_vfs(vfs), out);
+}
+
+}  // namespace
+
+const char* coalescing_vfs() {
+  static const char* name = [] () -> const char* {
+    sqlite3_initialize();
+    sqlite3_vfs* real = sqlite3_vfs_find(nullptr);
+    if (real == nullptr || real->iVersion < 2 || real->xCurrentTimeInt64 == nullptr) return nullptr;
+    static sqlite3_vfs vfs{};
+    vfs.iVersion = 2;
+    vfs.szOsFile = static_cast<int>(sizeof(File)) + real->szOsFile;
+    vfs.mxPathname = real->mxPathname;
+    vfs.zName = "onestop-coalescing";
+    vfs.pAppData = real;
+    vfs.xOpen = x_open;
+    vfs.xDelete = x_delete;
+    vfs.xAccess = x_access;
+    vfs.xFullPathname = x_full_pathname;
+    vfs.xDlOpen = x_dl_open;
+    vfs.xDlError = x_dl_error;
+    vfs.xDlSym = x_dl_sym;
+    vfs.xDlClose = x_dl_close;
+    vfs.xRandomness = x_randomness;
+    vfs.xSleep = x_sleep;
+    vfs.xCurrentTime = x_current_time;
+    vfs.xGetLastError = x_get_last_error;
+    vfs.xCurrentTimeInt64 = x_current_time_int64;
+    if (sqlite3_vfs_register(&vfs, 0) != SQLITE_OK) return nullptr;
+    return vfs.zName;
+  }();
+  return name;
+}
+
+}  // namespace onestop::sqlite_detail

@@ -154,4 +154,17 @@ std::shared_ptr<SqliteStore> open_sqlite_store(const std::string& path, const Sq
 std::shared_ptr<SqliteStore> open_sqlite_store(const std::string& path, const SqliteOptions& options,
                                                const std::vector<SqliteMigration>& migrations);
 
+// Writes to WAL files made by stores that coalesce them
+// (SqliteOptions::coalesce_wal_writes), process-wide since start: for
+// monitoring, and to see the coalescing work (about one call per commit).
+struct SqliteWalWrites {
+  std::uint64_t calls = 0;  // write calls handed to the operating system
+  std::uint64_t bytes = 0;
+  // Buffered bytes that were still unwritten when their database published
+  // frames (a shared-memory barrier or lock) and were written then. Always
+  // 0 unless SQLite writes a commit in a way the store does not recognise.
+  std::uint64_t late_calls = 0;
+};
+SqliteWalWrites sqlite_wal_writes();
+
 }  // namespace onestop

@@ -11,7 +11,7 @@ namespace onestop {
 
 namespace {
 
-// sqlite:PATH[?synchronous=normal|full&busy_timeout_ms=N&read_only=1]
+// sqlite:PATH[?synchronous=normal|full&busy_timeout_ms=N&read_only=1&coalesce_wal_writes=0]
 std::shared_ptr<Store> open_sqlite_uri(std::string_view uri, std::string_view rest) {
   SqliteOptions o;
   std::string_view path = rest;
@@ -39,9 +39,11 @@ std::shared_ptr<Store> open_sqlite_uri(std::string_view uri, std::string_view re
         o.busy_timeout = std::chrono::milliseconds(number());
       } else if (key == "read_only" || key == "mode") {
         o.read_only = value == "1" || value == "true" || value == "ro";
+      } else if (key == "coalesce_wal_writes" && (value == "0" || value == "1" || value == "false" || value == "true")) {
+        o.coalesce_wal_writes = value == "1" || value == "true";
       } else {
         throw Error(ErrorCode::invalid_input,
-                    fmt::format("store '{}': unknown option '{}' (synchronous=normal|full, busy_timeout_ms=N, read_only=1)",
+                    fmt::format("store '{}': unknown option '{}' (synchronous=normal|full, busy_timeout_ms=N, read_only=1, coalesce_wal_writes=0|1)",
                                 uri, kv));
       }
     }

@@ -4,21 +4,28 @@
 // SQLite writes a frame as two writes, its 24-byte header and then its page,
 // so a commit touching five pages costs ten pwrite calls; on a machine where
 // a system call costs microseconds that is most of a durable action. This
-// shim keeps consecutive writes to a WAL file in a buffer and hands them on
-// as one write:
+// shim keeps appending writes to a WAL file (each starting where the last
+// ended) in a buffer and hands them on as one write:
 //   - at the end of a commit frame (a frame whose header carries the database
 //     size, see "WAL file format" in https://www.sqlite.org/fileformat2.html),
 //     so the commit's write error, if any, is the commit's result;
 //   - before anything that reads, syncs, truncates, sizes or closes the WAL,
-//     and before any shared-memory barrier or lock of a database (what
-//     publishes frames to readers), so no reader and no sync ever sees less
-//     than what SQLite wrote;
-//   - when a write does not follow the buffered bytes, or the buffer reaches
-//     1 MiB.
-// The bytes, their offsets and their order are SQLite's own: only the number
-// of calls changes. Everything else goes straight to the default VFS.
+//     before a write that is not an append (a new WAL header, the frame
+//     headers SQLite rewrites when it fixes checksums: those go straight
+//     through and return their own errors), and before the database's
+//     shared-memory locks and barriers (what publishes frames to readers),
+//     so no reader and no sync ever sees less than what SQLite wrote;
+//   - when the buffer reaches 1 MiB (in pieces of 64 KiB: the unix VFS
+//     takes no more at once).
+// A flush where no error can be returned (a barrier) keeps its failure for
+// the WAL's next call. The bytes, their offsets and their order are
+// SQLite's own: only the number of calls changes. Everything else goes
+// straight to the default VFS. (Reviewed against SQLite 3.40's wal.c and
+// os_unix.c: walRewriteChecksums, walIndexWriteHdr, unixWrite.)
 
 #include "store/sqlite_db.hpp"
+
+#include <onestop/sqlite_store.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -40,20 +47,25 @@ struct File {
   sqlite3_file base;            // first: SQLite sees this
   sqlite3_file* real = nullptr;  // the default VFS's file, right after this struct
   bool wal = false;
+  std::string wal_name;  // database files: the name of their WAL ("<name>-wal")
   // WAL files only.
+  std::string name;
   std::string pending;
   sqlite3_int64 pending_at = 0;
-  sqlite3_int64 flush_at = -1;  // end of a buffered commit frame
+  sqlite3_int64 next = -1;      // where an appending write starts: the end of the last write
+  sqlite3_int64 flush_at = -1;  // end of a commit frame not yet written through
   int page_size = 0;            // from the WAL header; 0 until looked for, -1 when unreadable
+  int failed = SQLITE_OK;       // a flush that could not report its error: the next call does
 };
 
-// WAL files with (possibly) buffered bytes, for the flushes a database's
-// shared-memory calls trigger. One lock for all: the store keeps one
-// connection per file, so it is rarely contended.
+SqliteWalWrites counters;  // under registry_mu
+
+// WAL files, for the flushes a database's shared-memory calls trigger. One
+// lock for all; calls on one connection's files are serialised anyway.
 std::mutex registry_mu;
 std::set<File*>& wal_files() {
-  static std::set<File*> files;
-  return files;
+  static auto* files = new std::set<File*>;  // never destroyed: files may close during exit
+  return *files;
 }
 
 sqlite3_vfs* real_vfs(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
@@ -67,37 +79,58 @@ std::uint32_t big_endian(const unsigned char* p) {
 // most 64 KiB: the unix VFS writes no more than 128 KiB - 1 per call (it
 // masks the length), as SQLite itself never asks for more than a page.
 int flush_locked(File* f) {
+  if (f->pending.empty()) return SQLITE_OK;
   int rc = SQLITE_OK;
   for (std::size_t done = 0; done < f->pending.size() && rc == SQLITE_OK; done += write_piece) {
     const std::size_t n = std::min(write_piece, f->pending.size() - done);
     rc = f->real->pMethods->xWrite(f->real, f->pending.data() + done, static_cast<int>(n),
                                    f->pending_at + static_cast<sqlite3_int64>(done));
+    ++counters.calls;
+    counters.bytes += n;
   }
+  const sqlite3_int64 end = f->pending_at + static_cast<sqlite3_int64>(f->pending.size());
+  if (f->flush_at >= 0 && end >= f->flush_at) f->flush_at = -1;
   f->pending.clear();
-  f->flush_at = -1;
   return rc;
 }
 
-int flush(File* f) {
-  std::lock_guard lock(registry_mu);
+// A failure kept for the file's next call, or its buffer written.
+int settle_locked(File* f) {
+  if (f->failed != SQLITE_OK) {
+    const int rc = f->failed;
+    f->failed = SQLITE_OK;
+    f->pending.clear();
+    return rc;
+  }
   return flush_locked(f);
 }
 
-void flush_all() {
+int settle(File* f) {
   std::lock_guard lock(registry_mu);
-  for (File* f : wal_files()) (void)flush_locked(f);  // a failure shows at the commit frame's or the sync's write
+  return settle_locked(f);
 }
 
-// The page size of a WAL file, from the header in `data` when it is being
-// written, else from the file.
+// Before a database publishes frames (its wal-index) or looks at others':
+// its WAL's buffered bytes are written. Called where no error can be
+// returned, so a failure is kept and the WAL's next call reports it.
+void flush_wal_of(File* db) {
+  if (db->wal_name.empty()) return;
+  std::lock_guard lock(registry_mu);
+  for (File* f : wal_files()) {
+    if (f->pending.empty() || f->name != db->wal_name) continue;
+    ++counters.late_calls;
+    if (const int rc = flush_locked(f); rc != SQLITE_OK && f->failed == SQLITE_OK) f->failed = rc;
+  }
+}
+
+// The page size of a WAL file, from its header.
 int page_size_of(File* f) {
   if (f->page_size != 0) return f->page_size;
   unsigned char header[wal_header];
   if (f->real->pMethods->xRead(f->real, header, wal_header, 0) == SQLITE_OK) {
-    const std::uint32_t size = big_endian(header + 8);
-    f->page_size = size == 1 ? 65536 : static_cast<int>(size);
+    f->page_size = static_cast<int>(big_endian(header + 8));
   } else {
-    f->page_size = -1;  // not asked again; the next WAL header written sets it
+    f->page_size = -1;  // the next WAL header written sets it
   }
   return f->page_size;
 }
@@ -107,7 +140,7 @@ int x_close(sqlite3_file* file) {
   int rc = SQLITE_OK;
   if (f->wal) {
     std::lock_guard lock(registry_mu);
-    rc = flush_locked(f);
+    rc = settle_locked(f);
     wal_files().erase(f);
   }
   const int closed = f->real->pMethods != nullptr ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
@@ -118,44 +151,50 @@ int x_close(sqlite3_file* file) {
 int x_read(sqlite3_file* file, void* out, int n, sqlite3_int64 at) {
   File* f = of(file);
   if (f->wal) {
-    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
   }
   return f->real->pMethods->xRead(f->real, out, n, at);
 }
 
+// Appends (each write starting where the last ended) are buffered; anything
+// else (a new WAL header at offset 0, the frame headers SQLite rewrites to
+// fix checksums) goes straight through, after the buffer, in order.
 int x_write(sqlite3_file* file, const void* data, int n, sqlite3_int64 at) {
   File* f = of(file);
   if (!f->wal) return f->real->pMethods->xWrite(f->real, data, n, at);
   std::lock_guard lock(registry_mu);
+  if (f->failed != SQLITE_OK) return settle_locked(f);
   const auto* bytes = static_cast<const unsigned char*>(data);
-  if (at == 0 && n >= wal_header) {  // a new WAL header: the page size
-    const std::uint32_t size = big_endian(bytes + 8);
-    f->page_size = size == 1 ? 65536 : static_cast<int>(size);
-  }
-  if (!f->pending.empty() && at != f->pending_at + static_cast<sqlite3_int64>(f->pending.size())) {
-    if (const int rc = flush_locked(f); rc != SQLITE_OK) return rc;
-  }
+  if (at == 0 && n >= wal_header) f->page_size = static_cast<int>(big_endian(bytes + 8));  // a new WAL header
   if (f->page_size == 0 && at >= wal_header) {
-    // Learn the page size from the file before buffering frames.
     if (const int rc = flush_locked(f); rc != SQLITE_OK) return rc;
     (void)page_size_of(f);
   }
-  // A commit frame's header starting here: flush once its page is buffered.
+  // A commit frame's header: written through no later than its page.
   if (f->page_size > 0 && at >= wal_header && n >= 8) {
     const sqlite3_int64 frame = frame_header + f->page_size;
     if ((at - wal_header) % frame == 0 && big_endian(bytes + 4) != 0) f->flush_at = at + frame;
   }
+  if (at != f->next) {
+    if (const int rc = flush_locked(f); rc != SQLITE_OK) return rc;
+    const int rc = f->real->pMethods->xWrite(f->real, data, n, at);
+    ++counters.calls;
+    counters.bytes += static_cast<std::uint64_t>(n);
+    f->next = at + n;
+    if (f->flush_at >= 0 && f->next >= f->flush_at) f->flush_at = -1;
+    return rc;
+  }
   if (f->pending.empty()) f->pending_at = at;
   f->pending.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-  const sqlite3_int64 end = f->pending_at + static_cast<sqlite3_int64>(f->pending.size());
-  if ((f->flush_at >= 0 && end >= f->flush_at) || f->pending.size() >= buffer_limit) return flush_locked(f);
+  f->next = at + n;
+  if ((f->flush_at >= 0 && f->next >= f->flush_at) || f->pending.size() >= buffer_limit) return flush_locked(f);
   return SQLITE_OK;
 }
 
 int x_truncate(sqlite3_file* file, sqlite3_int64 size) {
   File* f = of(file);
   if (f->wal) {
-    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
   }
   return f->real->pMethods->xTruncate(f->real, size);
 }
@@ -163,7 +202,7 @@ int x_truncate(sqlite3_file* file, sqlite3_int64 size) {
 int x_sync(sqlite3_file* file, int flags) {
   File* f = of(file);
   if (f->wal) {
-    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
   }
   return f->real->pMethods->xSync(f->real, flags);
 }
@@ -171,7 +210,7 @@ int x_sync(sqlite3_file* file, int flags) {
 int x_file_size(sqlite3_file* file, sqlite3_int64* size) {
   File* f = of(file);
   if (f->wal) {
-    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
   }
   return f->real->pMethods->xFileSize(f->real, size);
 }
@@ -180,7 +219,7 @@ int x_lock(sqlite3_file* file, int level) { return of(file)->real->pMethods->xLo
 int x_unlock(sqlite3_file* file, int level) {
   File* f = of(file);
   if (f->wal) {
-    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
   }
   return f->real->pMethods->xUnlock(f->real, level);
 }
@@ -190,7 +229,7 @@ int x_check_reserved_lock(sqlite3_file* file, int* out) {
 int x_file_control(sqlite3_file* file, int op, void* arg) {
   File* f = of(file);
   if (f->wal) {
-    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
   }
   return f->real->pMethods->xFileControl(f->real, op, arg);
 }
@@ -205,15 +244,15 @@ int x_shm_map(sqlite3_file* file, int region, int size, int extend, void volatil
   return of(file)->real->pMethods->xShmMap(of(file)->real, region, size, extend, out);
 }
 int x_shm_lock(sqlite3_file* file, int offset, int n, int flags) {
-  flush_all();
+  flush_wal_of(of(file));
   return of(file)->real->pMethods->xShmLock(of(file)->real, offset, n, flags);
 }
 void x_shm_barrier(sqlite3_file* file) {
-  flush_all();
+  flush_wal_of(of(file));
   of(file)->real->pMethods->xShmBarrier(of(file)->real);
 }
 int x_shm_unmap(sqlite3_file* file, int delete_flag) {
-  flush_all();
+  flush_wal_of(of(file));
   return of(file)->real->pMethods->xShmUnmap(of(file)->real, delete_flag);
 }
 int x_fetch(sqlite3_file* file, sqlite3_int64 at, int n, void** out) {
@@ -244,7 +283,9 @@ int x_open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, in
   }
   f->wal = (flags & SQLITE_OPEN_WAL) != 0;
   file->pMethods = &methods;
+  if (name != nullptr && (flags & SQLITE_OPEN_MAIN_DB) != 0) f->wal_name = std::string(name) + "-wal";
   if (f->wal && rc == SQLITE_OK) {
+    if (name != nullptr) f->name = name;
     std::lock_guard lock(registry_mu);
     wal_files().insert(f);
   }
@@ -310,3 +351,12 @@ const char* coalescing_vfs() {
 }
 
 }  // namespace onestop::sqlite_detail
+
+namespace onestop {
+
+SqliteWalWrites sqlite_wal_writes() {
+  std::lock_guard lock(sqlite_detail::registry_mu);
+  return sqlite_detail::counters;
+}
+
+}  // namespace onestop

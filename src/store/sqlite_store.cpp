@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <filesystem>
 #include <list>
@@ -674,6 +675,7 @@ class SqliteStoreImpl final : public SqliteStore {
     Stmt begin_immediate, begin_read, commit, rollback;
     Stmt select_row, select_snapshot, insert_case, update_full, update_timer, update_plain;
     Stmt insert_event, select_events;
+    std::array<Stmt, 6> insert_events;  // [i]: 2^i events at once ([0] unused: insert_event)
     Stmt insert_inbox, delete_inbox;
     Stmt due, case_ids, reserve_ids, bump_ids;
     Stmt insert_definition, next_version, next_target, next_kind, count_running, count_by_status;
@@ -796,6 +798,19 @@ class SqliteStoreImpl final : public SqliteStore {
     st_.insert_event = p(
         "INSERT INTO events(case_id, seq, at, actor, kind, task, node, from_state, to_state, payload, prev_hash, hash) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    // The same for 2, 4, ... 32 events at once: a commit's events go in a
+    // few statement runs (24 events: 16 + 8) instead of one run each.
+    for (std::size_t i = 0; i < st_.insert_events.size(); ++i) {
+      std::string sql =
+          "INSERT INTO events(case_id, seq, at, actor, kind, task, node, from_state, to_state, payload, prev_hash, hash) "
+          "VALUES ";
+      for (int r = 0; r < (1 << i); ++r) {
+        sql += r == 0 ? "(" : ",(";
+        for (int c = 1; c <= event_columns; ++c) sql += fmt::format("{}?{}", c == 1 ? "" : ",", r * event_columns + c);
+        sql += ")";
+      }
+      st_.insert_events[i] = i == 0 ? Stmt() : p(sql);
+    }
     st_.select_events = p(
         "SELECT seq, at, actor, kind, task, node, from_state, to_state, payload, prev_hash, hash FROM events "
         "WHERE case_id = ?1 ORDER BY seq");
@@ -983,32 +998,45 @@ class SqliteStoreImpl final : public SqliteStore {
     return open_tasks;
   }
 
+  static constexpr int event_columns = 12;
+
+  // Events are written in runs of 32, 16, ... 1 (insert_events).
   void write_events(const std::vector<std::vector<Event>>& lists) {
     static const Hash zero{};
-    Stmt& s = st_.insert_event;
-    const Hash* before = nullptr;  // the hash of the event before, when written in this call
+    std::vector<const Event*> all;
     for (const auto& events : lists) {
-      for (const auto& e : events) {
+      for (const auto& e : events) all.push_back(&e);
+    }
+    const Hash* before = nullptr;  // the hash of the event before, when written in this call
+    auto bind = [&](Stmt& s, int base, const Event& e) {
+      s.bind(base + 1, static_cast<std::int64_t>(e.case_id))
+          .bind(base + 2, static_cast<std::int64_t>(e.seq))
+          .bind(base + 3, seconds(e.at))
+          .bind(base + 4, e.actor)
+          .bind(base + 5, static_cast<std::int64_t>(e.kind))
+          .bind(base + 6, std::int64_t{e.task})
+          .bind(base + 7, e.node)
+          .bind(base + 8, e.from)
+          .bind(base + 9, e.to)
+          .bind(base + 10, e.payload);
+      const bool derived = before != nullptr ? e.prev_hash == *before : (e.seq == 1 && e.prev_hash == zero);
+      if (derived) {
+        s.bind_null(base + 11);
+      } else {
+        s.bind_blob(base + 11, e.prev_hash.data(), e.prev_hash.size());
+      }
+      s.bind_blob(base + 12, e.hash.data(), e.hash.size());
+      before = &e.hash;
+    };
+    std::size_t k = 0;
+    for (std::size_t i = st_.insert_events.size(); i-- > 0;) {
+      const std::size_t rows = std::size_t{1} << i;
+      while (all.size() - k >= rows) {
+        Stmt& s = i == 0 ? st_.insert_event : st_.insert_events[i];
         Reset r(s);
-        s.bind(1, static_cast<std::int64_t>(e.case_id))
-            .bind(2, static_cast<std::int64_t>(e.seq))
-            .bind(3, seconds(e.at))
-            .bind(4, e.actor)
-            .bind(5, static_cast<std::int64_t>(e.kind))
-            .bind(6, std::int64_t{e.task})
-            .bind(7, e.node)
-            .bind(8, e.from)
-            .bind(9, e.to)
-            .bind(10, e.payload);
-        const bool derived = before != nullptr ? e.prev_hash == *before : (e.seq == 1 && e.prev_hash == zero);
-        if (derived) {
-          s.bind_null(11);
-        } else {
-          s.bind_blob(11, e.prev_hash.data(), e.prev_hash.size());
-        }
-        s.bind_blob(12, e.hash.data(), e.hash.size());
+        for (std::size_t j = 0; j < rows; ++j) bind(s, static_cast<int>(j) * event_columns, *all[k + j]);
         s.step();
-        before = &e.hash;
+        k += rows;
       }
     }
   }

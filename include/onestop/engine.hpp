@@ -129,7 +129,9 @@ class Engine {
   // Performs one action. Throws Error: not_found (no such case or task),
   // not_permitted (actor not entitled), invalid_state (task finished, case
   // not running), conflict (stale version), invalid_input (bad target).
-  // On any throw nothing has changed. Returns the new case version.
+  // On any throw nothing has changed. Returns the new case version. When the
+  // commit finds that someone committed first, the action is applied once
+  // more to the case as it is then; only a second conflict is thrown.
   virtual std::uint64_t act(const Action& action) = 0;
   // The current state of a case. Throws Error(not_found).
   virtual Case get(CaseId id) = 0;

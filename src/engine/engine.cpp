@@ -137,7 +137,7 @@ class EngineImpl final : public Engine {
     // when the commit finds that someone committed first, once more on a
     // fresh load: the action is checked again against what is there now.
     for (int attempt = 0;; ++attempt) {
-      auto current = attempt == 0 ? load_for_change(action->case_id) : load(action->case_id);
+      auto current = load(action->case_id, attempt == 0);
       auto next = std::make_shared<CaseSnapshot>(*current);
       core::Machine m(*compiled_, *next, options_.clock->now(), action->actor.user);
       m.act(*action);
@@ -161,7 +161,7 @@ class EngineImpl final : public Engine {
     for (CaseId id : options_.store->due_cases(now, std::numeric_limits<std::size_t>::max())) {
       for (int attempt = 0; attempt < 3; ++attempt) {
         try {
-          auto current = attempt == 0 ? load_for_change(id) : load(id);
+          auto current = load(id, attempt == 0);
           auto next = std::make_shared<CaseSnapshot>(*current);
           core::Machine m(*compiled_, *next, now, "system");
           const std::size_t n = m.fire_timers();
@@ -394,14 +394,10 @@ class EngineImpl final : public Engine {
   }
 
  private:
-  std::shared_ptr<const CaseSnapshot> load(CaseId id) {
-    auto s = options_.store->load(id);
-    if (!s) throw Error(ErrorCode::not_found, fmt::format("no case {}", id));
-    return s;
-  }
-
-  std::shared_ptr<const CaseSnapshot> load_for_change(CaseId id) {
-    auto s = options_.store->load_for_change(id);
+  // The case's state (for an action about to change it: what the store has
+  // at hand, Store::load_for_change); Error(not_found) when there is none.
+  std::shared_ptr<const CaseSnapshot> load(CaseId id, bool for_change = false) {
+    auto s = for_change ? options_.store->load_for_change(id) : options_.store->load(id);
     if (!s) throw Error(ErrorCode::not_found, fmt::format("no case {}", id));
     return s;
   }

@@ -123,8 +123,6 @@ json to_json(const SimulationReport& r) {
   return j;
 }
 
-std::string pct(double x) { return percent_text(x); }
-
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string out = "\"";
@@ -152,7 +150,7 @@ std::string report_text(const SimulationReport& r) {
   row("cases finished", std::to_string(r.finished));
   row("cases open at the end", std::to_string(r.open));
   row("throughput (cases/working day)", fmt::format("{:.2f}", r.throughput_per_working_day));
-  row("on-time rate", pct(r.on_time_rate));
+  row("on-time rate", percent_text(r.on_time_rate));
   row("yellow warnings", std::to_string(r.yellow));
   row("red warnings", std::to_string(r.red));
   row("escalations", std::to_string(r.escalations));
@@ -166,7 +164,7 @@ std::string report_text(const SimulationReport& r) {
     const std::string name = t.part_of.empty() ? t.target : "  " + t.target;
     o << fmt::format("{:<28} {:>7} {:>7} {:>6.1f} {:>6.1f} {:>6.1f} {:>6.1f} {:>8}\n", name, t.arrived, t.finished,
                      t.cycle_days.mean, t.cycle_days.p50, t.cycle_days.p90, t.cycle_days.p99,
-                     t.part_of.empty() ? pct(t.on_time_rate) : std::string("-"));
+                     t.part_of.empty() ? percent_text(t.on_time_rate) : std::string("-"));
   }
   o << "\nSteps: waiting for staff (hours) and service (working hours)\n";
   o << fmt::format("{:<44} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6}\n", "flow/step", "served", "t/out", "wait", "p90", "serve", "corr");
@@ -177,14 +175,14 @@ std::string report_text(const SimulationReport& r) {
   o << "\nDepartments: staff utilisation\n";
   o << fmt::format("{:<28} {:>5} {:>10} {:>10} {:>7}\n", "department", "staff", "busy h", "on duty h", "use");
   for (const auto& d : r.departments) {
-    o << fmt::format("{:<28} {:>5} {:>10.0f} {:>10.0f} {:>7}\n", d.department, d.staff, d.busy_hours, d.available_hours, pct(d.utilisation));
+    o << fmt::format("{:<28} {:>5} {:>10.0f} {:>10.0f} {:>7}\n", d.department, d.staff, d.busy_hours, d.available_hours, percent_text(d.utilisation));
   }
   o << "\nBottlenecks (waiting hours per case)\n";
   int rank = 0;
   for (const auto& b : r.bottlenecks) {
     if (++rank > 5) break;
     o << fmt::format("{}. {:<44} {:>7.2f} h/case, mean wait {:.1f} h, staff use {}\n", rank, b.step, b.score, b.mean_wait_hours,
-                     pct(b.utilisation));
+                     percent_text(b.utilisation));
   }
   for (const auto& w : r.warnings) o << "warning: " << w << '\n';
   return o.str();

@@ -285,37 +285,15 @@ class SqliteStoreImpl final : public SqliteStore {
 
   std::shared_ptr<const CaseSnapshot> load(CaseId id) override {
     std::lock_guard lock(mu_);
-    require_bound("load");
-    if (batch_depth_ > 0) {
-      if (auto it = pending_.find(id); it != pending_.end()) return it->second.latest.snapshot;
-    }
-    Stmt& s = st_.select_snapshot;
-    Reset r(s);
-    s.bind(1, static_cast<std::int64_t>(id));
-    if (!s.step()) return nullptr;
-    const auto version = static_cast<std::uint64_t>(s.integer(0));
-    if (auto cached = cached_snapshot(id, version)) return cached;
-    auto snapshot = binding_->decode(s.blob(1));
-    remember(id, version, snapshot);
-    return snapshot;
+    return load_locked(id, false);
   }
 
   // The cached state when there is one, without a read transaction: in the
   // usual single-process deployment it is the latest, and otherwise the
   // commit's version check says so (and forgets it).
   std::shared_ptr<const CaseSnapshot> load_for_change(CaseId id) override {
-    {
-      std::lock_guard lock(mu_);
-      require_bound("load");
-      if (batch_depth_ > 0) {
-        if (auto it = pending_.find(id); it != pending_.end()) return it->second.latest.snapshot;
-      }
-      if (auto it = cache_index_.find(id); it != cache_index_.end()) {
-        cache_.splice(cache_.begin(), cache_, it->second);
-        return it->second->snapshot;
-      }
-    }
-    return load(id);
+    std::lock_guard lock(mu_);
+    return load_locked(id, true);
   }
 
   void commit(Commit c) override {
@@ -674,8 +652,8 @@ class SqliteStoreImpl final : public SqliteStore {
   struct Statements {
     Stmt begin_immediate, begin_read, commit, rollback;
     Stmt select_row, select_snapshot, insert_case, update_full, update_timer, update_plain;
-    Stmt insert_event, select_events;
-    std::array<Stmt, 6> insert_events;  // [i]: 2^i events at once ([0] unused: insert_event)
+    Stmt select_events;
+    std::array<Stmt, 6> insert_events;  // [i]: 2^i events at once
     Stmt insert_inbox, delete_inbox;
     Stmt due, case_ids, reserve_ids, bump_ids;
     Stmt insert_definition, next_version, next_target, next_kind, count_running, count_by_status;
@@ -795,11 +773,8 @@ class SqliteStoreImpl final : public SqliteStore {
     st_.update_timer = p(
         "UPDATE cases SET version = ?6, finished = ?8, next_timer = ?9, open_tasks = ?11, snapshot = ?10 WHERE id = ?1");
     st_.update_plain = p("UPDATE cases SET version = ?6, finished = ?8, open_tasks = ?11, snapshot = ?10 WHERE id = ?1");
-    st_.insert_event = p(
-        "INSERT INTO events(case_id, seq, at, actor, kind, task, node, from_state, to_state, payload, prev_hash, hash) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-    // The same for 2, 4, ... 32 events at once: a commit's events go in a
-    // few statement runs (24 events: 16 + 8) instead of one run each.
+    // Events 1, 2, 4, ... 32 at once: a commit's events go in a few
+    // statement runs (24 events: 16 + 8) instead of one run each.
     for (std::size_t i = 0; i < st_.insert_events.size(); ++i) {
       std::string sql =
           "INSERT INTO events(case_id, seq, at, actor, kind, task, node, from_state, to_state, payload, prev_hash, hash) "
@@ -809,7 +784,7 @@ class SqliteStoreImpl final : public SqliteStore {
         for (int c = 1; c <= event_columns; ++c) sql += fmt::format("{}?{}", c == 1 ? "" : ",", r * event_columns + c);
         sql += ")";
       }
-      st_.insert_events[i] = i == 0 ? Stmt() : p(sql);
+      st_.insert_events[i] = p(sql);
     }
     st_.select_events = p(
         "SELECT seq, at, actor, kind, task, node, from_state, to_state, payload, prev_hash, hash FROM events "
@@ -1032,7 +1007,7 @@ class SqliteStoreImpl final : public SqliteStore {
     for (std::size_t i = st_.insert_events.size(); i-- > 0;) {
       const std::size_t rows = std::size_t{1} << i;
       while (all.size() - k >= rows) {
-        Stmt& s = i == 0 ? st_.insert_event : st_.insert_events[i];
+        Stmt& s = st_.insert_events[i];
         Reset r(s);
         for (std::size_t j = 0; j < rows; ++j) bind(s, static_cast<int>(j) * event_columns, *all[k + j]);
         s.step();
@@ -1208,10 +1183,32 @@ class SqliteStoreImpl final : public SqliteStore {
     std::shared_ptr<const CaseSnapshot> snapshot;
   };
 
-  std::shared_ptr<const CaseSnapshot> cached_snapshot(CaseId id, std::uint64_t version) {
+  // The batch's latest state of a case, else the cached one (any version
+  // when `unchecked`), else the stored one.
+  std::shared_ptr<const CaseSnapshot> load_locked(CaseId id, bool unchecked) {
+    require_bound("load");
+    if (batch_depth_ > 0) {
+      if (auto it = pending_.find(id); it != pending_.end()) return it->second.latest.snapshot;
+    }
+    if (unchecked) {
+      if (auto cached = cached_snapshot(id, std::nullopt)) return cached;
+    }
+    Stmt& s = st_.select_snapshot;
+    Reset r(s);
+    s.bind(1, static_cast<std::int64_t>(id));
+    if (!s.step()) return nullptr;
+    const auto version = static_cast<std::uint64_t>(s.integer(0));
+    if (auto cached = cached_snapshot(id, version)) return cached;
+    auto snapshot = binding_->decode(s.blob(1));
+    remember(id, version, snapshot);
+    return snapshot;
+  }
+
+  // The cached state of a case, if it is at `version` (any, when nullopt).
+  std::shared_ptr<const CaseSnapshot> cached_snapshot(CaseId id, std::optional<std::uint64_t> version) {
     auto it = cache_index_.find(id);
     if (it == cache_index_.end()) return nullptr;
-    if (it->second->version != version) return nullptr;
+    if (version && it->second->version != *version) return nullptr;
     cache_.splice(cache_.begin(), cache_, it->second);
     return it->second->snapshot;
   }

@@ -75,21 +75,25 @@ std::uint32_t big_endian(const unsigned char* p) {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
 }
 
+// Hands `n` bytes at `at` to the default VFS, counted; ends the pending
+// commit frame when they reach its end. Caller holds registry_mu.
+int write_through(File* f, const void* data, std::size_t n, sqlite3_int64 at) {
+  const int rc = f->real->pMethods->xWrite(f->real, data, static_cast<int>(n), at);
+  ++counters.calls;
+  counters.bytes += n;
+  if (f->flush_at >= 0 && at + static_cast<sqlite3_int64>(n) >= f->flush_at) f->flush_at = -1;
+  return rc;
+}
+
 // Writes the buffered bytes; caller holds registry_mu. In pieces of at
 // most 64 KiB: the unix VFS writes no more than 128 KiB - 1 per call (it
 // masks the length), as SQLite itself never asks for more than a page.
 int flush_locked(File* f) {
-  if (f->pending.empty()) return SQLITE_OK;
   int rc = SQLITE_OK;
   for (std::size_t done = 0; done < f->pending.size() && rc == SQLITE_OK; done += write_piece) {
-    const std::size_t n = std::min(write_piece, f->pending.size() - done);
-    rc = f->real->pMethods->xWrite(f->real, f->pending.data() + done, static_cast<int>(n),
-                                   f->pending_at + static_cast<sqlite3_int64>(done));
-    ++counters.calls;
-    counters.bytes += n;
+    rc = write_through(f, f->pending.data() + done, std::min(write_piece, f->pending.size() - done),
+                       f->pending_at + static_cast<sqlite3_int64>(done));
   }
-  const sqlite3_int64 end = f->pending_at + static_cast<sqlite3_int64>(f->pending.size());
-  if (f->flush_at >= 0 && end >= f->flush_at) f->flush_at = -1;
   f->pending.clear();
   return rc;
 }
@@ -148,14 +152,6 @@ int x_close(sqlite3_file* file) {
   return rc != SQLITE_OK ? rc : closed;
 }
 
-int x_read(sqlite3_file* file, void* out, int n, sqlite3_int64 at) {
-  File* f = of(file);
-  if (f->wal) {
-    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  }
-  return f->real->pMethods->xRead(f->real, out, n, at);
-}
-
 // Appends (each write starting where the last ended) are buffered; anything
 // else (a new WAL header at offset 0, the frame headers SQLite rewrites to
 // fix checksums) goes straight through, after the buffer, in order.
@@ -177,12 +173,8 @@ int x_write(sqlite3_file* file, const void* data, int n, sqlite3_int64 at) {
   }
   if (at != f->next) {
     if (const int rc = flush_locked(f); rc != SQLITE_OK) return rc;
-    const int rc = f->real->pMethods->xWrite(f->real, data, n, at);
-    ++counters.calls;
-    counters.bytes += static_cast<std::uint64_t>(n);
     f->next = at + n;
-    if (f->flush_at >= 0 && f->next >= f->flush_at) f->flush_at = -1;
-    return rc;
+    return write_through(f, data, static_cast<std::size_t>(n), at);
   }
   if (f->pending.empty()) f->pending_at = at;
   f->pending.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
@@ -191,82 +183,50 @@ int x_write(sqlite3_file* file, const void* data, int n, sqlite3_int64 at) {
   return SQLITE_OK;
 }
 
-int x_truncate(sqlite3_file* file, sqlite3_int64 size) {
-  File* f = of(file);
-  if (f->wal) {
-    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  }
-  return f->real->pMethods->xTruncate(f->real, size);
+// The default VFS's method `M` on the file SQLite handed us.
+template <auto M, class... A>
+auto forward(sqlite3_file* file, A... args) {
+  return (of(file)->real->pMethods->*M)(of(file)->real, args...);
 }
 
-int x_sync(sqlite3_file* file, int flags) {
-  File* f = of(file);
-  if (f->wal) {
-    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
+// The same after the WAL's buffer is written (or its kept failure reported).
+template <auto M, class... A>
+int settled(sqlite3_file* file, A... args) {
+  if (of(file)->wal) {
+    if (const int rc = settle(of(file)); rc != SQLITE_OK) return rc;
   }
-  return f->real->pMethods->xSync(f->real, flags);
-}
-
-int x_file_size(sqlite3_file* file, sqlite3_int64* size) {
-  File* f = of(file);
-  if (f->wal) {
-    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  }
-  return f->real->pMethods->xFileSize(f->real, size);
-}
-
-int x_lock(sqlite3_file* file, int level) { return of(file)->real->pMethods->xLock(of(file)->real, level); }
-int x_unlock(sqlite3_file* file, int level) {
-  File* f = of(file);
-  if (f->wal) {
-    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  }
-  return f->real->pMethods->xUnlock(f->real, level);
-}
-int x_check_reserved_lock(sqlite3_file* file, int* out) {
-  return of(file)->real->pMethods->xCheckReservedLock(of(file)->real, out);
-}
-int x_file_control(sqlite3_file* file, int op, void* arg) {
-  File* f = of(file);
-  if (f->wal) {
-    if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  }
-  return f->real->pMethods->xFileControl(f->real, op, arg);
-}
-int x_sector_size(sqlite3_file* file) { return of(file)->real->pMethods->xSectorSize(of(file)->real); }
-int x_device_characteristics(sqlite3_file* file) {
-  return of(file)->real->pMethods->xDeviceCharacteristics(of(file)->real);
+  return forward<M>(file, args...);
 }
 
 // Shared memory belongs to the database file: what a writer publishes
 // there (the WAL index) must never run ahead of the WAL's bytes.
-int x_shm_map(sqlite3_file* file, int region, int size, int extend, void volatile** out) {
-  return of(file)->real->pMethods->xShmMap(of(file)->real, region, size, extend, out);
-}
-int x_shm_lock(sqlite3_file* file, int offset, int n, int flags) {
+template <auto M, class... A>
+auto published(sqlite3_file* file, A... args) {
   flush_wal_of(of(file));
-  return of(file)->real->pMethods->xShmLock(of(file)->real, offset, n, flags);
-}
-void x_shm_barrier(sqlite3_file* file) {
-  flush_wal_of(of(file));
-  of(file)->real->pMethods->xShmBarrier(of(file)->real);
-}
-int x_shm_unmap(sqlite3_file* file, int delete_flag) {
-  flush_wal_of(of(file));
-  return of(file)->real->pMethods->xShmUnmap(of(file)->real, delete_flag);
-}
-int x_fetch(sqlite3_file* file, sqlite3_int64 at, int n, void** out) {
-  return of(file)->real->pMethods->xFetch(of(file)->real, at, n, out);
-}
-int x_unfetch(sqlite3_file* file, sqlite3_int64 at, void* p) {
-  return of(file)->real->pMethods->xUnfetch(of(file)->real, at, p);
+  return forward<M>(file, args...);
 }
 
+using io = sqlite3_io_methods;
 const sqlite3_io_methods methods = {
-    3,           x_close,       x_read,        x_write,       x_truncate,       x_sync,
-    x_file_size, x_lock,        x_unlock,      x_check_reserved_lock, x_file_control, x_sector_size,
-    x_device_characteristics, x_shm_map, x_shm_lock, x_shm_barrier, x_shm_unmap, x_fetch,
-    x_unfetch};
+    3,
+    x_close,
+    settled<&io::xRead, void*, int, sqlite3_int64>,
+    x_write,
+    settled<&io::xTruncate, sqlite3_int64>,
+    settled<&io::xSync, int>,
+    settled<&io::xFileSize, sqlite3_int64*>,
+    forward<&io::xLock, int>,
+    settled<&io::xUnlock, int>,
+    forward<&io::xCheckReservedLock, int*>,
+    settled<&io::xFileControl, int, void*>,
+    forward<&io::xSectorSize>,
+    forward<&io::xDeviceCharacteristics>,
+    forward<&io::xShmMap, int, int, int, void volatile**>,
+    published<&io::xShmLock, int, int, int>,
+    published<&io::xShmBarrier>,
+    published<&io::xShmUnmap, int>,
+    forward<&io::xFetch, sqlite3_int64, int, void**>,
+    forward<&io::xUnfetch, sqlite3_int64, void*>};
 
 int x_open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int* out_flags) {
   sqlite3_vfs* real = real_vfs(vfs);

@@ -18,7 +18,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cstring>
+#include <bit>
 #include <memory>
 #include <cmath>
 #include <map>
@@ -527,8 +527,7 @@ sys_seconds WorkingCalendar::before(sys_seconds due, double amount, TimeUnit uni
     thread_local std::unique_ptr<Memo[]> memo;
     if (!memo) memo = std::make_unique<Memo[]>(slots);
     const std::int64_t at = due.time_since_epoch().count();
-    std::uint64_t bits = 0;
-    std::memcpy(&bits, &lead, sizeof bits);
+    const auto bits = std::bit_cast<std::uint64_t>(lead);
     std::uint64_t h = (c.serial * 0x9E3779B97F4A7C15ULL) ^ (static_cast<std::uint64_t>(at) * 0xC2B2AE3D27D4EB4FULL) ^
                       (bits * 0x165667B19E3779F9ULL);
     h ^= h >> 29;

@@ -3,6 +3,7 @@
 // store acknowledged, one line each, written with write(2) as soon as
 // commit returns:
 //
+//   acting CASE             an action on CASE is about to be committed (crash mode)
 //   ack CASE VERSION        an action committed; the case is at VERSION
 //   conflict CASE           a stale action was refused with `conflict`
 //   tick FIRED              engine.tick fired FIRED timers
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
           mine.erase(mine.begin() + static_cast<std::ptrdiff_t>(pick));
           continue;
         }
+        say(fmt::format("acting {}", c.id));
         const std::uint64_t v = engine->act(action_for(c, *open[rng() % open.size()], user));
         say(fmt::format("ack {} {}", c.id, v));
       }

@@ -111,10 +111,11 @@ bool is_input(EventKind k) {
   return k == EventKind::submitted || k == EventKind::acted || k == EventKind::handler_ran || k == EventKind::timer_fired;
 }
 
-// Every case verifies: hash chain intact, state equal to the replay of its
+// Each case verifies: hash chain intact, state equal to the replay of its
 // history, one version per input (nothing half-applied).
-void check_every_case(Engine& engine, Store& store) {
-  for (CaseId id : store.case_ids()) {
+template <class Ids>
+void check_cases(Engine& engine, const Ids& ids) {
+  for (CaseId id : ids) {
     const HistoryCheck check = engine.verify(id);
     INFO("case " << id << ": " << check.message);
     REQUIRE(check.ok);
@@ -124,6 +125,8 @@ void check_every_case(Engine& engine, Store& store) {
   }
 }
 
+void check_every_case(Engine& engine, Store& store) { check_cases(engine, store.case_ids()); }
+
 }  // namespace
 
 TEST_CASE("crash safety: a child killed with SIGKILL at random moments loses no acknowledged action") {
@@ -131,6 +134,7 @@ TEST_CASE("crash safety: a child killed with SIGKILL at random moments loses no 
   const fs::path db = dir / "cases.db";
   std::mt19937 rng(20261125);
   std::map<CaseId, std::uint64_t> acknowledged;  // highest version acknowledged per case
+  std::set<CaseId> known;                         // cases in the file after the last kill
   std::size_t acks = 0;
   const int kills = 60;
   for (int round = 0; round < kills; ++round) {
@@ -150,15 +154,21 @@ TEST_CASE("crash safety: a child killed with SIGKILL at random moments loses no 
     child.read_all();  // lines written before the kill
     const int status = child.wait_exit();
     CHECK(WIFSIGNALED(status));
+    std::set<CaseId> touched;  // acted on this round, acknowledged or in flight when killed
     for (const auto& line : child.lines()) {
       CaseId id = 0;
       unsigned long long version = 0;
       if (std::sscanf(line.c_str(), "ack %llu %llu", reinterpret_cast<unsigned long long*>(&id), &version) == 2) {
         acknowledged[id] = std::max<std::uint64_t>(acknowledged[id], version);
+        touched.insert(id);
         ++acks;
+      } else if (std::sscanf(line.c_str(), "acting %llu", reinterpret_cast<unsigned long long*>(&id)) == 1) {
+        touched.insert(id);
       }
     }
-    // After each kill: the file is sound, every acknowledged action is there.
+    // After each kill: the file is sound, every acknowledged action is there,
+    // and every case the child touched (new ones included) verifies and
+    // replays to its state, with nothing half-applied.
     auto sqlite = open_sqlite_store(db.string());
     REQUIRE(sqlite->integrity_check() == "ok");
     auto engine = open_checker(db);
@@ -166,6 +176,10 @@ TEST_CASE("crash safety: a child killed with SIGKILL at random moments loses no 
       INFO("case " << id);
       REQUIRE(engine->get(id).version >= version);
     }
+    for (CaseId id : sqlite->case_ids()) {
+      if (known.insert(id).second) touched.insert(id);
+    }
+    check_cases(*engine, touched);
   }
   MESSAGE(kills << " kills, " << acks << " acknowledged actions on " << acknowledged.size() << " cases");
   CHECK(acks > 100);

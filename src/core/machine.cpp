@@ -233,9 +233,7 @@ TaskRecord& Machine::create_task(Token& token) {
     task.due = token.clock->due;
   }
   token.task = task.id;
-  make_room(state_.tasks, 1);
-  state_.tasks.push_back(std::move(task));
-  TaskRecord& created = state_.tasks.back();
+  TaskRecord& created = state_.tasks.push_back(std::move(task));
   emit(EventKind::task_created, created.id, def.id, {}, "open",
        created.due ? instant_json("due", *created.due) : std::string());
   return created;
@@ -419,7 +417,6 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
   // The branches' tokens and tasks, without regrowing the lists on the way.
   if (chosen.size() > 1) {
     make_room(state_.tokens, chosen.size());
-    make_room(state_.tasks, chosen.size());
   }
   for (std::uint32_t e : chosen) {
     spawn(frame, cf.edges[e].to, e, used.decision);
@@ -493,9 +490,8 @@ void Machine::fail(std::string message) {
 // ---- tasks ----
 
 TaskRecord* Machine::find_task(TaskId id) {
-  if (id == 0 || id > state_.tasks.size()) return nullptr;
-  TaskRecord& t = state_.tasks[id - 1];
-  return t.id == id ? &t : nullptr;
+  if (id == 0 || id > state_.tasks.size() || state_.tasks[id - 1].id != id) return nullptr;
+  return &state_.tasks.edit(id - 1);
 }
 
 TaskRecord& Machine::require_open_task(const Action& a) {
@@ -871,7 +867,9 @@ void Machine::act(const Action& a) {
       state_.error.clear();
       emit(EventKind::retried, 0, {}, "error", "running");
       // Failed handlers run again; stuck gateways are re-evaluated.
-      for (auto& t : state_.tasks) t.failed = false;
+      for (std::size_t i = 0; i < state_.tasks.size(); ++i) {
+        if (state_.tasks[i].failed) state_.tasks.edit(i).failed = false;
+      }
       std::vector<std::uint32_t> stuck;
       for (const auto& t : state_.tokens) {
         if (t.wait == Wait::none) stuck.push_back(t.id);

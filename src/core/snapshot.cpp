@@ -273,6 +273,39 @@ void serialize(Archive& ar, onestop::core::TaskRecord& t, unsigned) {
   ar& t.urges& t.failed;
 }
 
+// A task list as the vector of tasks it was before tasks were kept in
+// shared chunks: the archive format is unchanged.
+template <class Archive>
+void tasks_field(Archive& ar, onestop::core::TaskList& tasks) {
+  std::vector<onestop::core::TaskRecord> plain;
+  if constexpr (Archive::is_loading::value) {
+    ar& plain;
+    tasks.clear();
+    for (auto& t : plain) tasks.push_back(std::move(t));
+  } else {
+    plain.assign(tasks.begin(), tasks.end());
+    ar& plain;
+  }
+}
+
+// The warning thresholds crossed. Boost writes a vector of these pairs as
+// raw memory, padding included (two bytes a pair): saved from a zeroed copy
+// so that equal states give equal bytes, whatever the heap held before.
+template <class Archive>
+void warned_field(Archive& ar, std::vector<std::pair<std::uint32_t, std::uint16_t>>& warned) {
+  if constexpr (Archive::is_loading::value) {
+    ar& warned;
+  } else {
+    std::vector<std::pair<std::uint32_t, std::uint16_t>> plain(warned.size());
+    if (!plain.empty()) std::memset(static_cast<void*>(plain.data()), 0, plain.size() * sizeof plain[0]);
+    for (std::size_t i = 0; i < warned.size(); ++i) {
+      plain[i].first = warned[i].first;
+      plain[i].second = warned[i].second;
+    }
+    ar& plain;
+  }
+}
+
 template <class Archive>
 void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned) {
   ar& s.id& s.target& s.is_theme& s.target_version;
@@ -281,9 +314,13 @@ void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned) {
   shared_field(ar, s.materials);
   enum_field(ar, s.status);
   ar& s.outcome& s.version& s.submitted& s.finished& s.error;
-  ar& s.frames& s.tokens& s.joins& s.tasks& s.next_token& s.next_task;
+  ar& s.frames& s.tokens& s.joins;
+  tasks_field(ar, s.tasks);
+  ar& s.next_token& s.next_task;
   enum_field(ar, s.status_before_wait);
-  ar& s.suspended_since& s.promised_clock& s.statutory_clock& s.warned& s.special_kind& s.special_until& s.paused;
+  ar& s.suspended_since& s.promised_clock& s.statutory_clock;
+  warned_field(ar, s.warned);
+  ar& s.special_kind& s.special_until& s.paused;
   ar& s.evaluation& s.follow_up& s.follow_up_warned;
   ar& s.seq& s.last_hash;
 }

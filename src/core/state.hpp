@@ -11,7 +11,9 @@
 #include <onestop/store.hpp>
 
 #include <cstdint>
+#include <array>
 #include <atomic>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -108,6 +110,85 @@ struct TaskRecord {
   bool failed = false;  // automatic step whose handler failed
 };
 
+// A case's tasks in creation order (task id N at index N - 1), kept in
+// chunks of four that snapshots share until one of them changes a task of
+// the chunk. Every action copies the case state; with a plain vector that
+// copied every task the case ever had (about thirty on a theme of eight
+// items), now it copies the chunk pointers and, when it changes or adds a
+// task, the one or two chunks concerned. Reading is as from a vector;
+// changing goes through edit() and push_back(). A reference from edit()
+// stays valid until the list is copied or destroyed (push_back never moves
+// a chunk).
+class TaskList {
+ public:
+  static constexpr std::size_t chunk_size = 4;
+
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = TaskRecord;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const TaskRecord*;
+    using reference = const TaskRecord&;
+    const_iterator() = default;
+    const_iterator(const TaskList* list, std::size_t i) : list_(list), i_(i) {}
+    reference operator*() const { return (*list_)[i_]; }
+    pointer operator->() const { return &(*list_)[i_]; }
+    const_iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator old = *this;
+      ++i_;
+      return old;
+    }
+    friend bool operator==(const const_iterator& a, const const_iterator& b) { return a.i_ == b.i_; }
+
+   private:
+    const TaskList* list_ = nullptr;
+    std::size_t i_ = 0;
+  };
+
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  const TaskRecord& operator[](std::size_t i) const { return (*chunks_[i / chunk_size])[i % chunk_size]; }
+  const TaskRecord& back() const { return (*this)[size_ - 1]; }
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, size_}; }
+
+  // The task at `i`, to change: its chunk is copied first when another
+  // snapshot shares it.
+  TaskRecord& edit(std::size_t i) { return own(i / chunk_size)[i % chunk_size]; }
+  // Appends a task and returns it, to change.
+  TaskRecord& push_back(TaskRecord task) {
+    if (size_ % chunk_size == 0) chunks_.push_back(std::make_shared<Chunk>());
+    TaskRecord& slot = own(size_ / chunk_size)[size_ % chunk_size];
+    slot = std::move(task);
+    ++size_;
+    return slot;
+  }
+  void clear() {
+    chunks_.clear();
+    size_ = 0;
+  }
+
+ private:
+  using Chunk = std::array<TaskRecord, chunk_size>;
+  Chunk& own(std::size_t c) {
+    auto& p = chunks_[c];
+    if (p.use_count() > 1) {
+      p = std::make_shared<Chunk>(*p);
+    } else {
+      // The sole owner now (see Shared::edit).
+      std::atomic_thread_fence(std::memory_order_acquire);
+    }
+    return *p;
+  }
+  std::vector<std::shared_ptr<Chunk>> chunks_;
+  std::size_t size_ = 0;
+};
+
 }  // namespace core
 
 struct CaseSnapshot {
@@ -130,7 +211,7 @@ struct CaseSnapshot {
   std::vector<core::Frame> frames;
   std::vector<core::Token> tokens;  // live tokens only
   std::vector<core::JoinWait> joins;
-  std::vector<core::TaskRecord> tasks;
+  core::TaskList tasks;
   std::uint32_t next_token = 1;
   TaskId next_task = 1;
   CaseStatus status_before_wait = CaseStatus::running;  // restored on resubmit

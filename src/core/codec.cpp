@@ -312,9 +312,9 @@ Case to_case(const CompiledCatalog&, const CaseSnapshot& s) {
     out.kind = def.kind;
     out.item = frame_item(s, t.frame);
     out.candidates = def.assignees;
-    out.assigned_user = t.assigned_user;
-    if (def.kind == NodeKind::countersign) out.slots = countersign_slots(def, t.added_signers);
-    out.signatures = t.signatures;
+    out.assigned_user = t.assigned_user();
+    if (def.kind == NodeKind::countersign) out.slots = countersign_slots(def, t.added_signers());
+    out.signatures = t.signatures();
     out.state = t.state;
     out.decision = t.decision;
     out.created = t.created;
@@ -337,8 +337,8 @@ std::vector<InboxEntry> inbox_entries(const CompiledCatalog&, const CaseSnapshot
     const Node* def = s.frames[t.frame].flow->nodes[t.node].def;
     if (def->kind == NodeKind::automatic) continue;
     const Flow& flow = *s.frames[t.frame].flow->def;
-    out.push_back(InboxEntry{s.id, t.id, def, frame_item(s, t.frame), flow.id, flow.version, t.node, t.assigned_user,
-                             t.added_signers, t.created, t.due});
+    out.push_back(InboxEntry{s.id, t.id, def, frame_item(s, t.frame), flow.id, flow.version, t.node, t.assigned_user(),
+                             t.added_signers(), t.created, t.due});
   }
   return out;
 }
@@ -450,10 +450,10 @@ std::string dump(const CaseSnapshot& s) {
   json tasks = json::array();
   for (const auto& t : s.tasks) {
     json sigs = json::array();
-    for (const auto& g : *t.signatures) sigs.push_back({g.user, g.slot, static_cast<int>(g.decision)});
+    for (const auto& g : t.signatures()) sigs.push_back({g.user, g.slot, static_cast<int>(g.decision)});
     tasks.push_back({t.id, t.frame, t.node, static_cast<int>(t.state), static_cast<int>(t.decision),
                      t.created.time_since_epoch().count(), t.due ? t.due->time_since_epoch().count() : -1,
-                     t.assigned_user, t.added_signers.get(), sigs, t.urges, t.failed});
+                     t.assigned_user(), t.added_signers(), sigs, t.urges, t.failed});
   }
   j["tasks"] = tasks;
   j["next"] = {s.next_token, s.next_task};

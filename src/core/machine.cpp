@@ -508,15 +508,15 @@ TaskRecord& Machine::require_open_task(const Action& a) {
 
 bool Machine::is_candidate(const Actor& actor, const TaskRecord& task) const {
   if (actor.kind != Actor::Kind::staff) return false;
-  if (!task.assigned_user.empty()) return actor.user == task.assigned_user;
+  if (!task.assigned_user().empty()) return actor.user == task.assigned_user();
   const Assignees& a = node_of(task).assignees;
   return contains(a.users, actor.user) || contains(node_of(task).signers, actor.user) ||
-         contains(task.added_signers.get(), actor.user) || intersects(a.roles, actor.roles) ||
+         contains(task.added_signers(), actor.user) || intersects(a.roles, actor.roles) ||
          intersects(a.departments, actor.departments);
 }
 
 std::vector<std::string> Machine::slots_of(const TaskRecord& task) const {
-  return countersign_slots(node_of(task), task.added_signers);
+  return countersign_slots(node_of(task), task.added_signers());
 }
 
 std::vector<std::string> countersign_slots(const Node& def, const std::vector<std::string>& added_signers) {
@@ -542,8 +542,8 @@ void Machine::complete_task(TaskRecord& task, Decision decision) {
     if (t.task == task.id) {
       std::uint32_t approvals = 0;
       std::uint32_t rejections = 0;
-      for (const auto& s : *task.signatures) (s.decision == Decision::rejected ? rejections : approvals) += 1;
-      if (task.signatures->empty()) (decision == Decision::rejected ? rejections : approvals) = 1;
+      for (const auto& s : task.signatures()) (s.decision == Decision::rejected ? rejections : approvals) += 1;
+      if (task.signatures().empty()) (decision == Decision::rejected ? rejections : approvals) = 1;
       leave(t.id, Outcomes{decision, approvals, rejections});
       return;
     }
@@ -556,7 +556,7 @@ void Machine::sign(TaskRecord& task, const Actor& actor, Decision decision) {
   // The first unsigned slot this actor may fill.
   std::string slot;
   for (const auto& s : slots) {
-    const bool signed_already = std::any_of(task.signatures->begin(), task.signatures->end(),
+    const bool signed_already = std::any_of(task.signatures().begin(), task.signatures().end(),
                                             [&](const Signature& g) { return g.slot == s; });
     if (signed_already) continue;
     const auto colon = s.find(':');
@@ -569,7 +569,7 @@ void Machine::sign(TaskRecord& task, const Actor& actor, Decision decision) {
       break;
     }
   }
-  if (std::any_of(task.signatures->begin(), task.signatures->end(),
+  if (std::any_of(task.signatures().begin(), task.signatures().end(),
                   [&](const Signature& g) { return g.user == actor.user; })) {
     refuse(ErrorCode::conflict, fmt::format("case {}: {} has already signed countersign task {} ({})", state_.id,
                                             actor.user, task.id, def.id));
@@ -578,13 +578,13 @@ void Machine::sign(TaskRecord& task, const Actor& actor, Decision decision) {
     refuse(ErrorCode::not_permitted, fmt::format("case {}: {} holds no unsigned place on countersign task {} ({})",
                                                  state_.id, actor.user, task.id, def.id));
   }
-  task.signatures.edit().push_back(Signature{actor.user, slot, decision, now_});
+  task.extras.edit().signatures.push_back(Signature{actor.user, slot, decision, now_});
   emit(EventKind::signed_, task.id, def.id, {}, std::string(to_string(decision)), fmt::format("{{\"slot\":\"{}\"}}", slot));
 
   const auto total = static_cast<std::uint32_t>(slots.size());
   std::uint32_t approvals = 0;
   std::uint32_t rejections = 0;
-  for (const auto& s : *task.signatures) (s.decision == Decision::rejected ? rejections : approvals) += 1;
+  for (const auto& s : task.signatures()) (s.decision == Decision::rejected ? rejections : approvals) += 1;
   std::uint32_t needed = total;
   if (def.complete_when == CompletionRule::any) needed = 1;
   if (def.complete_when == CompletionRule::quota) {
@@ -774,20 +774,20 @@ void Machine::act(const Action& a) {
     case ActionKind::transfer:
       if (a.target.empty()) refuse(ErrorCode::invalid_input, fmt::format("case {}: transfer needs a target user", state_.id));
       record(node_of(*task).id);
-      emit(EventKind::transferred, task->id, node_of(*task).id, task->assigned_user, a.target);
-      task->assigned_user = a.target;
+      emit(EventKind::transferred, task->id, node_of(*task).id, task->assigned_user(), a.target);
+      task->extras.edit().assigned_user = a.target;
       break;
     case ActionKind::add_signer:
       if (node_of(*task).kind != NodeKind::countersign) {
         refuse(ErrorCode::invalid_input, fmt::format("case {}: task {} ({}) is not a countersign step", state_.id,
                                                      task->id, node_of(*task).id));
       }
-      if (a.target.empty() || contains(task->added_signers.get(), a.target) || contains(node_of(*task).signers, a.target)) {
+      if (a.target.empty() || contains(task->added_signers(), a.target) || contains(node_of(*task).signers, a.target)) {
         refuse(ErrorCode::invalid_input, fmt::format("case {}: '{}' cannot be added as a signer of task {}", state_.id,
                                                      a.target, task->id));
       }
       record(node_of(*task).id);
-      task->added_signers.edit().push_back(a.target);
+      task->extras.edit().added_signers.push_back(a.target);
       emit(EventKind::signer_added, task->id, node_of(*task).id, {}, a.target);
       break;
     case ActionKind::urge:

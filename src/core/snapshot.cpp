@@ -267,9 +267,16 @@ void serialize(Archive& ar, onestop::core::TaskRecord& t, unsigned) {
   ar& t.id& t.frame& t.node;
   enum_field(ar, t.state);
   enum_field(ar, t.decision);
-  ar& t.created& t.due& t.assigned_user;
-  shared_field(ar, t.added_signers);
-  shared_field(ar, t.signatures);
+  ar& t.created& t.due;
+  // The extras as the three fields they were before they shared one record.
+  if constexpr (Archive::is_loading::value) {
+    onestop::core::TaskExtras x;
+    ar& x.assigned_user& x.added_signers& x.signatures;
+    if (!x.assigned_user.empty() || !x.added_signers.empty() || !x.signatures.empty()) t.extras = std::move(x);
+  } else {
+    auto& x = const_cast<onestop::core::TaskExtras&>(t.extras.get());
+    ar& x.assigned_user& x.added_signers& x.signatures;
+  }
   ar& t.urges& t.failed;
 }
 

@@ -95,19 +95,31 @@ struct JoinWait {
   std::uint32_t rejections = 0;
 };
 
+// What only some tasks have: a transfer's assignee, a countersign's added
+// signers and signatures.
+struct TaskExtras {
+  std::string assigned_user;
+  std::vector<std::string> added_signers;
+  std::vector<Signature> signatures;
+};
+
 struct TaskRecord {
   TaskId id = 0;
-  std::uint16_t frame = 0;
   std::uint32_t node = npos;
+  std::uint16_t frame = 0;
+  std::uint16_t urges = 0;
   TaskState state = TaskState::open;
   Decision decision = Decision::none;
+  bool failed = false;  // automatic step whose handler failed
   Instant created{};
   std::optional<Instant> due;
-  std::string assigned_user;
-  Shared<std::vector<std::string>> added_signers;  // shared until changed: a copy of the
-  Shared<std::vector<Signature>> signatures;        // state then copies no finished task's lists
-  std::uint16_t urges = 0;
-  bool failed = false;  // automatic step whose handler failed
+  // Shared until changed, and absent on most tasks: a task is 56 bytes, and
+  // a copy of the state copies no finished task's lists.
+  Shared<TaskExtras> extras;
+
+  const std::string& assigned_user() const { return extras->assigned_user; }
+  const std::vector<std::string>& added_signers() const { return extras->added_signers; }
+  const std::vector<Signature>& signatures() const { return extras->signatures; }
 };
 
 // A case's tasks in creation order (task id N at index N - 1), kept in

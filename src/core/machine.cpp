@@ -182,6 +182,8 @@ void Machine::start_flow() {
   if (state_.is_theme) {
     if (const Theme* t = catalog_.catalog().find_theme(state_.target, state_.target_version)) {
       if (t->time_limit.promised || t->time_limit.statutory) limits = t->time_limit;
+      // Starting a theme emits two events or so per item: room for them at once.
+      events_.reserve(events_.size() + 4 + 2 * t->items.size());
     }
   } else if (const Item* it = catalog_.catalog().find_item(state_.target, state_.target_version)) {
     if (it->time_limit.promised || it->time_limit.statutory) limits = it->time_limit;

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,40 @@ struct InboxEntry {
   std::optional<Instant> due;
 };
 
+// An open task as a commit lists it for the store's inbox index: the facts
+// of an InboxEntry, as views into the commit's snapshot and the engine's
+// catalog instead of copies (a commit lists every open task of its case,
+// and most of them are unchanged since the last one). The views stay valid
+// while the Commit lives (its snapshot holds what they show) and the
+// engine is open; a store that keeps them longer copies them (entry()).
+struct OpenTaskView {
+  TaskId task = 0;
+  const Node* node = nullptr;
+  std::string_view item;  // item code of the task's flow
+  std::string_view flow;  // the flow the node belongs to, its version, and
+  int flow_version = 1;   // the node's index in it
+  std::uint32_t node_index = 0;
+  std::string_view assigned_user;          // set after a transfer
+  std::span<const std::string> extra_users;  // countersign signers added later
+  Instant created{};
+  std::optional<Instant> due;
+
+  // The same as an inbox entry of case `case_id`, owning its text.
+  InboxEntry entry(CaseId case_id) const {
+    return InboxEntry{case_id,
+                      task,
+                      node,
+                      std::string(item),
+                      std::string(flow),
+                      flow_version,
+                      node_index,
+                      std::string(assigned_user),
+                      std::vector<std::string>(extra_users.begin(), extra_users.end()),
+                      created,
+                      due};
+  }
+};
+
 // What stores may index and list about a case without decoding its state.
 struct CaseHeader {
   std::string target;      // item code or theme id
@@ -55,7 +90,7 @@ struct Commit {
   std::shared_ptr<const CaseSnapshot> snapshot;
   CaseHeader header;
   std::vector<Event> events;           // appended in order
-  std::vector<InboxEntry> open_tasks;  // every open task of the case after the change
+  std::vector<OpenTaskView> open_tasks;  // every open task of the case after the change
   std::optional<Instant> next_timer;   // earliest due timer of the case, if any
   bool finished = false;
 };

@@ -263,9 +263,9 @@ StepResult decode_step_result(const std::string& text) {
   return r;
 }
 
-std::string frame_item(const CaseSnapshot& s, std::uint16_t frame) {
+std::string_view frame_item(const CaseSnapshot& s, std::uint16_t frame) {
   const Frame& f = s.frames[frame];
-  if (f.parent < 0) return s.is_theme ? std::string() : s.target;
+  if (f.parent < 0) return s.is_theme ? std::string_view() : std::string_view(s.target);
   const Frame& p = s.frames[static_cast<std::size_t>(f.parent)];
   for (const auto& t : s.tokens) {
     if (t.id == f.parent_token && t.frame == f.parent) {
@@ -312,7 +312,7 @@ Case to_case(const CompiledCatalog&, const CaseSnapshot& s) {
     out.node = def.id;
     out.name = def.name.empty() ? def.id : def.name;
     out.kind = def.kind;
-    out.item = frame_item(s, t.frame);
+    out.item = std::string(frame_item(s, t.frame));
     out.candidates = def.assignees;
     out.assigned_user = t.assigned_user();
     if (def.kind == NodeKind::countersign) out.slots = countersign_slots(def, t.added_signers());
@@ -330,8 +330,8 @@ Case to_case(const CompiledCatalog&, const CaseSnapshot& s) {
   return c;
 }
 
-std::vector<InboxEntry> inbox_entries(const CompiledCatalog&, const CaseSnapshot& s) {
-  std::vector<InboxEntry> out;
+std::vector<OpenTaskView> open_task_views(const CompiledCatalog&, const CaseSnapshot& s) {
+  std::vector<OpenTaskView> out;
   out.reserve(static_cast<std::size_t>(
       std::count_if(s.tasks.begin(), s.tasks.end(), [](const TaskRecord& t) { return t.state == TaskState::open; })));
   for (const auto& t : s.tasks) {
@@ -339,8 +339,8 @@ std::vector<InboxEntry> inbox_entries(const CompiledCatalog&, const CaseSnapshot
     const Node* def = s.frames[t.frame].flow->nodes[t.node].def;
     if (def->kind == NodeKind::automatic) continue;
     const Flow& flow = *s.frames[t.frame].flow->def;
-    out.push_back(InboxEntry{s.id, t.id, def, frame_item(s, t.frame), flow.id, flow.version, t.node, t.assigned_user(),
-                             t.added_signers(), t.created, t.due});
+    out.push_back(OpenTaskView{t.id, def, frame_item(s, t.frame), flow.id, flow.version, t.node, t.assigned_user(),
+                               t.added_signers(), t.created, t.due});
   }
   return out;
 }

@@ -435,7 +435,7 @@ void Machine::finish_frame(std::uint16_t frame, Outcome outcome) {
     finish_case(outcome, "end reached");
     return;
   }
-  emit(EventKind::subflow_finished, 0, {}, "running", std::string(to_string(outcome)), frame_item(state_, frame));
+  emit(EventKind::subflow_finished, 0, {}, "running", std::string(to_string(outcome)), std::string(frame_item(state_, frame)));
   Token* parent = find_token(f.parent_token);
   if (parent == nullptr) return;  // cancelled meanwhile
   parent->wait = Wait::none;

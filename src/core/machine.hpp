@@ -89,8 +89,9 @@ class Machine {
   int depth_ = 0;
 };
 
-// The item code whose flow a frame runs ("" for a theme's root flow).
-std::string frame_item(const CaseSnapshot& s, std::uint16_t frame);
+// The item code whose flow a frame runs ("" for a theme's root flow): a
+// view into the snapshot or the catalog.
+std::string_view frame_item(const CaseSnapshot& s, std::uint16_t frame);
 
 // The places to sign on a countersign: its fixed signers, else one per
 // listed user, role and department; then the signers added later.
@@ -109,8 +110,8 @@ std::string quote_json(const std::string& s);
 
 // The public view of a snapshot.
 Case to_case(const CompiledCatalog& catalog, const CaseSnapshot& s);
-// Open tasks as stores index them.
-std::vector<InboxEntry> inbox_entries(const CompiledCatalog& catalog, const CaseSnapshot& s);
+// Open tasks as stores index them: views into `s` and the catalog.
+std::vector<OpenTaskView> open_task_views(const CompiledCatalog& catalog, const CaseSnapshot& s);
 // Everything still due for a case, unordered.
 void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
                        const std::function<void(const Deadline&)>& visit);

@@ -283,7 +283,7 @@ class EngineImpl final : public Engine {
     c.new_version = rebuilt->version;
     c.header = core::header_of(*rebuilt);
     c.events = events;
-    c.open_tasks = core::inbox_entries(*compiled_, *rebuilt);
+    c.open_tasks = core::open_task_views(*compiled_, *rebuilt);
     c.next_timer = core::next_timer(*compiled_, *rebuilt);
     c.finished = rebuilt->status == CaseStatus::finished;
     c.snapshot = std::move(rebuilt);
@@ -417,7 +417,7 @@ class EngineImpl final : public Engine {
       c.events = std::move(events);
       events.clear();
     }
-    c.open_tasks = core::inbox_entries(*compiled_, *next);
+    c.open_tasks = core::open_task_views(*compiled_, *next);
     c.next_timer = core::next_timer(*compiled_, *next);
     c.finished = next->status == CaseStatus::finished;
     options_.store->commit(std::move(c));

@@ -447,7 +447,7 @@ class Simulator {
   }
 
   // The step of a node, resolving its behaviour the first time.
-  std::uint32_t step_of(const InboxEntry& e) {
+  std::uint32_t step_of(const OpenTaskView& e) {
     auto it = step_index_.find(e.node);
     if (it != step_index_.end()) return it->second;
     Step s;
@@ -1024,7 +1024,7 @@ void Simulator::observe(const Commit& c) {
   {
     std::vector<std::pair<TaskId, std::uint32_t>> open;
     open.reserve(c.open_tasks.size());
-    for (const InboxEntry& e : c.open_tasks) {
+    for (const OpenTaskView& e : c.open_tasks) {
       bool known = false;
       for (const auto& [task, u] : cases_[r].open) {
         if (task == e.task) {

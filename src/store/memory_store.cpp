@@ -382,26 +382,32 @@ class MemoryStore final : public Store {
     std::optional<Instant> timer;
   };
 
-  const std::string* intern(std::string&& text) {
+  const std::string* intern(std::string_view text) {
     auto it = strings_.find(text);
-    if (it == strings_.end()) it = strings_.insert(std::move(text)).first;
+    if (it == strings_.end()) it = strings_.emplace(text).first;
     return &*it;
   }
 
-  OpenTask pack(InboxEntry&& e) {
+  OpenTask pack(const OpenTaskView& e) {
     OpenTask t;
     t.task = e.task;
     t.node_index = e.node_index;
     t.node = e.node;
-    t.item = intern(std::move(e.item));
-    t.flow = intern(std::move(e.flow));
+    // A node's item and flow are nearly always those it had last time:
+    // compared, not hashed and looked up again.
+    auto& named = names_[e.node];
+    if (named.first == nullptr || *named.first != e.item || *named.second != e.flow) {
+      named = {intern(e.item), intern(e.flow)};
+    }
+    t.item = named.first;
+    t.flow = named.second;
     t.created = e.created;
     t.due = e.due.value_or(Instant{});
     t.has_due = e.due.has_value();
     t.flow_version = e.flow_version;
     if (!e.assigned_user.empty() || !e.extra_users.empty()) {
-      t.reassigned = std::make_unique<OpenTask::Reassigned>(
-          OpenTask::Reassigned{std::move(e.assigned_user), std::move(e.extra_users)});
+      t.reassigned = std::make_unique<OpenTask::Reassigned>(OpenTask::Reassigned{
+          std::string(e.assigned_user), std::vector<std::string>(e.extra_users.begin(), e.extra_users.end())});
     }
     return t;
   }
@@ -443,7 +449,7 @@ class MemoryStore final : public Store {
     append_history(chain, last, c);
     std::vector<OpenTask> open;
     open.reserve(c.open_tasks.size());
-    for (auto& task : c.open_tasks) open.push_back(pack(std::move(task)));
+    for (const auto& task : c.open_tasks) open.push_back(pack(task));
     const bool fresh = it == cases_.end();
     // May throw: before anything changes. A case left listed by a later
     // failure only costs the inbox a look at its (unchanged) open tasks.
@@ -509,7 +515,13 @@ class MemoryStore final : public Store {
   std::unordered_set<CaseId> with_open_;  // cases with open tasks (inbox queries look at these only)
   std::set<std::pair<Instant, CaseId>> timers_;
   HistoryLog log_;
-  std::unordered_set<std::string> strings_;  // interned item and flow codes
+  // Interned item and flow codes, found by their text (string_view).
+  struct TextHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
+  };
+  std::unordered_set<std::string, TextHash, std::equal_to<>> strings_;
+  std::unordered_map<const Node*, std::pair<const std::string*, const std::string*>> names_;  // a node's last item and flow
 };
 
 }  // namespace

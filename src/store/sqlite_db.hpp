@@ -46,8 +46,10 @@ class Stmt {
   ~Stmt() { sqlite3_finalize(s_); }
 
   Stmt& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(s_, i, v)); }
+  // Text, never NULL: an empty view may have no data pointer, which SQLite
+  // would bind as NULL.
   Stmt& bind(int i, std::string_view v) {
-    return check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+    return check(sqlite3_bind_text(s_, i, v.data() != nullptr ? v.data() : "", static_cast<int>(v.size()), SQLITE_STATIC));
   }
   Stmt& bind_blob(int i, const void* data, std::size_t n) {
     return check(sqlite3_bind_blob(s_, i, data, static_cast<int>(n), SQLITE_STATIC));

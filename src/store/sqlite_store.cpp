@@ -51,7 +51,7 @@ std::optional<Instant> instant(const std::optional<std::int64_t>& s) {
   return instant(*s);
 }
 
-std::string join(const std::vector<std::string>& parts, char sep = separator) {
+std::string join(std::span<const std::string> parts, char sep = separator) {
   std::string out;
   for (const auto& p : parts) {
     if (!out.empty()) out += sep;
@@ -76,9 +76,9 @@ std::vector<std::string_view> split(std::string_view s, char sep = separator) {
 // Who may see a task: one letter for the kind ('u', 'r', 'd') and the name.
 // Memory-store rules: the assigned user alone after a transfer; else the
 // node's users, signers and added signers, roles and departments.
-std::vector<std::string> candidates_of(const InboxEntry& e) {
+std::vector<std::string> candidates_of(const OpenTaskView& e) {
   std::vector<std::string> out;
-  auto add = [&](char kind, const std::string& name) {
+  auto add = [&](char kind, std::string_view name) {
     std::string c;
     c.reserve(name.size() + 1);
     c += kind;
@@ -103,7 +103,7 @@ std::vector<std::string> candidates_of(const InboxEntry& e) {
 
 // An open task as the case row lists it (schemas/sqlite.sql, migration 2);
 // equal records mean equal inbox rows.
-std::string task_record(const InboxEntry& e, const std::vector<std::string>& keys) {
+std::string task_record(const OpenTaskView& e, const std::vector<std::string>& keys) {
   std::string due = e.due ? std::to_string(e.due->time_since_epoch().count()) : std::string();
   return fmt::format("{1}{0}{2}{0}{3}{0}{4}{0}{5}{0}{6}{0}{7}{0}{8}{0}{9}{0}{10}", separator, e.task,
                      e.created.time_since_epoch().count(), due, e.flow, e.flow_version, e.node_index, e.item,
@@ -1032,7 +1032,7 @@ class SqliteStoreImpl final : public SqliteStore {
     }
     std::vector<bool> kept(before.size(), false);
     std::string records;
-    std::vector<std::pair<const InboxEntry*, std::vector<std::string>>> added;
+    std::vector<std::pair<const OpenTaskView*, std::vector<std::string>>> added;
     for (const auto& e : c.open_tasks) {
       std::vector<std::string> keys = candidates_of(e);
       std::string record = task_record(e, keys);

@@ -10,6 +10,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 
+#include <bit>
 #include <cstring>
 #include <memory>
 
@@ -19,7 +20,11 @@ namespace {
 
 // Little-endian, as the chain has always been written.
 char* put_u64(char* out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(out, &v, 8);  // one store (the byte loop was not merged into one)
+  } else {
+    for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  }
   return out + 8;
 }
 

@@ -486,11 +486,11 @@ std::shared_ptr<CaseSnapshot> replay(const CompiledCatalog& catalog, CaseId id, 
       case EventKind::submitted: {
         bool theme = false;
         int version = 1;
-        const Submission sub = decode_submission(e.payload, theme, version);
+        Submission sub = decode_submission(e.payload, theme, version);
         s->is_theme = theme;
         s->target_version = version;
         Machine m(catalog, *s, e.at, e.actor);
-        m.submit(sub, e.to == "draft");
+        m.submit(std::move(sub), e.to == "draft");
         break;
       }
       case EventKind::acted: {

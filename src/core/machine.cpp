@@ -146,15 +146,16 @@ void Machine::emit(EventKind kind, TaskId task, std::string node, std::string fr
 
 // ---- submission ----
 
-void Machine::submit(const Submission& submission, bool draft) {
-  state_.target = submission.target;
-  state_.applicant = submission.applicant;
-  state_.form = submission.form;
-  state_.materials = submission.materials;
+void Machine::submit(Submission submission, bool draft) {
+  std::string payload = encode_submission(submission, state_.is_theme, state_.target_version);
+  // The application moves into the state: a theme's materials are dozens.
+  state_.target = std::move(submission.target);
+  state_.applicant = std::move(submission.applicant);
+  state_.form = std::move(submission.form);
+  state_.materials = std::move(submission.materials);
   state_.submitted = now_;
   state_.version = 1;
-  emit(EventKind::submitted, 0, {}, {}, draft ? "draft" : "running",
-       encode_submission(submission, state_.is_theme, state_.target_version));
+  emit(EventKind::submitted, 0, {}, {}, draft ? "draft" : "running", std::move(payload));
   if (draft) {
     state_.status = CaseStatus::draft;
     emit(EventKind::drafted, 0, {}, "running", "draft");

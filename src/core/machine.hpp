@@ -31,7 +31,7 @@ class Machine {
   Machine(const CompiledCatalog& catalog, CaseSnapshot& state, Instant now, std::string actor);
 
   // A new case: records the submission and starts the root flow (or keeps a draft).
-  void submit(const Submission& submission, bool draft);
+  void submit(Submission submission, bool draft);
   // One action; throws Error before changing anything when it is refused.
   void act(const Action& action);
   // The result of an automatic step's handler.

@@ -31,16 +31,18 @@ class SystemClock final : public Clock {
 // What `required_if` reads during pre-review.
 class ApplicationContext final : public ExprContext {
  public:
-  ApplicationContext(const Submission& s, const std::vector<OfferedMaterial>& materials, Instant now)
-      : s_(s), materials_(materials), now_(now) {}
+  // `offered`: how many of the submission's materials the applicant offered
+  // (those fetched on their behalf come after them).
+  ApplicationContext(const Submission& s, std::size_t offered, Instant now) : s_(s), offered_(offered), now_(now) {}
   Value field(std::string_view path) const override { return core::application_field(path, s_.form, s_.applicant, now_); }
   bool has_material(std::string_view id) const override {
-    return std::any_of(materials_.begin(), materials_.end(), [&](const OfferedMaterial& m) { return m.id == id; });
+    const auto end = s_.materials.begin() + static_cast<std::ptrdiff_t>(offered_);
+    return std::any_of(s_.materials.begin(), end, [&](const OfferedMaterial& m) { return m.id == id; });
   }
 
  private:
   const Submission& s_;
-  const std::vector<OfferedMaterial>& materials_;
+  std::size_t offered_;
   Instant now_;
 };
 
@@ -117,7 +119,7 @@ class EngineImpl final : public Engine {
     snapshot->target_version = theme ? theme->version : item->version;
     const Instant now = options_.clock->now();
     core::Machine m(*compiled_, *snapshot, now, actor.user.empty() ? complete.applicant.id : actor.user);
-    m.submit(complete, !result.notice.ok());
+    m.submit(std::move(complete), !result.notice.ok());
     commit(snapshot, 0, m.events());
     result.case_id = snapshot->id;
     after_commit(snapshot, m.events());
@@ -472,12 +474,13 @@ class EngineImpl final : public Engine {
   // Pre-review (预审): every deficiency at once; fetched materials are added.
   PreReviewNotice pre_review(Submission& s, const std::vector<const Item*>& items) const {
     PreReviewNotice notice;
-    std::set<std::string> seen;
-    const auto offered_before = s.materials;
+    std::vector<std::string_view> seen;  // material ids (in the catalog) already looked at
+    const std::size_t offered = s.materials.size();
     for (const Item* it : items) {
-      const ApplicationContext ctx(s, offered_before, options_.clock->now());
+      const ApplicationContext ctx(s, offered, options_.clock->now());
       for (const Material& m : it->materials) {
-        if (!seen.insert(m.id).second) continue;
+        if (std::find(seen.begin(), seen.end(), m.id) != seen.end()) continue;
+        seen.push_back(m.id);
         bool required = m.necessity == Necessity::required;
         if (m.necessity == Necessity::conditional) {
           try {

@@ -73,8 +73,9 @@ struct OpenTaskView {
 };
 
 // What stores may index and list about a case without decoding its state.
+// In a Commit, `target` views the commit's snapshot (valid while it lives).
 struct CaseHeader {
-  std::string target;      // item code or theme id
+  std::string_view target;  // item code or theme id
   bool is_theme = false;
   int target_version = 1;  // the definition version the case runs on
   CaseStatus status = CaseStatus::running;

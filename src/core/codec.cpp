@@ -265,7 +265,7 @@ StepResult decode_step_result(const std::string& text) {
 
 std::string_view frame_item(const CaseSnapshot& s, std::uint16_t frame) {
   const Frame& f = s.frames[frame];
-  if (f.parent < 0) return s.is_theme ? std::string_view() : std::string_view(s.target);
+  if (f.parent < 0) return s.is_theme ? std::string_view() : std::string_view(*s.target);
   const Frame& p = s.frames[static_cast<std::size_t>(f.parent)];
   for (const auto& t : s.tokens) {
     if (t.id == f.parent_token && t.frame == f.parent) {
@@ -282,7 +282,7 @@ std::string_view frame_item(const CaseSnapshot& s, std::uint16_t frame) {
 Case to_case(const CompiledCatalog&, const CaseSnapshot& s) {
   Case c;
   c.id = s.id;
-  c.target = s.target;
+  c.target = *s.target;
   c.is_theme = s.is_theme;
   c.target_version = s.target_version;
   if (!s.frames.empty()) {
@@ -426,7 +426,7 @@ std::string invariant_violation(const CaseSnapshot& s) {
 std::string dump(const CaseSnapshot& s) {
   json j;
   j["id"] = s.id;
-  j["target"] = s.target;
+  j["target"] = *s.target;
   j["theme"] = s.is_theme;
   j["status"] = std::string(to_string(s.status));
   j["outcome"] = s.outcome ? std::string(to_string(*s.outcome)) : std::string();
@@ -516,7 +516,7 @@ std::shared_ptr<CaseSnapshot> replay(const CompiledCatalog& catalog, CaseId id, 
 }
 
 CaseHeader header_of(const CaseSnapshot& s) {
-  return CaseHeader{s.target, s.is_theme, s.target_version, s.status, s.submitted, s.finished};
+  return CaseHeader{*s.target, s.is_theme, s.target_version, s.status, s.submitted, s.finished};
 }
 
 }  // namespace onestop::core

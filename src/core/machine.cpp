@@ -93,7 +93,7 @@ class GuardContext final : public ExprContext {
     if (path == "approvals") return Value(static_cast<double>(approvals_));
     if (path == "rejections") return Value(static_cast<double>(rejections_));
     if (path == "case.id") return Value(static_cast<double>(s_.id));
-    if (path == "case.target") return Value(s_.target);
+    if (path == "case.target") return Value(*s_.target);
     return application_field(path, s_.form, s_.applicant, now_);
   }
 
@@ -168,25 +168,25 @@ void Machine::start_flow() {
   state_.status = CaseStatus::running;
   const CompiledFlow* root = nullptr;
   if (state_.is_theme) {
-    const Theme* t = catalog_.catalog().find_theme(state_.target, state_.target_version);
+    const Theme* t = catalog_.catalog().find_theme(*state_.target, state_.target_version);
     root = t ? catalog_.newest(t->flow) : nullptr;
   } else {
-    const Item* it = catalog_.catalog().find_item(state_.target, state_.target_version);
+    const Item* it = catalog_.catalog().find_item(*state_.target, state_.target_version);
     root = it ? catalog_.flow_of(*it) : nullptr;
   }
   if (root == nullptr || root->start == npos) {
-    refuse(ErrorCode::invalid_input, fmt::format("case {}: no runnable flow for '{}'", state_.id, state_.target));
+    refuse(ErrorCode::invalid_input, fmt::format("case {}: no runnable flow for '{}'", state_.id, *state_.target));
   }
   state_.frames.push_back(Frame{root, -1, 0, false, Outcome::completed});
   // The overall limits: the theme's or item's, else the flow's.
   TimeLimits limits = root->def->time_limit;
   if (state_.is_theme) {
-    if (const Theme* t = catalog_.catalog().find_theme(state_.target, state_.target_version)) {
+    if (const Theme* t = catalog_.catalog().find_theme(*state_.target, state_.target_version)) {
       if (t->time_limit.promised || t->time_limit.statutory) limits = t->time_limit;
       // Starting a theme emits two events or so per item: room for them at once.
       events_.reserve(events_.size() + 4 + 2 * t->items.size());
     }
-  } else if (const Item* it = catalog_.catalog().find_item(state_.target, state_.target_version)) {
+  } else if (const Item* it = catalog_.catalog().find_item(*state_.target, state_.target_version)) {
     if (it->time_limit.promised || it->time_limit.statutory) limits = it->time_limit;
   }
   if (limits.promised) state_.promised_clock = root_calendar().start_clock(now_, *limits.promised);
@@ -921,10 +921,10 @@ void Machine::evaluate(const Action& a) {
   const std::string& department = [&]() -> const std::string& {
     static const std::string none;
     if (state_.is_theme) {
-      const Theme* t = catalog_.catalog().find_theme(state_.target, state_.target_version);
+      const Theme* t = catalog_.catalog().find_theme(*state_.target, state_.target_version);
       return t ? t->lead_department : none;
     }
-    const Item* it = catalog_.catalog().find_item(state_.target, state_.target_version);
+    const Item* it = catalog_.catalog().find_item(*state_.target, state_.target_version);
     return it ? it->department : none;
   }();
   const bool allowed = a.actor.kind == Actor::Kind::supervisor ||

@@ -315,7 +315,9 @@ void warned_field(Archive& ar, std::vector<std::pair<std::uint32_t, std::uint16_
 
 template <class Archive>
 void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned) {
-  ar& s.id& s.target& s.is_theme& s.target_version;
+  ar& s.id;
+  shared_field(ar, s.target);
+  ar& s.is_theme& s.target_version;
   shared_field(ar, s.applicant);
   shared_field(ar, s.form);
   shared_field(ar, s.materials);

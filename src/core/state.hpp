@@ -206,7 +206,7 @@ class TaskList {
 struct CaseSnapshot {
   // Public part.
   CaseId id = 0;
-  std::string target;
+  core::Shared<std::string> target;  // shared: a theme id is longer than a short string
   bool is_theme = false;
   int target_version = 1;
   core::Shared<Applicant> applicant;

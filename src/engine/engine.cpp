@@ -325,18 +325,18 @@ class EngineImpl final : public Engine {
       if (!s || s->frames.empty()) continue;
       if (q.from && s->submitted < *q.from) continue;
       if (q.to && s->submitted >= *q.to) continue;
-      if (!q.target.empty() && s->target != q.target) continue;
+      if (!q.target.empty() && *s->target != q.target) continue;
       std::string department;
       if (s->is_theme) {
-        if (const Theme* t = cat.find_theme(s->target, s->target_version)) department = t->lead_department;
-      } else if (const Item* it = cat.find_item(s->target, s->target_version)) {
+        if (const Theme* t = cat.find_theme(*s->target, s->target_version)) department = t->lead_department;
+      } else if (const Item* it = cat.find_item(*s->target, s->target_version)) {
         department = it->department;
       }
       if (!q.department.empty() && department != q.department) continue;
       const WorkingCalendar& cal = compiled_->calendar_of(*s->frames[0].flow);
       const std::chrono::year_month_day local = cal.local_date(s->submitted);
       const std::string month = fmt::format("{:04}-{:02}", static_cast<int>(local.year()), static_cast<unsigned>(local.month()));
-      for (StatsFigures* f : {&out.total, &out.by_target[s->target], &out.by_department[department], &out.by_month[month]}) {
+      for (StatsFigures* f : {&out.total, &out.by_target[*s->target], &out.by_department[department], &out.by_month[month]}) {
         Sample& sample = samples[f];
         ++f->cases;
         const bool finished = s->status == CaseStatus::finished;

@@ -179,7 +179,10 @@ Submission decode_submission(const std::string& text, bool& theme, int& version)
 std::string encode_action(const Action& a) {
   // Hand-written: this runs for every action and nlohmann's tree is slow here.
   std::string out;
-  out.reserve(128);
+  std::size_t size = 128 + a.actor.user.size() + a.target.size() + a.comment.size();
+  for (const auto& r : a.actor.roles) size += r.size() + 3;
+  for (const auto& d : a.actor.departments) size += d.size() + 3;
+  out.reserve(size);  // one allocation for the usual action
   out += "{\"kind\":";
   append_int(out, static_cast<int>(a.kind));
   out += ",\"actor\":{\"kind\":";

@@ -42,8 +42,8 @@ struct InboxEntry {
 // of an InboxEntry, as views into the commit's snapshot and the engine's
 // catalog instead of copies (a commit lists every open task of its case,
 // and most of them are unchanged since the last one). The views stay valid
-// while the Commit lives (its snapshot holds what they show) and the
-// engine is open; a store that keeps them longer copies them (entry()).
+// while the Commit lives (Commit::views_owner holds what they show) and
+// the engine is open; a store that keeps them longer copies them (entry()).
 struct OpenTaskView {
   TaskId task = 0;
   const Node* node = nullptr;
@@ -73,7 +73,8 @@ struct OpenTaskView {
 };
 
 // What stores may index and list about a case without decoding its state.
-// In a Commit, `target` views the commit's snapshot (valid while it lives).
+// In a Commit, `target` views the state the commit was made from (valid
+// while the Commit lives: Commit::views_owner).
 struct CaseHeader {
   std::string_view target;  // item code or theme id
   bool is_theme = false;
@@ -94,6 +95,10 @@ struct Commit {
   std::vector<OpenTaskView> open_tasks;  // every open task of the case after the change
   std::optional<Instant> next_timer;   // earliest due timer of the case, if any
   bool finished = false;
+  // Keeps alive what `header.target` and `open_tasks` view (the state they
+  // were taken from), even when a wrapper replaces `snapshot` (say, with
+  // the state decoded from the bytes it stores). Leave it as it is.
+  std::shared_ptr<const void> views_owner;
 };
 
 // What an inbox query asks for: tasks any of whose candidates match.

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace onestop {
@@ -161,6 +162,19 @@ class TaskList {
     const TaskList* list_ = nullptr;
     std::size_t i_ = 0;
   };
+
+  TaskList() = default;
+  TaskList(const TaskList&) = default;
+  TaskList& operator=(const TaskList&) = default;
+  // A moved-from list is empty (not a size without chunks).
+  TaskList(TaskList&& o) noexcept : chunks_(std::move(o.chunks_)), size_(std::exchange(o.size_, 0)) { o.chunks_.clear(); }
+  TaskList& operator=(TaskList&& o) noexcept {
+    if (this == &o) return *this;
+    chunks_ = std::move(o.chunks_);
+    size_ = std::exchange(o.size_, 0);
+    o.chunks_.clear();
+    return *this;
+  }
 
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }

@@ -288,6 +288,7 @@ class EngineImpl final : public Engine {
     c.open_tasks = core::open_task_views(*compiled_, *rebuilt);
     c.next_timer = core::next_timer(*compiled_, *rebuilt);
     c.finished = rebuilt->status == CaseStatus::finished;
+    c.views_owner = rebuilt;
     c.snapshot = std::move(rebuilt);
     try {
       options_.store->commit(std::move(c));
@@ -422,6 +423,7 @@ class EngineImpl final : public Engine {
     c.open_tasks = core::open_task_views(*compiled_, *next);
     c.next_timer = core::next_timer(*compiled_, *next);
     c.finished = next->status == CaseStatus::finished;
+    c.views_owner = next;
     options_.store->commit(std::move(c));
   }
 

@@ -4,6 +4,8 @@
 
 #include <onestop/onestop.hpp>
 
+#include "codec_store.hpp"
+
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -202,29 +204,6 @@ struct Walker {
   }
 };
 
-// Keeps every snapshot only as the bytes a persistent store would write: a
-// field the codec dropped makes verify() (replay == stored) fail.
-class RoundTripStore final : public StoreWrapper {
- public:
-  RoundTripStore() : StoreWrapper(open_memory_store()) {}
-  void bind(std::shared_ptr<const CatalogBinding> b) override {
-    binding_ = b;
-    StoreWrapper::bind(std::move(b));
-  }
-  void commit(Commit c) override {
-    REQUIRE(binding_);
-    const std::string bytes = binding_->encode(*c.snapshot);
-    c.snapshot = binding_->decode(bytes);
-    REQUIRE(binding_->encode(*c.snapshot) == bytes);
-    ++commits;
-    StoreWrapper::commit(std::move(c));
-  }
-  std::size_t commits = 0;
-
- private:
-  std::shared_ptr<const CatalogBinding> binding_;
-};
-
 void run_theme(const std::string& dir, unsigned seed, std::shared_ptr<Store> store = nullptr, int cases = 700) {
   Walker w(fs::path(ONESTOP_SOURCE_DIR) / "examples" / dir, seed, std::move(store));
   w.walk(cases, 60);
@@ -242,7 +221,7 @@ TEST_CASE("random walks: residence permit") { run_theme("residence-permit", 3); 
 
 TEST_CASE("random walks with every snapshot round-tripped through the binary codec") {
   for (const auto& [dir, seed] : {std::pair{"investment-project", 11u}, {"business-startup", 12u}, {"residence-permit", 13u}}) {
-    auto store = std::make_shared<RoundTripStore>();
+    auto store = std::make_shared<test_support::RoundTripStore>();
     run_theme(dir, seed, store, 100);
     CHECK(store->commits > 400);
   }

@@ -3,6 +3,8 @@
 
 #include <onestop/onestop.hpp>
 
+#include "codec_store.hpp"
+
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -660,25 +662,6 @@ TEST_CASE("import_case moves a case into another store with its history and hash
   SUBCASE("an empty history is refused") { CHECK_THROWS_AS(to.engine->import_case({}), Error); }
 }
 
-// Stores each state as the bytes a persistent store would, and hands its
-// inner store the state decoded from them: the commit's own snapshot is
-// dropped on the way.
-class DecodedStore final : public StoreWrapper {
- public:
-  DecodedStore() : StoreWrapper(open_memory_store()) {}
-  void bind(std::shared_ptr<const CatalogBinding> b) override {
-    binding_ = b;
-    StoreWrapper::bind(std::move(b));
-  }
-  void commit(Commit c) override {
-    c.snapshot = binding_->decode(binding_->encode(*c.snapshot));
-    StoreWrapper::commit(std::move(c));
-  }
-
- private:
-  std::shared_ptr<const CatalogBinding> binding_;
-};
-
 TEST_CASE("a store wrapper may replace a commit's snapshot: the open tasks and header it lists stay readable") {
   // The commit's open tasks and header view the state they were taken from;
   // an import handed the store that state's only owner, so a wrapper that
@@ -688,7 +671,7 @@ TEST_CASE("a store wrapper may replace a commit's snapshot: the open tasks and h
   const CaseId id = from.submit("SERIAL");
   const std::string deputy = "a-deputy-with-a-name-longer-than-fifteen";
   from.act(ActionKind::transfer, id, from.task(id, "accept"), hall(), deputy);
-  Fixture to(std::make_shared<DecodedStore>());
+  Fixture to(std::make_shared<test_support::RoundTripStore>());
   to.engine->import_case(from.engine->history(id));
   InboxQuery q;
   q.user = deputy;

@@ -5,6 +5,8 @@
 #include <onestop/onestop.hpp>
 #include <onestop/simulation.hpp>
 
+#include "codec_store.hpp"
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -136,24 +138,16 @@ TEST_CASE("the same scenario and seed give byte-identical JSON; another seed doe
 }
 
 // Records the bytes a persistent store would keep for every committed state.
-class SnapshotBytes final : public StoreWrapper {
+class SnapshotBytes final : public test_support::CodecStore {
  public:
-  SnapshotBytes() : StoreWrapper(open_memory_store()) {}
-  void bind(std::shared_ptr<const CatalogBinding> b) override {
-    binding_ = b;
-    StoreWrapper::bind(std::move(b));
-  }
   void commit(Commit c) override {
-    bytes.push_back(binding_->encode(*c.snapshot));
+    bytes.push_back(binding().encode(*c.snapshot));
     warned += c.events.end() != std::find_if(c.events.begin(), c.events.end(),
                                               [](const Event& e) { return e.kind == EventKind::warning; });
-    StoreWrapper::commit(std::move(c));
+    CodecStore::commit(std::move(c));
   }
   std::vector<std::string> bytes;
   std::size_t warned = 0;
-
- private:
-  std::shared_ptr<const CatalogBinding> binding_;
 };
 
 TEST_CASE("the same scenario and seed give byte-identical stored states, warnings crossed included") {

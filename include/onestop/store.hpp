@@ -43,7 +43,7 @@ struct InboxEntry {
 // catalog instead of copies (a commit lists every open task of its case,
 // and most of them are unchanged since the last one). The views stay valid
 // while the Commit lives (Commit::views_owner holds what they show) and
-// the engine is open; a store that keeps them longer copies them (entry()).
+// the engine is open; a store that keeps them longer copies them.
 struct OpenTaskView {
   TaskId task = 0;
   const Node* node = nullptr;
@@ -55,21 +55,6 @@ struct OpenTaskView {
   std::span<const std::string> extra_users;  // countersign signers added later
   Instant created{};
   std::optional<Instant> due;
-
-  // The same as an inbox entry of case `case_id`, owning its text.
-  InboxEntry entry(CaseId case_id) const {
-    return InboxEntry{case_id,
-                      task,
-                      node,
-                      std::string(item),
-                      std::string(flow),
-                      flow_version,
-                      node_index,
-                      std::string(assigned_user),
-                      std::vector<std::string>(extra_users.begin(), extra_users.end()),
-                      created,
-                      due};
-  }
 };
 
 // What stores may index and list about a case without decoding its state.

@@ -417,7 +417,7 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
       state_.joins.push_back(std::move(j));
     }
   }
-  // The branches' tokens and tasks, without regrowing the lists on the way.
+  // The branches' tokens, without regrowing the list on the way.
   if (chosen.size() > 1) {
     make_room(state_.tokens, chosen.size());
   }

@@ -167,29 +167,29 @@ class TaskList {
   TaskList(const TaskList&) = default;
   TaskList& operator=(const TaskList&) = default;
   // A moved-from list is empty (not a size without chunks).
-  TaskList(TaskList&& o) noexcept : chunks_(std::move(o.chunks_)), size_(std::exchange(o.size_, 0)) { o.chunks_.clear(); }
+  TaskList(TaskList&& o) noexcept : chunks_(std::move(o.chunks_)), size_(std::exchange(o.size_, 0)) {}
   TaskList& operator=(TaskList&& o) noexcept {
-    if (this == &o) return *this;
-    chunks_ = std::move(o.chunks_);
-    size_ = std::exchange(o.size_, 0);
-    o.chunks_.clear();
+    if (this != &o) {
+      chunks_ = std::move(o.chunks_);
+      size_ = std::exchange(o.size_, 0);
+    }
     return *this;
   }
 
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
-  const TaskRecord& operator[](std::size_t i) const { return (*chunks_[i / chunk_size])[i % chunk_size]; }
+  const TaskRecord& operator[](std::size_t i) const { return chunks_[i / chunk_size].get()[i % chunk_size]; }
   const TaskRecord& back() const { return (*this)[size_ - 1]; }
   const_iterator begin() const { return {this, 0}; }
   const_iterator end() const { return {this, size_}; }
 
   // The task at `i`, to change: its chunk is copied first when another
   // snapshot shares it.
-  TaskRecord& edit(std::size_t i) { return own(i / chunk_size)[i % chunk_size]; }
+  TaskRecord& edit(std::size_t i) { return chunks_[i / chunk_size].edit()[i % chunk_size]; }
   // Appends a task and returns it, to change.
   TaskRecord& push_back(TaskRecord task) {
-    if (size_ % chunk_size == 0) chunks_.push_back(std::make_shared<Chunk>());
-    TaskRecord& slot = own(size_ / chunk_size)[size_ % chunk_size];
+    if (size_ % chunk_size == 0) chunks_.emplace_back();  // made by its first edit()
+    TaskRecord& slot = chunks_[size_ / chunk_size].edit()[size_ % chunk_size];
     slot = std::move(task);
     ++size_;
     return slot;
@@ -201,17 +201,7 @@ class TaskList {
 
  private:
   using Chunk = std::array<TaskRecord, chunk_size>;
-  Chunk& own(std::size_t c) {
-    auto& p = chunks_[c];
-    if (p.use_count() > 1) {
-      p = std::make_shared<Chunk>(*p);
-    } else {
-      // The sole owner now (see Shared::edit).
-      std::atomic_thread_fence(std::memory_order_acquire);
-    }
-    return *p;
-  }
-  std::vector<std::shared_ptr<Chunk>> chunks_;
+  std::vector<Shared<Chunk>> chunks_;
   std::size_t size_ = 0;
 };
 

@@ -727,31 +727,19 @@ class Simulator {
     dispatch(st.pool);
   }
 
-  // Applies a decision on a unit through the engine.
-  // An action object lent for one decision, returned with its actor's
-  // strings and lists to the next: staff actors (user, roles, departments)
-  // were copied afresh for every action.
+  // An action whose actor starts from the strings and lists of the last
+  // decision's (given back when it ends): a staff actor (user, roles,
+  // departments) was copied afresh for every action.
   struct ActionLease {
-    explicit ActionLease(Simulator& sim) : sim_(sim) {
-      if (!sim_.spare_actions_.empty()) {
-        Actor kept = std::move(sim_.spare_actions_.back().actor);
-        sim_.spare_actions_.pop_back();
-        action.actor = std::move(kept);
-      }
-    }
-    ~ActionLease() {
-      try {
-        sim_.spare_actions_.push_back(std::move(action));
-      } catch (...) {
-        // Out of memory: the action's buffers are freed instead.
-      }
-    }
+    explicit ActionLease(Simulator& sim) : sim_(sim) { action.actor = std::move(sim_.spare_actor_); }
+    ~ActionLease() { sim_.spare_actor_ = std::move(action.actor); }
     ActionLease(const ActionLease&) = delete;
     ActionLease& operator=(const ActionLease&) = delete;
     Simulator& sim_;
     Action action;
   };
 
+  // Applies a decision on a unit through the engine.
   void decide(std::uint32_t u, std::uint8_t outcome, const Actor* actor) {
     Unit& unit = units_[u];
     const std::uint32_t step_id = unit.step;
@@ -934,7 +922,7 @@ class Simulator {
   std::vector<Step> steps_;
   std::unordered_map<const Node*, std::uint32_t> step_index_;
   std::map<std::string, std::vector<std::uint32_t>> slot_pools_;
-  std::vector<Action> spare_actions_;  // see ActionLease
+  Actor spare_actor_;  // see ActionLease
   std::vector<Unit> units_;
   std::vector<std::uint32_t> free_units_;
   std::vector<CaseRec> cases_;

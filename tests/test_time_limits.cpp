@@ -107,6 +107,57 @@ TEST_CASE("a step's warnings fire once, at the right instants") {
   CHECK(f.engine->verify(f.id).ok);  // replay fires the same warnings
 }
 
+TEST_CASE("engines whose catalogs differ only in their warning rules each warn by their own") {
+  // Warning instants are memoised per thread; the memo must tell catalogs
+  // apart, also when one engine is gone and the next takes its place.
+  auto loaded = load_catalog({fs::path(ONESTOP_TEST_DATA) / "time", fs::path(ONESTOP_SOURCE_DIR) / "calendars"});
+  REQUIRE(loaded.ok());
+  auto halfway = std::make_shared<Catalog>(*loaded.catalog);
+  WarningRule half;
+  half.id = "half";
+  half.used_share = 0.5;
+  halfway->rules = {half};
+  auto run = [](std::shared_ptr<const Catalog> catalog, std::shared_ptr<ManualClock> clock) {
+    EngineOptions o;
+    o.clock = clock;
+    auto engine = open_engine(std::move(catalog), o);
+    Submission s;
+    s.target = "TIMED";
+    s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+    const CaseId id = *engine->submit(s, Actor::applicant_of(person)).case_id;
+    return std::pair{std::move(engine), id};
+  };
+  auto warnings = [](Engine& e, CaseId id) {
+    std::size_t n = 0;
+    for (const auto& ev : e.history(id)) n += ev.kind == EventKind::warning ? 1 : 0;
+    return n;
+  };
+  // accept: one working day, Tuesday 09:00-17:30 with a lunch break: half of
+  // it is used at 14:00, 80 % at 16:06.
+  const Instant between = local(2026, 3, 3, 14, 30);
+  for (int order = 0; order < 2; ++order) {
+    auto clock_a = std::make_shared<ManualClock>(local(2026, 3, 2, 9, 0));
+    auto clock_b = std::make_shared<ManualClock>(local(2026, 3, 2, 9, 0));
+    if (order == 0) {  // side by side
+      auto [a, ida] = run(loaded.catalog, clock_a);
+      auto [b, idb] = run(halfway, clock_b);
+      a->tick(between);
+      b->tick(between);
+      CHECK(warnings(*a, ida) == 0);
+      CHECK(warnings(*b, idb) == 1);
+    } else {  // one after the other
+      {
+        auto [a, ida] = run(loaded.catalog, clock_a);
+        a->tick(between);
+        CHECK(warnings(*a, ida) == 0);
+      }
+      auto [b, idb] = run(halfway, clock_b);
+      b->tick(between);
+      CHECK(warnings(*b, idb) == 1);
+    }
+  }
+}
+
 TEST_CASE("a correction request stops the clocks; the warnings move with them") {
   TimeFixture f;
   f.clock->set(local(2026, 3, 3, 10, 0));

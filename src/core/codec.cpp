@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 
 namespace onestop::core {
@@ -348,39 +349,101 @@ std::vector<OpenTaskView> open_task_views(const CompiledCatalog&, const CaseSnap
   return out;
 }
 
+namespace {
+
+// The warning instants of one clock under each rule (the rule's index; none
+// where the rule does not apply to the clock). They depend on the rules,
+// the calendar, the clock's due instant and limit, its pause, and whether
+// it is a step's clock and a statutory one: nothing else.
+constexpr std::size_t memo_rules = 8;  // more rules than this are not memoised
+using ClockInstants = std::array<std::optional<Instant>, memo_rules>;
+
+void compute_instants(const std::vector<WarningRule>& rules, const LimitClock& clock, const WorkingCalendar& cal,
+                      bool step, bool statutory, std::optional<Instant>* out) {
+  for (std::size_t r = 0; r < rules.size(); ++r) {
+    const WarningRule& rule = rules[r];
+    out[r].reset();
+    if (rule.scope == (step ? RuleScope::case_limit : RuleScope::step_limit)) continue;
+    // Statutory clocks only raise the red "exceeded" warnings.
+    if (statutory && !(rule.used_share && *rule.used_share >= 1.0)) continue;
+    if (rule.used_share) out[r] = cal.when_used(clock, *rule.used_share);
+    if (rule.before_deadline) {
+      out[r] = cal.before(clock.due, static_cast<double>(rule.before_deadline->amount), rule.before_deadline->unit);
+    }
+  }
+}
+
+// Every commit asks for its case's next due instant (Store::Commit::
+// next_timer), so the same clocks' warning instants are asked for at every
+// action: a small per-thread memo answers them, one lookup per clock, keyed
+// by the catalog's serial (never reused) and the calendar's address in it.
+// The answer stays valid until the next lookup on the same thread.
+const ClockInstants& clock_instants(const CompiledCatalog& catalog, const LimitClock& clock, const WorkingCalendar& cal,
+                                    bool step, bool statutory) {
+  struct Memo {
+    std::uint64_t catalog = 0;  // 0: empty
+    const WorkingCalendar* calendar = nullptr;
+    std::int64_t due = 0;
+    std::int64_t amount = 0;
+    std::uint8_t unit = 0;
+    std::uint8_t flags = 0;
+    ClockInstants at;
+  };
+  constexpr std::size_t slots = 4096;
+  thread_local std::unique_ptr<Memo[]> memo;
+  if (!memo) memo = std::make_unique<Memo[]>(slots);
+  const std::int64_t due = clock.due.time_since_epoch().count();
+  const auto flags = static_cast<std::uint8_t>((step ? 1 : 0) | (statutory ? 2 : 0) | (clock.paused_at ? 4 : 0));
+  std::uint64_t h = (catalog.serial() * 0x9E3779B97F4A7C15ULL) ^ (static_cast<std::uint64_t>(due) * 0xC2B2AE3D27D4EB4FULL) ^
+                    (reinterpret_cast<std::uintptr_t>(&cal) * 0x165667B19E3779F9ULL) ^
+                    (static_cast<std::uint64_t>(clock.limit.amount) << 8) ^ (static_cast<std::uint64_t>(clock.limit.unit) << 4) ^
+                    flags;
+  h ^= h >> 29;
+  Memo& m = memo[h & (slots - 1)];
+  if (m.catalog != catalog.serial() || m.calendar != &cal || m.due != due || m.amount != clock.limit.amount ||
+      m.unit != static_cast<std::uint8_t>(clock.limit.unit) || m.flags != flags) {
+    compute_instants(catalog.rules(), clock, cal, step, statutory, m.at.data());
+    m.catalog = catalog.serial();
+    m.calendar = &cal;
+    m.due = due;
+    m.amount = clock.limit.amount;
+    m.unit = static_cast<std::uint8_t>(clock.limit.unit);
+    m.flags = flags;
+  }
+  return m.at;
+}
+
+}  // namespace
+
 void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
                        const std::function<void(const Deadline&)>& visit) {
-  struct Sink {
-    const std::function<void(const Deadline&)>& visit;
-    void push_back(const Deadline& d) const { visit(d); }
-  } out{visit};
   if (s.follow_up && !s.follow_up->closed && !s.follow_up_warned) {
-    out.push_back({s.follow_up->due, Deadline::Kind::follow_up, 0, 0, false});
+    visit({s.follow_up->due, Deadline::Kind::follow_up, 0, 0, false});
   }
   if (s.status == CaseStatus::finished || s.status == CaseStatus::draft || s.frames.empty()) return;
   for (const auto& t : s.tokens) {
-    if (t.wait == Wait::timer) out.push_back({t.due, Deadline::Kind::timer, t.id, 0, false});
+    if (t.wait == Wait::timer) visit({t.due, Deadline::Kind::timer, t.id, 0, false});
   }
-  if (s.special_until) out.push_back({*s.special_until, Deadline::Kind::special_end, 0, 0, false});
+  if (s.special_until) visit({*s.special_until, Deadline::Kind::special_end, 0, 0, false});
   if (s.paused) return;  // stopped clocks fire nothing
   const auto& rules = catalog.rules();
   auto warned = [&](std::uint32_t key, std::uint16_t rule) {
     return std::find(s.warned.begin(), s.warned.end(), std::pair<std::uint32_t, std::uint16_t>{key, rule}) != s.warned.end();
   };
+  std::vector<std::optional<Instant>> many;  // more rules than the memo holds
   auto schedule = [&](const LimitClock& clock, const WorkingCalendar& cal, std::uint32_t key, bool step, bool statutory) {
+    const std::optional<Instant>* at = nullptr;
+    if (rules.size() <= memo_rules) {
+      at = clock_instants(catalog, clock, cal, step, statutory).data();  // read before the next lookup
+    } else {
+      many.resize(rules.size());
+      compute_instants(rules, clock, cal, step, statutory, many.data());
+      at = many.data();
+    }
     for (std::uint16_t r = 0; r < rules.size(); ++r) {
-      const WarningRule& rule = rules[r];
-      if (rule.scope == (step ? RuleScope::case_limit : RuleScope::step_limit)) continue;
-      // Statutory clocks only raise the red "exceeded" warnings.
-      if (statutory && !(rule.used_share && *rule.used_share >= 1.0)) continue;
+      if (!at[r]) continue;
       const std::uint16_t id = static_cast<std::uint16_t>(statutory ? r + 0x8000 : r);
-      if (warned(key, id)) continue;
-      std::optional<Instant> at;
-      if (rule.used_share) at = cal.when_used(clock, *rule.used_share);
-      if (rule.before_deadline) {
-        at = cal.before(clock.due, static_cast<double>(rule.before_deadline->amount), rule.before_deadline->unit);
-      }
-      if (at) out.push_back({*at, Deadline::Kind::warning, key, id, statutory});
+      if (!warned(key, id)) visit({*at[r], Deadline::Kind::warning, key, id, statutory});
     }
   };
   const WorkingCalendar& root = catalog.calendar_of(*s.frames[0].flow);
@@ -392,7 +455,7 @@ void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
     schedule(*t.clock, catalog.calendar_of(cf), t.id, true, false);
     const Node& def = *cf.nodes[t.node].def;
     if (def.on_timeout != TimeoutAction::warn && !t.timed_out) {
-      out.push_back({t.clock->due, Deadline::Kind::timeout, t.id, 0, false});
+      visit({t.clock->due, Deadline::Kind::timeout, t.id, 0, false});
     }
   }
 }

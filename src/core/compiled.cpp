@@ -4,11 +4,16 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <deque>
 
 namespace onestop::core {
 
-CompiledCatalog::CompiledCatalog(std::shared_ptr<const Catalog> catalog) : catalog_(std::move(catalog)) {
+CompiledCatalog::CompiledCatalog(std::shared_ptr<const Catalog> catalog)
+    : catalog_(std::move(catalog)), serial_([] {
+        static std::atomic<std::uint64_t> serials{0};
+        return ++serials;
+      }()) {
   for (const auto& f : catalog_->flows) {
     auto cf = std::make_unique<CompiledFlow>();
     cf->def = &f;

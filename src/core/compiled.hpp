@@ -71,11 +71,15 @@ class CompiledCatalog {
   const WorkingCalendar& calendar_of(const CompiledFlow& flow) const noexcept { return flow.calendar; }
   // The warning rules in force: the catalog's, or yellow at 80 % and red at 100 %.
   const std::vector<WarningRule>& rules() const noexcept { return rules_; }
+  // Unique per compiled catalog in this process, never reused: a key for
+  // memos of what depends on the catalog.
+  std::uint64_t serial() const noexcept { return serial_; }
 
  private:
   void compile(CompiledFlow& cf);
   std::shared_ptr<const Catalog> catalog_;
   std::vector<WarningRule> rules_;
+  std::uint64_t serial_;
   std::vector<std::unique_ptr<CompiledFlow>> flows_;
   std::unordered_map<std::string, const CompiledFlow*> by_key_;  // "id@version"
 };

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <limits>
 
 namespace onestop::core {
 
@@ -351,25 +352,28 @@ std::vector<OpenTaskView> open_task_views(const CompiledCatalog&, const CaseSnap
 
 namespace {
 
-// The warning instants of one clock under each rule (the rule's index; none
-// where the rule does not apply to the clock). They depend on the rules,
+// The warning instants of one clock under each rule (the rule's index;
+// `no_instant` where the rule does not apply to the clock), in seconds. They depend on the rules,
 // the calendar, the clock's due instant and limit, its pause, and whether
 // it is a step's clock and a statutory one: nothing else.
 constexpr std::size_t memo_rules = 8;  // more rules than this are not memoised
-using ClockInstants = std::array<std::optional<Instant>, memo_rules>;
+constexpr std::int64_t no_instant = std::numeric_limits<std::int64_t>::min();
+using ClockInstants = std::array<std::int64_t, memo_rules>;
 
 void compute_instants(const std::vector<WarningRule>& rules, const LimitClock& clock, const WorkingCalendar& cal,
-                      bool step, bool statutory, std::optional<Instant>* out) {
+                      bool step, bool statutory, std::int64_t* out) {
   for (std::size_t r = 0; r < rules.size(); ++r) {
     const WarningRule& rule = rules[r];
-    out[r].reset();
+    out[r] = no_instant;
     if (rule.scope == (step ? RuleScope::case_limit : RuleScope::step_limit)) continue;
     // Statutory clocks only raise the red "exceeded" warnings.
     if (statutory && !(rule.used_share && *rule.used_share >= 1.0)) continue;
-    if (rule.used_share) out[r] = cal.when_used(clock, *rule.used_share);
+    std::optional<Instant> at;
+    if (rule.used_share) at = cal.when_used(clock, *rule.used_share);
     if (rule.before_deadline) {
-      out[r] = cal.before(clock.due, static_cast<double>(rule.before_deadline->amount), rule.before_deadline->unit);
+      at = cal.before(clock.due, static_cast<double>(rule.before_deadline->amount), rule.before_deadline->unit);
     }
+    if (at) out[r] = at->time_since_epoch().count();
   }
 }
 
@@ -430,9 +434,9 @@ void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
   auto warned = [&](std::uint32_t key, std::uint16_t rule) {
     return std::find(s.warned.begin(), s.warned.end(), std::pair<std::uint32_t, std::uint16_t>{key, rule}) != s.warned.end();
   };
-  std::vector<std::optional<Instant>> many;  // more rules than the memo holds
+  std::vector<std::int64_t> many;  // more rules than the memo holds
   auto schedule = [&](const LimitClock& clock, const WorkingCalendar& cal, std::uint32_t key, bool step, bool statutory) {
-    const std::optional<Instant>* at = nullptr;
+    const std::int64_t* at = nullptr;
     if (rules.size() <= memo_rules) {
       at = clock_instants(catalog, clock, cal, step, statutory).data();  // read before the next lookup
     } else {
@@ -441,9 +445,9 @@ void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
       at = many.data();
     }
     for (std::uint16_t r = 0; r < rules.size(); ++r) {
-      if (!at[r]) continue;
+      if (at[r] == no_instant) continue;
       const std::uint16_t id = static_cast<std::uint16_t>(statutory ? r + 0x8000 : r);
-      if (!warned(key, id)) visit({*at[r], Deadline::Kind::warning, key, id, statutory});
+      if (!warned(key, id)) visit({Instant{std::chrono::seconds{at[r]}}, Deadline::Kind::warning, key, id, statutory});
     }
   };
   const WorkingCalendar& root = catalog.calendar_of(*s.frames[0].flow);

@@ -13,9 +13,17 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
+#include <optional>
+#include <string_view>
+#include <unistd.h>
 
 namespace {
 
@@ -24,7 +32,7 @@ using namespace onestop;
 struct Options {
   std::string store;
   std::vector<std::string> paths;
-  std::vector<CaseId> cases;
+  std::vector<std::string> cases;  // as given; case_ids() checks them
   std::string file;
   std::string target;
   std::string department;
@@ -48,32 +56,121 @@ std::shared_ptr<const Catalog> load_definitions(const std::string& command, cons
   return r.catalog;
 }
 
-// "2026-03-02" as the start of that day in China (UTC+8), or a full
-// "2026-03-02T09:00:00+08:00".
-Instant parse_time(const std::string& command, const std::string& text) {
-  int y = 0;
-  unsigned m = 0, d = 0, hh = 0, mm = 0, ss = 0;
-  int oh = 8, om = 0;
+// Whether s[pos, pos + len) is all decimal digits; their value in `out`.
+bool digits(std::string_view s, std::size_t pos, std::size_t len, int& out) {
+  if (pos + len > s.size()) return false;
+  for (std::size_t i = pos; i < pos + len; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return std::from_chars(s.data() + pos, s.data() + pos + len, out).ec == std::errc();
+}
+
+// "2026-03-02" (the start of that day in China, UTC+8), or a full
+// "2026-03-02T09:00:00+08:00" (offsets up to ±14:00, or Z for UTC).
+std::optional<Instant> parse_instant(std::string_view s) {
+  int y = 0, m = 0, d = 0, hh = 0, mi = 0, ss = 0, oh = 8, om = 0;
+  if (s.size() < 10 || s[4] != '-' || s[7] != '-' || !digits(s, 0, 4, y) || !digits(s, 5, 2, m) ||
+      !digits(s, 8, 2, d)) {
+    return std::nullopt;
+  }
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(m)},
+                                        std::chrono::day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return std::nullopt;
   char sign = '+';
-  const int n = std::sscanf(text.c_str(), "%d-%u-%uT%u:%u:%u%c%d:%d", &y, &m, &d, &hh, &mm, &ss, &sign, &oh, &om);
-  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m}, std::chrono::day{d}};
-  if ((n != 3 && n != 9) || !ymd.ok() || (n == 9 && sign != '+' && sign != '-')) {
-    fail(command, fmt::format("'{}' is not a date (2026-03-02) or a time (2026-03-02T09:00:00+08:00)", text));
+  if (s.size() > 10) {
+    if (s.size() < 20 || s[10] != 'T' || s[13] != ':' || s[16] != ':' || !digits(s, 11, 2, hh) ||
+        !digits(s, 14, 2, mi) || !digits(s, 17, 2, ss) || hh > 23 || mi > 59 || ss > 59) {
+      return std::nullopt;
+    }
+    if (s.size() == 20 && s[19] == 'Z') {
+      oh = 0;
+    } else if (s.size() != 25 || (s[19] != '+' && s[19] != '-') || s[22] != ':' || !digits(s, 20, 2, oh) ||
+               !digits(s, 23, 2, om) || om > 59 || oh * 60 + om > 14 * 60) {
+      return std::nullopt;
+    } else {
+      sign = s[19];
+    }
   }
   const auto offset = std::chrono::hours{oh} + std::chrono::minutes{om};
-  const auto local = std::chrono::sys_days{ymd} + std::chrono::hours{hh} + std::chrono::minutes{mm} + std::chrono::seconds{ss};
+  const auto local = std::chrono::sys_days{ymd} + std::chrono::hours{hh} + std::chrono::minutes{mi} + std::chrono::seconds{ss};
   return sign == '-' ? local + offset : local - offset;
 }
 
+// The instant an option gives; ends the command, quoting the text, when it is none.
+Instant parse_time(const std::string& command, const char* option, const std::string& text) {
+  const auto t = parse_instant(text);
+  if (!t) {
+    fail(command,
+         fmt::format("{} '{}' is not a date (2026-03-02) or a time (2026-03-02T09:00:00+08:00)", option, text));
+  }
+  return *t;
+}
+
+// The --case ids: whole numbers from 1, as the store hands them out.
+std::vector<CaseId> case_ids(const std::string& command, const std::vector<std::string>& texts) {
+  std::vector<CaseId> out;
+  for (const auto& text : texts) {
+    CaseId id = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    const bool whole = !text.empty() && text[0] >= '0' && text[0] <= '9' && ec == std::errc() &&
+                       end == text.data() + text.size();
+    if (!whole || id == 0) {
+      fail(command, fmt::format("--case '{}' is not a case id (a whole number from 1 to {})", text,
+                                std::numeric_limits<CaseId>::max()));
+    }
+    out.push_back(id);
+  }
+  return out;
+}
+
+// The file of a sqlite: URI, as open_store reads it; nullopt for memory:,
+// sqlite::memory: and other schemes (open_store judges those).
+std::optional<std::string> sqlite_file(std::string_view uri) {
+  if (uri.substr(0, 7) != "sqlite:") return std::nullopt;
+  std::string_view rest = uri.substr(7);
+  if (rest.substr(0, 2) == "//") rest.remove_prefix(2);
+  rest = rest.substr(0, rest.find('?'));
+  if (rest.empty() || rest == ":memory:") return std::nullopt;
+  return std::string(rest);
+}
+
+// The store of a command that only reads it. A SQLite file must exist (a
+// mistyped path must not leave an empty database behind) and is opened
+// read-only, so that a store one may not write can be read and reading
+// changes nothing. A file one may write whose read-only opening fails (an
+// older schema is upgraded only by a writer) is opened as before.
+std::shared_ptr<Store> open_for_reading(const std::string& command, const std::string& uri) {
+  const auto file = sqlite_file(uri);
+  if (!file) return open_store(uri);
+  std::error_code ec;
+  if (std::filesystem::status(*file, ec).type() == std::filesystem::file_type::not_found) {
+    fail(command, fmt::format("no such store: {}", *file));
+  }
+  const char last = uri.back();
+  const char* separator = uri.find('?') == std::string::npos ? "?" : last == '?' || last == '&' ? "" : "&";
+  const std::string read_only = uri + separator + "read_only=1";
+  try {
+    return open_store(read_only);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::storage || ::access(file->c_str(), W_OK) != 0) throw;
+    return open_store(uri);
+  }
+}
+
 void export_command(const Options& o) {
-  auto store = open_store(o.store);
+  const auto ids = case_ids("export", o.cases);
+  auto store = open_for_reading("export", o.store);
   std::ofstream file;
   if (!o.file.empty()) {
     file.open(o.file, std::ios::binary);
-    if (!file) fail("export", fmt::format("cannot write '{}'", o.file));
+    if (!file) fail("export", fmt::format("cannot write '{}': {}", o.file, std::strerror(errno)));
   }
-  const std::size_t n = export_cases(*store, o.file.empty() ? std::cout : file, o.cases);
-  if (!o.file.empty()) std::cerr << fmt::format("{} case{} written to {}\n", n, n == 1 ? "" : "s", o.file);
+  const std::size_t n = export_cases(*store, o.file.empty() ? std::cout : file, ids);
+  if (!o.file.empty()) {
+    file.close();
+    if (!file) fail("export", fmt::format("cannot write '{}': {}", o.file, std::strerror(errno)));
+    std::cerr << fmt::format("{} case{} written to {}\n", n, n == 1 ? "" : "s", o.file);
+  }
 }
 
 void import_command(const Options& o) {
@@ -103,7 +200,7 @@ void import_command(const Options& o) {
 }
 
 void versions_command(const Options& o) {
-  auto store = open_store(o.store);
+  auto store = open_for_reading("versions", o.store);
   auto* sqlite = dynamic_cast<SqliteStore*>(store.get());
   if (sqlite == nullptr) fail("versions", fmt::format("'{}' keeps no definition versions (use a sqlite: store)", o.store));
   const auto uses = sqlite->versions();
@@ -146,15 +243,26 @@ nlohmann::json figures_json(const StatsFigures& f) {
 
 void stats_command(const Options& o) {
   auto catalog = load_definitions("stats", o.paths);
-  EngineOptions eo;
-  eo.store = open_store(o.store);
-  if (!o.now.empty()) eo.clock = std::make_shared<ManualClock>(parse_time("stats", o.now));
-  auto engine = open_engine(catalog, eo);
+  if (!o.target.empty() && catalog->find_item(o.target) == nullptr && catalog->find_theme(o.target) == nullptr) {
+    fail("stats", fmt::format("--target '{}' is not an item code or theme id in the definitions", o.target));
+  }
+  if (!o.department.empty() && catalog->find_department(o.department) == nullptr) {
+    const auto& items = catalog->items;
+    const auto& themes = catalog->themes;
+    const bool used =
+        std::any_of(items.begin(), items.end(), [&](const Item& i) { return i.department == o.department; }) ||
+        std::any_of(themes.begin(), themes.end(), [&](const Theme& t) { return t.lead_department == o.department; });
+    if (!used) fail("stats", fmt::format("--department '{}' is not a department in the definitions", o.department));
+  }
   StatsQuery q;
-  if (!o.from.empty()) q.from = parse_time("stats", o.from);
-  if (!o.to.empty()) q.to = parse_time("stats", o.to);
+  if (!o.from.empty()) q.from = parse_time("stats", "--from", o.from);
+  if (!o.to.empty()) q.to = parse_time("stats", "--to", o.to);
   q.target = o.target;
   q.department = o.department;
+  EngineOptions eo;
+  if (!o.now.empty()) eo.clock = std::make_shared<ManualClock>(parse_time("stats", "--now", o.now));
+  eo.store = open_for_reading("stats", o.store);
+  auto engine = open_engine(catalog, eo);
   const SupervisionStats s = engine->statistics(q);
   if (o.format == "json") {
     nlohmann::json out{{"total", figures_json(s.total)}};
@@ -206,7 +314,7 @@ void add_store_commands(CLI::App& app) {
 
   auto* ex = app.add_subcommand("export", "Write cases with their hash-chained history to a portable archive");
   ex->add_option("--store", o->store, store_help)->required();
-  ex->add_option("--case", o->cases, "only these case ids (all by default)");
+  ex->add_option("--case", o->cases, "only these case ids, whole numbers from 1 (all by default)");
   ex->add_option("-o,--output", o->file, "the archive file (standard output by default)");
   ex->callback(guarded("export", o, export_command));
 

@@ -17,10 +17,15 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
+#include <unistd.h>
 
 namespace {
 
@@ -56,52 +61,117 @@ int validate(const std::vector<std::string>& paths, const std::string& format) {
   return errors == 0 ? 0 : 1;
 }
 
-const onestop::Flow* pick_flow(const Catalog& c, const std::string& id, int version) {
+// The flow to draw: --flow names a flow or a theme (its flow); without it the
+// only theme's flow, else the only flow. --flow-version picks a version of
+// that flow (the newest by default). Prints why and returns null when none.
+const onestop::Flow* pick_flow(const Catalog& c, const std::string& id, std::optional<int> version) {
+  std::string flow_id;
   if (!id.empty()) {
-    if (const auto* f = c.find_flow(id, version > 0 ? std::optional<int>(version) : std::nullopt)) return f;
-    if (const auto* t = c.find_theme(id)) return c.find_flow(t->flow);
-    std::cerr << fmt::format("onestop graph: no flow or theme '{}'", id);
-    if (version > 0) std::cerr << fmt::format(" version {}", version);
-    std::cerr << '\n';
-    return nullptr;
+    if (c.find_flow(id) != nullptr) {
+      flow_id = id;
+    } else if (const auto* t = c.find_theme(id)) {
+      flow_id = t->flow;
+    } else {
+      std::cerr << fmt::format("onestop graph: no flow or theme '{}'\n", id);
+      return nullptr;
+    }
+  } else if (c.themes.size() == 1) {
+    flow_id = c.themes.front().flow;
+  } else {
+    std::set<std::string> ids;
+    for (const auto& f : c.flows) ids.insert(f.id);
+    if (ids.size() != 1) {
+      std::cerr << "onestop graph: " << (ids.empty() ? "no flow found" : "several flows; choose one with --flow:");
+      for (const auto& i : ids) std::cerr << ' ' << i;
+      std::cerr << '\n';
+      return nullptr;
+    }
+    flow_id = *ids.begin();
   }
-  if (c.themes.size() == 1) return c.find_flow(c.themes.front().flow);
-  std::set<std::string> ids;
-  for (const auto& f : c.flows) ids.insert(f.id);
-  if (ids.size() == 1) return c.find_flow(*ids.begin());
-  std::cerr << "onestop graph: " << (ids.empty() ? "no flow found" : "several flows; choose one with --flow:");
-  for (const auto& i : ids) std::cerr << ' ' << i;
-  std::cerr << '\n';
+  if (const auto* f = c.find_flow(flow_id, version)) return f;
+  std::string versions;
+  for (const auto& f : c.flows) {
+    if (f.id == flow_id) versions += fmt::format("{}{}", versions.empty() ? "" : ", ", f.version);
+  }
+  if (versions.empty()) {
+    std::cerr << fmt::format("onestop graph: no flow '{}'\n", flow_id);
+  } else {
+    std::cerr << fmt::format("onestop graph: flow '{}' has no version {} (it has {})\n", flow_id, *version, versions);
+  }
   return nullptr;
 }
 
-int graph(const std::vector<std::string>& paths, const std::string& flow_id, int version, const std::string& format,
-          const std::string& output) {
+// The SVG of a DOT text, through Graphviz's dot program; nullopt (after
+// saying why) when dot cannot run or fails. The DOT goes through a temporary
+// file and the SVG comes back through a pipe, so that this process writes
+// the output and sees whether the write worked.
+std::optional<std::string> dot_to_svg(const std::string& dot) {
+  std::error_code ec;
+  std::string name = (std::filesystem::temp_directory_path(ec) / "onestop-graph-XXXXXX").string();
+  if (ec) name = "/tmp/onestop-graph-XXXXXX";
+  const int fd = mkstemp(name.data());
+  if (fd < 0) {
+    std::cerr << fmt::format("onestop graph: cannot make a temporary file {}: {}\n", name, std::strerror(errno));
+    return std::nullopt;
+  }
+  struct RemoveOnExit {
+    const std::string& name;
+    ~RemoveOnExit() { std::remove(name.c_str()); }
+  } cleanup{name};
+  bool written = true;
+  for (std::size_t done = 0; done < dot.size() && written;) {
+    const ssize_t n = ::write(fd, dot.data() + done, dot.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    written = n > 0;
+    if (written) done += static_cast<std::size_t>(n);
+  }
+  written = ::close(fd) == 0 && written;
+  if (!written) {
+    std::cerr << fmt::format("onestop graph: cannot write the temporary file {}: {}\n", name, std::strerror(errno));
+    return std::nullopt;
+  }
+  FILE* pipe = popen(fmt::format("dot -Tsvg '{}'", name).c_str(), "r");
+  if (pipe == nullptr) {
+    std::cerr << "onestop graph: cannot run Graphviz 'dot' (apt-get install graphviz)\n";
+    return std::nullopt;
+  }
+  std::string svg;
+  char buffer[1 << 16];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) svg.append(buffer, n);
+  const int status = pclose(pipe);
+  if (status != 0) {
+    std::cerr << "onestop graph: Graphviz 'dot' failed; is it installed? (apt-get install graphviz)\n";
+    return std::nullopt;
+  }
+  return svg;
+}
+
+int graph(const std::vector<std::string>& paths, const std::string& flow_id, std::optional<int> version,
+          const std::string& format, const std::string& output) {
   const auto result = onestop::load_catalog(to_paths(paths));
   print_diagnostics(result.diagnostics, false);
   const auto* flow = pick_flow(*result.catalog, flow_id, version);
   if (flow == nullptr) return 1;
-  const std::string dot = onestop::render_dot(*flow, *result.catalog);
-  if (format == "dot") {
-    if (output.empty() || output == "-") {
-      std::cout << dot;
-    } else {
-      std::ofstream(output) << dot;
+  std::string text = onestop::render_dot(*flow, *result.catalog);
+  if (format == "svg") {
+    auto svg = dot_to_svg(text);
+    if (!svg) return 1;
+    text = std::move(*svg);
+  }
+  if (output.empty() || output == "-") {
+    std::cout << text;
+  } else {
+    std::ofstream out(output, std::ios::binary);
+    if (out) out << text;
+    if (out) out.close();
+    if (!out) {
+      std::cerr << fmt::format("onestop graph: cannot write '{}': {}\n", output, std::strerror(errno));
+      return 1;
     }
-    return 0;
   }
-  // SVG through Graphviz's dot program.
-  const std::string target = output.empty() ? "-" : output;
-  const std::string command = target == "-" ? "dot -Tsvg" : fmt::format("dot -Tsvg -o '{}'", target);
-  FILE* pipe = popen(command.c_str(), "w");
-  if (pipe == nullptr) {
-    std::cerr << "onestop graph: cannot run Graphviz 'dot' (apt-get install graphviz)\n";
-    return 1;
-  }
-  std::fwrite(dot.data(), 1, dot.size(), pipe);
-  const int status = pclose(pipe);
-  if (status != 0) {
-    std::cerr << "onestop graph: Graphviz 'dot' failed; is it installed? (apt-get install graphviz)\n";
+  if (!result.ok()) {
+    // As validate and summary: definitions with errors fail, though the flow is drawn as loaded.
+    std::cerr << "onestop graph: the definitions have errors (drawn as loaded)\n";
     return 1;
   }
   return 0;
@@ -180,6 +250,22 @@ int summary(const std::vector<std::string>& paths) {
   return result.ok() ? 0 : 1;
 }
 
+// Flushes standard output. Output that could not be written (a full disk,
+// a closed pipe) fails the run: exit 2 unless the command failed already.
+int finish_output(int code) {
+  std::cout.flush();
+  const bool stream_failed = !std::cout;
+  errno = 0;
+  const bool flush_failed = std::fflush(stdout) != 0;
+  const int error = errno;
+  if (stream_failed || flush_failed || std::ferror(stdout) != 0) {
+    std::cerr << "onestop: cannot write standard output"
+              << (flush_failed && error != 0 ? fmt::format(": {}", std::strerror(error)) : std::string()) << '\n';
+    return code == 0 ? 2 : code;
+  }
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -200,7 +286,7 @@ int main(int argc, char** argv) {
   auto* graph_cmd = app.add_subcommand("graph", "Render a flow as Graphviz DOT (or SVG through dot)");
   graph_cmd->add_option("paths", paths, "YAML files or directories")->required();
   graph_cmd->add_option("--flow", flow_id, "flow or theme id (needed when several flows are loaded)");
-  graph_cmd->add_option("--flow-version", flow_version, "flow version (the newest by default)");
+  auto* flow_version_opt = graph_cmd->add_option("--flow-version", flow_version, "flow version (the newest by default)");
   graph_cmd->add_option("--format", graph_format, "dot or svg")->check(CLI::IsMember({"dot", "svg"}));
   graph_cmd->add_option("-o,--output", output, "output file (standard output by default)");
 
@@ -212,17 +298,29 @@ int main(int argc, char** argv) {
   add_store_commands(app);
   add_test_command(app);
 
-  CLI11_PARSE(app, argc, argv);
+  app.footer(
+      "Exit status: 0 success; 1 the command's own failure (definitions with errors, an unknown flow, store, "
+      "target or case, a bad time, a failed test or check); 2 a failure while running (output that cannot be "
+      "written; test: a malformed script or no test to run; simulate: the run failed); 100 and above: the "
+      "command line itself is wrong.");
+
+  int code = 0;
   try {
-    if (*validate_cmd) return validate(paths, format);
-    if (*graph_cmd) return graph(paths, flow_id, flow_version, graph_format, output);
-    if (*summary_cmd) return summary(paths);
+    app.parse(argc, argv);
+    if (*validate_cmd) code = validate(paths, format);
+    if (*graph_cmd) {
+      const auto version = flow_version_opt->count() > 0 ? std::optional<int>(flow_version) : std::nullopt;
+      code = graph(paths, flow_id, version, graph_format, output);
+    }
+    if (*summary_cmd) code = summary(paths);
+  } catch (const CLI::ParseError& e) {
+    code = app.exit(e);
   } catch (const onestop::Error& e) {
     std::cerr << "onestop: " << onestop::to_string(e.code()) << ": " << e.what() << '\n';
-    return 2;
+    code = 2;
   } catch (const std::exception& e) {
     std::cerr << "onestop: " << e.what() << '\n';
-    return 2;
+    code = 2;
   }
-  return 0;
+  return finish_output(code);
 }

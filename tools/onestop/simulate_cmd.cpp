@@ -6,7 +6,9 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -85,8 +87,9 @@ void write(const std::string& path, const std::string& text, const char* what, b
     return;
   }
   std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) throw std::runtime_error(fmt::format("cannot write {} to {}", what, path));
+  if (out) out << text;
+  if (out) out.close();
+  if (!out) throw std::runtime_error(fmt::format("cannot write {} to {}: {}", what, path, std::strerror(errno)));
   if (!quiet) std::cerr << fmt::format("{} written to {}\n", what, path);
 }
 

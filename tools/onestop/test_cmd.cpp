@@ -82,6 +82,11 @@ int run(const Options& o) {
   std::cout << report.summary() << '\n';
   std::cout.flush();
   if (report.malformed_scripts > 0) return 2;
+  if (report.results.empty() && !o.name.empty()) {
+    // A mistyped filter must not pass as a green run.
+    std::cerr << fmt::format("onestop test: no test name contains '{}' (--name)\n", o.name);
+    return 2;
+  }
   return report.ok() ? 0 : 1;
 }
 

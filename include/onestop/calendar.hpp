@@ -73,6 +73,10 @@ class WorkingCalendar {
   // The calendar id ("" for the built-in default).
   const std::string& id() const noexcept;
 
+  // Unique per built calendar in this process, never reused (copies share
+  // it): a key for memos of what a calendar computes.
+  std::uint64_t serial() const noexcept;
+
   // The display name.
   const std::string& name() const noexcept;
 

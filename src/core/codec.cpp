@@ -353,9 +353,10 @@ std::vector<OpenTaskView> open_task_views(const CompiledCatalog&, const CaseSnap
 namespace {
 
 // The warning instants of one clock under each rule (the rule's index;
-// `no_instant` where the rule does not apply to the clock), in seconds. They depend on the rules,
-// the calendar, the clock's due instant and limit, its pause, and whether
-// it is a step's clock and a statutory one: nothing else.
+// `no_instant` where the rule does not apply to the clock), in seconds.
+// They depend on the rules, the calendar, the clock's due instant and
+// limit, its pause, and whether it is a step's clock and a statutory one:
+// nothing else (a suspension is in the due instant already).
 constexpr std::size_t memo_rules = 8;  // more rules than this are not memoised
 constexpr std::int64_t no_instant = std::numeric_limits<std::int64_t>::min();
 using ClockInstants = std::array<std::int64_t, memo_rules>;
@@ -380,13 +381,13 @@ void compute_instants(const std::vector<WarningRule>& rules, const LimitClock& c
 // Every commit asks for its case's next due instant (Store::Commit::
 // next_timer), so the same clocks' warning instants are asked for at every
 // action: a small per-thread memo answers them, one lookup per clock, keyed
-// by the catalog's serial (never reused) and the calendar's address in it.
-// The answer stays valid until the next lookup on the same thread.
-const ClockInstants& clock_instants(const CompiledCatalog& catalog, const LimitClock& clock, const WorkingCalendar& cal,
-                                    bool step, bool statutory) {
+// by the serials of the catalog (its rules) and of the calendar, never
+// reused, and by what the instants depend on.
+ClockInstants clock_instants(const CompiledCatalog& catalog, const LimitClock& clock, const WorkingCalendar& cal,
+                             bool step, bool statutory) {
   struct Memo {
     std::uint64_t catalog = 0;  // 0: empty
-    const WorkingCalendar* calendar = nullptr;
+    std::uint64_t calendar = 0;
     std::int64_t due = 0;
     std::int64_t amount = 0;
     std::uint8_t unit = 0;
@@ -397,24 +398,21 @@ const ClockInstants& clock_instants(const CompiledCatalog& catalog, const LimitC
   thread_local std::unique_ptr<Memo[]> memo;
   if (!memo) memo = std::make_unique<Memo[]>(slots);
   const std::int64_t due = clock.due.time_since_epoch().count();
+  const auto unit = static_cast<std::uint8_t>(clock.limit.unit);
   const auto flags = static_cast<std::uint8_t>((step ? 1 : 0) | (statutory ? 2 : 0) | (clock.paused_at ? 4 : 0));
   std::uint64_t h = (catalog.serial() * 0x9E3779B97F4A7C15ULL) ^ (static_cast<std::uint64_t>(due) * 0xC2B2AE3D27D4EB4FULL) ^
-                    (reinterpret_cast<std::uintptr_t>(&cal) * 0x165667B19E3779F9ULL) ^
-                    (static_cast<std::uint64_t>(clock.limit.amount) << 8) ^ (static_cast<std::uint64_t>(clock.limit.unit) << 4) ^
-                    flags;
+                    (cal.serial() * 0x165667B19E3779F9ULL) ^ (static_cast<std::uint64_t>(clock.limit.amount) << 8) ^
+                    (static_cast<std::uint64_t>(unit) << 4) ^ flags;
   h ^= h >> 29;
   Memo& m = memo[h & (slots - 1)];
-  if (m.catalog != catalog.serial() || m.calendar != &cal || m.due != due || m.amount != clock.limit.amount ||
-      m.unit != static_cast<std::uint8_t>(clock.limit.unit) || m.flags != flags) {
-    compute_instants(catalog.rules(), clock, cal, step, statutory, m.at.data());
-    m.catalog = catalog.serial();
-    m.calendar = &cal;
-    m.due = due;
-    m.amount = clock.limit.amount;
-    m.unit = static_cast<std::uint8_t>(clock.limit.unit);
-    m.flags = flags;
+  if (m.catalog == catalog.serial() && m.calendar == cal.serial() && m.due == due && m.amount == clock.limit.amount &&
+      m.unit == unit && m.flags == flags) {
+    return m.at;
   }
-  return m.at;
+  ClockInstants at;
+  compute_instants(catalog.rules(), clock, cal, step, statutory, at.data());  // may throw: the slot is untouched
+  m = Memo{catalog.serial(), cal.serial(), due, clock.limit.amount, unit, flags, at};
+  return at;
 }
 
 }  // namespace
@@ -434,11 +432,13 @@ void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
   auto warned = [&](std::uint32_t key, std::uint16_t rule) {
     return std::find(s.warned.begin(), s.warned.end(), std::pair<std::uint32_t, std::uint16_t>{key, rule}) != s.warned.end();
   };
+  ClockInstants computed{};
   std::vector<std::int64_t> many;  // more rules than the memo holds
   auto schedule = [&](const LimitClock& clock, const WorkingCalendar& cal, std::uint32_t key, bool step, bool statutory) {
     const std::int64_t* at = nullptr;
     if (rules.size() <= memo_rules) {
-      at = clock_instants(catalog, clock, cal, step, statutory).data();  // read before the next lookup
+      computed = clock_instants(catalog, clock, cal, step, statutory);
+      at = computed.data();
     } else {
       many.resize(rules.size());
       compute_instants(rules, clock, cal, step, statutory, many.data());

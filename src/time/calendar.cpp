@@ -382,6 +382,8 @@ WorkingCalendar WorkingCalendar::resolve(const Catalog& catalog, std::string_vie
 
 const std::string& WorkingCalendar::id() const noexcept { return impl_->id; }
 
+std::uint64_t WorkingCalendar::serial() const noexcept { return impl_->serial; }
+
 const std::string& WorkingCalendar::name() const noexcept { return impl_->name; }
 
 minutes WorkingCalendar::utc_offset() const noexcept { return minutes{impl_->offset / 60}; }

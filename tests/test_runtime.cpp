@@ -502,6 +502,37 @@ TEST_CASE("applicants are identified by checked ID numbers") {
   }
 }
 
+TEST_CASE("an applicant born after today, or a material the application does not ask for, is refused; nothing is stored") {
+  Fixture f;  // today: 2026-03-02
+  Submission s;
+  s.target = "SERIAL";
+  s.applicant = Applicant{ApplicantKind::natural_person, "340524202603100011", "Not yet born"};  // born 2026-03-10
+  s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic}, {"plan", "plan.pdf", 1000, MaterialForm::electronic}};
+  auto refused = [&](const std::string& needle) {
+    try {
+      f.engine->submit(s, Actor::applicant_of(s.applicant.id));
+      FAIL("accepted: " << needle);
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::invalid_input);
+      CHECK_MESSAGE(std::string(e.what()).find(needle) != std::string::npos, std::string(e.what()));
+    }
+    CHECK(f.store->case_ids().empty());
+  };
+  refused("2026-03-10");
+  s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+  s.materials.push_back({"plann", "plan2.pdf", 1000, MaterialForm::electronic});
+  refused("material 'plann' offered for 'SERIAL' is not a material of any item");
+  s.target = "THEME";
+  s.materials = {{"plann", "plan2.pdf", 1000, MaterialForm::electronic}};
+  refused("material 'plann' offered for 'THEME' is not a material of any item");
+  // Born on a later day than the engine's today, but applying after it: fine.
+  f.clock->set(std::chrono::sys_days{std::chrono::year{2026} / 3 / 11} + std::chrono::hours{1});
+  s.target = "SERIAL";
+  s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic}, {"plan", "plan.pdf", 1000, MaterialForm::electronic}};
+  s.applicant = Applicant{ApplicantKind::natural_person, "340524202603100011", "Newborn"};
+  CHECK_NOTHROW(f.engine->submit(s, Actor::applicant_of(s.applicant.id)));
+}
+
 TEST_CASE("observers hear committed events; a throwing observer changes nothing") {
   Fixture f;
   auto recorder = std::make_shared<Recorder>();

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace onestop {
 
@@ -89,6 +90,9 @@ class EngineImpl final : public Engine {
     if (!options_.store) options_.store = open_memory_store();
     if (!options_.clock) options_.clock = make_system_clock();
     options_.store->bind(std::make_shared<Binding>(compiled_));
+    for (const Item& it : compiled_->catalog().items) {
+      for (const Material& m : it.materials) material_ids_.insert(m.id);
+    }
   }
 
   SubmitResult submit(const Submission& submission, const Actor& actor) override {
@@ -459,7 +463,14 @@ class EngineImpl final : public Engine {
 
   void check_applicant(const Submission& s, const std::vector<const Item*>& items) const {
     if (s.applicant.kind == ApplicantKind::natural_person) {
-      const IdCheck ok = check_resident_id(s.applicant.id);
+      // Today on the first item's calendar: nobody applies before being born.
+      int today = 0;
+      if (const core::CompiledFlow* flow = items.empty() ? nullptr : compiled_->flow_of(*items.front())) {
+        const auto date = flow->calendar.local_date(options_.clock->now());
+        today = static_cast<int>(date.year()) * 10000 + static_cast<int>(static_cast<unsigned>(date.month())) * 100 +
+                static_cast<int>(static_cast<unsigned>(date.day()));
+      }
+      const IdCheck ok = check_resident_id(s.applicant.id, today);
       if (!ok) throw Error(ErrorCode::invalid_input, fmt::format("applicant resident ID '{}': {}", s.applicant.id, ok.message));
     } else {
       const IdCheck ok = check_credit_code(s.applicant.id, options_.strict_identity ? CheckMode::strict : CheckMode::lenient);
@@ -469,6 +480,15 @@ class EngineImpl final : public Engine {
       if (std::find(it->applicants.begin(), it->applicants.end(), s.applicant.kind) == it->applicants.end()) {
         throw Error(ErrorCode::invalid_input, fmt::format("item '{}' ({}) does not accept applications from a {}",
                                                           it->code, it->name, to_string(s.applicant.kind)));
+      }
+    }
+    // A material id no item defines is the host's mistake (a typo, a stale
+    // form), not a deficiency for the applicant to remedy. (Materials of
+    // other items are let through: hosts may offer what they hold.)
+    for (const OfferedMaterial& o : s.materials) {
+      if (material_ids_.count(o.id) == 0) {
+        throw Error(ErrorCode::invalid_input,
+                    fmt::format("material '{}' offered for '{}' is not a material of any item", o.id, s.target));
       }
     }
   }
@@ -547,6 +567,7 @@ class EngineImpl final : public Engine {
   std::unordered_map<std::string, std::shared_ptr<StepHandler>> handlers_;
   std::vector<std::shared_ptr<Observer>> observers_;
   std::atomic<bool> has_observers_{false};
+  std::unordered_set<std::string> material_ids_;  // every item's
 };
 
 }  // namespace

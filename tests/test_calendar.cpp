@@ -383,6 +383,30 @@ TEST_CASE("inheritance: a county calendar extends cn") {
   CHECK_FALSE(root_cal.is_working_day(ymd(2024, 5, 11)));
 }
 
+TEST_CASE("validation: a calendar resting every weekday is an error without make-up days, else a warning") {
+  // Its own rest days or inherited ones; the diagnostic is at the
+  // calendar's own line. (The library still builds such a calendar: see
+  // "the built-in default and unusual calendars".)
+  const auto loaded = onestop::load_catalog(std::vector<onestop::Source>{
+      {"never.yaml",
+       "calendar:\n  id: never\n  rest_days: [monday, tuesday, wednesday, thursday, friday, saturday, sunday]\n"},
+      {"child.yaml", "calendar:\n  id: child\n  extends: never\n"},
+      {"sparse.yaml", "calendar:\n  id: sparse\n  extends: never\n  workdays: [2024-06-03, 2024-06-10]\n"}});
+  std::vector<std::string> errors, warnings;
+  for (const auto& d : loaded.diagnostics) {
+    (d.severity == onestop::Severity::error ? errors : warnings).push_back(d.to_string());
+  }
+  REQUIRE(errors.size() == 2);  // in file order
+  CHECK(errors[0].find("child.yaml:2") != std::string::npos);
+  CHECK(errors[0].find("calendar 'child' inherits from 'never' a rest on every day of the week") != std::string::npos);
+  CHECK(errors[1].find("never.yaml:2") != std::string::npos);
+  CHECK(errors[1].find("calendar 'never' rests on every day of the week and lists no make-up working day") !=
+        std::string::npos);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("sparse.yaml:2") != std::string::npos);
+  CHECK(warnings[0].find("only its 2 listed make-up days are working days") != std::string::npos);
+}
+
 TEST_CASE("warning instants stay right when calendars alternate, are rebuilt or are dropped") {
   // before() remembers recent answers per thread: the same question to a
   // different calendar, or to a new calendar where an old one was, must not

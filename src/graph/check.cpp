@@ -145,6 +145,30 @@ class Checker {
       error({}, "unknown-reference", fmt::format("default_calendar '{}' is not a loaded calendar", c_.default_calendar));
     }
     for (const auto& cal : c_.calendars) {
+      // The rest days in force: the calendar's own, else the nearest
+      // ancestor's, else Saturday and Sunday. Resting every weekday leaves
+      // only the listed make-up days (its own and inherited) to work on.
+      const Calendar* ruling = &cal;
+      std::size_t listed = cal.workdays.size();
+      std::set<std::string_view> walked{cal.id};
+      for (const Calendar* up = cal.extends.empty() ? nullptr : c_.find_calendar(cal.extends);
+           up != nullptr && walked.insert(up->id).second; up = up->extends.empty() ? nullptr : c_.find_calendar(up->extends)) {
+        if (!ruling->rest_weekdays) ruling = up;
+        listed += up->workdays.size();
+      }
+      if (ruling->rest_weekdays &&
+          std::set<int>(ruling->rest_weekdays->begin(), ruling->rest_weekdays->end()).size() >= 7) {
+        const std::string whose = ruling == &cal ? fmt::format("calendar '{}' rests on every day of the week", cal.id)
+                                                 : fmt::format("calendar '{}' inherits from '{}' a rest on every day of the week",
+                                                               cal.id, ruling->id);
+        if (listed == 0) {
+          error(cal.where, "bad-value", fmt::format("{} and lists no make-up working day: no limit could ever run out", whose));
+        } else {
+          report(Severity::warning, cal.where, "bad-value",
+                 fmt::format("{}: only its {} listed make-up day{} are working days, and a limit that runs past them "
+                             "cannot be computed", whose, listed, listed == 1 ? "" : "s"));
+        }
+      }
       if (cal.extends.empty()) continue;
       if (!c_.find_calendar(cal.extends)) {
         error(cal.where, "unknown-reference",

@@ -116,6 +116,40 @@ TEST_CASE("a damaged archive: the broken case is reported, the others are import
   CHECK_THROWS_AS(import_cases(*to, not_archive), Error);
 }
 
+TEST_CASE("import: a case id that is not a whole number from 1 is refused as written; long lines read whole") {
+  auto from_store = open_memory_store();
+  auto from = engine_on(from_store);
+  populate(*from);
+  // A comment of 200,000 characters makes case 1's line span several reads.
+  Action comment;
+  comment.case_id = 2;
+  comment.kind = ActionKind::comment;
+  comment.actor = Actor::applicant_of(company);
+  comment.comment = std::string(200000, 'x');
+  from->act(comment);
+  std::stringstream archive;
+  export_cases(*from_store, archive);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(archive, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[2].size() > 200000);
+  for (const char* bad : {"-7", "1.5", "0", "\"3\""}) {
+    std::string line = lines[3];
+    const auto at = line.find("\"case\":3");
+    REQUIRE(at != std::string::npos);
+    line.replace(at, 8, std::string("\"case\":") + bad);
+    std::stringstream damaged;
+    damaged << lines[0] << '\n' << lines[1] << '\n' << lines[2] << '\n' << line;  // the last line without its end
+    auto to = engine_on(open_memory_store());
+    const ImportReport report = import_cases(*to, damaged);
+    CHECK(report.imported == 2);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0] == fmt::format("line 4: case id {} is not a whole number from 1", bad));
+    CHECK(to->history(2).back().hash == from->history(2).back().hash);  // the long line, whole
+    CHECK(to->verify(2).ok);
+  }
+}
+
 TEST_CASE("the archive fixture written by an earlier build still imports") {
   // tests/data/store/cases.jsonl: the three cases of populate(), version 1 of the format.
   std::ifstream in(fs::path(ONESTOP_TEST_DATA) / "store" / "cases.jsonl");

@@ -104,6 +104,16 @@ TEST_CASE("YAML syntax errors name the place") {
   CHECK(found[0].where.file.find("syntax_error.yaml") != std::string::npos);
 }
 
+TEST_CASE("a file that is not a regular one is read only up to the size limit") {
+  // /dev/zero never ends: read whole, it would take all memory.
+  onestop::LoadOptions options;
+  options.max_file_bytes = 1 << 20;
+  const onestop::LoadResult r = onestop::load_catalog(std::vector<std::filesystem::path>{"/dev/zero"}, options);
+  REQUIRE(r.diagnostics.size() == 1);
+  CHECK(r.diagnostics[0].code == "file-too-large");
+  CHECK(r.diagnostics[0].where.file == "/dev/zero");
+}
+
 TEST_CASE("duplicate keys") {
   expect_one(load_fixture("duplicate_key.yaml"), "duplicate-key", 4, 5, "duplicate key 'name'");
 }

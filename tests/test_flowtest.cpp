@@ -237,6 +237,13 @@ TEST_CASE("flow tests: malformed scripts are refused with file:line and nothing 
   }
 }
 
+TEST_CASE("flow tests: a script that is not a regular file is read only up to the size limit") {
+  const FlowTestReport report = run_flow_tests(std::filesystem::path("/dev/zero"));
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0].code == "file-too-large");
+  CHECK(report.malformed_scripts == 1);
+}
+
 TEST_CASE("flow tests: advance lands where a limit of that length runs out, and the name filter picks tests") {
   const auto report = run(header + R"(tests:
   - name: advance by one working day

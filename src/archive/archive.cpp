@@ -94,6 +94,27 @@ Event event_of(const json& j, CaseId case_id) {
   return e;
 }
 
+// One line of an archive, at most 64 MiB (a case's whole history is one
+// line): a stream without line ends, such as /dev/zero, is refused instead
+// of read until memory runs out.
+bool read_line(std::istream& in, std::string& line) {
+  constexpr std::size_t max_line = std::size_t{64} << 20;
+  line.clear();
+  char chunk[1 << 16];
+  for (;;) {
+    in.getline(chunk, sizeof chunk);
+    const auto got = static_cast<std::size_t>(in.gcount());
+    const bool more = in.fail() && !in.eof() && got == sizeof chunk - 1;  // no line end within the chunk
+    const bool last = !more && in.eof();                                  // the end, with no line end
+    line.append(chunk, more || last ? got : got - 1);                     // else the line end was counted
+    if (line.size() > max_line) {
+      throw Error(ErrorCode::invalid_input, fmt::format("import: a line is longer than {} bytes", max_line));
+    }
+    if (!more) return !last || !line.empty();
+    in.clear();
+  }
+}
+
 }  // namespace
 
 std::string event_to_json(const Event& event) { return event_json(event).dump(); }
@@ -129,7 +150,7 @@ std::size_t export_cases(Store& store, std::ostream& out, const std::vector<Case
 ImportReport import_cases(Engine& engine, std::istream& in) {
   ImportReport report;
   std::string text;
-  if (!std::getline(in, text)) throw Error(ErrorCode::invalid_input, "import: the archive is empty");
+  if (!read_line(in, text)) throw Error(ErrorCode::invalid_input, "import: the archive is empty");
   json header;
   try {
     header = json::parse(text);
@@ -144,7 +165,7 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
                                                       header.value("version", 0), archive_version));
   }
   std::size_t line_no = 1;
-  while (std::getline(in, text)) {
+  while (read_line(in, text)) {
     ++line_no;
     if (text.empty()) continue;
     CaseId id = 0;
@@ -152,6 +173,9 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
       const json line = json::parse(text);
       if (!line.is_object() || !line.contains("case") || !line.contains("events") || !line["events"].is_array()) {
         throw Error(ErrorCode::invalid_input, "not a case line ({\"case\": id, \"events\": [...]})");
+      }
+      if (!line["case"].is_number_unsigned() || line["case"].get<CaseId>() == 0) {
+        throw Error(ErrorCode::invalid_input, fmt::format("case id {} is not a whole number from 1", line["case"].dump()));
       }
       id = line["case"].get<CaseId>();
       std::vector<Event> events;

@@ -1,6 +1,7 @@
 // YAML definitions -> model. Syntax and shape problems are reported here;
 // references and graph soundness are checked afterwards by check_catalog.
 
+#include "common/text_file.hpp"
 #include "definitions/reader.hpp"
 #include "definitions/yaml_dom.hpp"
 #include "graph/check.hpp"
@@ -12,7 +13,6 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
-#include <sstream>
 #include <system_error>
 
 namespace onestop {
@@ -860,7 +860,7 @@ LoadResult load_catalog(const std::vector<std::filesystem::path>& paths, const L
     yaml::File file;
     file.name = path.string();
     std::error_code ec;
-    const auto size = fs::file_size(path, ec);
+    const auto size = fs::is_regular_file(path, ec) ? fs::file_size(path, ec) : 0;
     if (!ec && size > options.max_file_bytes) {
       diagnostics.push_back(Diagnostic{Severity::error, {file.name, 0, 0}, "file-too-large",
                                        fmt::format("file is {} bytes; the limit is {} bytes", size,
@@ -868,14 +868,15 @@ LoadResult load_catalog(const std::vector<std::filesystem::path>& paths, const L
                                        "raise LoadOptions::max_file_bytes if this is intended"});
       continue;
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      diagnostics.push_back(Diagnostic{Severity::error, {file.name, 0, 0}, "io-error", "cannot read the file", {}});
+    // Bounded whatever the file is: a pipe or a device is read up to the limit.
+    TextFile read = read_text_file(path, options.max_file_bytes);
+    if (!read.error.empty()) {
+      diagnostics.push_back(Diagnostic{Severity::error, {file.name, 0, 0}, read.too_large ? "file-too-large" : "io-error",
+                                       read.error,
+                                       read.too_large ? "raise LoadOptions::max_file_bytes if this is intended" : ""});
       continue;
     }
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    yaml::parse(buffer.str(), options, file, diagnostics);
+    yaml::parse(read.text, options, file, diagnostics);
     loader.load_file(file);
   }
   return finish(std::move(catalog), std::move(diagnostics), options);

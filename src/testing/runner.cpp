@@ -2,6 +2,7 @@
 // ManualClock, every step through the public Engine API, every expectation
 // compared and every difference reported with the script's file:line.
 
+#include "common/text_file.hpp"
 #include "testing/script.hpp"
 
 #include <onestop/calendar.hpp>
@@ -12,10 +13,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 #include <limits>
 #include <set>
-#include <sstream>
 #include <tuple>
 
 namespace onestop {
@@ -677,16 +676,16 @@ FlowTestReport run_text(const std::string& name, std::string_view text, const st
 }
 
 FlowTestReport run_file(const std::filesystem::path& path, const FlowTestOptions& options, Catalogs& catalogs) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  TextFile read = read_text_file(path, LoadOptions{}.max_file_bytes);
+  if (!read.error.empty()) {
     FlowTestReport report;
-    report.errors.push_back(Diagnostic{Severity::error, {path.string(), 0, 0}, "io-error", "cannot read the script", {}});
+    report.errors.push_back(Diagnostic{Severity::error, {path.string(), 0, 0},
+                                       read.too_large ? "file-too-large" : "io-error",
+                                       read.too_large ? read.error : "cannot read the script", {}});
     report.malformed_scripts = 1;
     return report;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return run_text(path.string(), text.str(), path.parent_path(), options, catalogs);
+  return run_text(path.string(), read.text, path.parent_path(), options, catalogs);
 }
 
 }  // namespace

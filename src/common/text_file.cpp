@@ -1,0 +1,35 @@
+#include "common/text_file.hpp"
+
+#include <fmt/format.h>
+
+#include <fstream>
+
+namespace onestop {
+
+TextFile read_text_file(const std::filesystem::path& path, std::size_t max_bytes) {
+  TextFile out;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    out.error = "cannot read the file";
+    return out;
+  }
+  char chunk[1 << 16];
+  while (in) {
+    in.read(chunk, sizeof chunk);
+    const auto got = static_cast<std::size_t>(in.gcount());
+    if (got > max_bytes - out.text.size()) {
+      out.too_large = true;
+      out.error = fmt::format("the file holds more than {} bytes, the limit", max_bytes);
+      out.text.clear();
+      return out;
+    }
+    out.text.append(chunk, got);
+  }
+  if (in.bad()) {
+    out.error = "cannot read the file";
+    out.text.clear();
+  }
+  return out;
+}
+
+}  // namespace onestop

@@ -114,6 +114,20 @@ TEST_CASE("a file that is not a regular one is read only up to the size limit") 
   CHECK(r.diagnostics[0].where.file == "/dev/zero");
 }
 
+TEST_CASE("subflows that start their own flow again, directly or through other flows, are refused") {
+  const auto r = load_fixture("recursive_subflow.yaml");
+  INFO(dump(r));
+  const auto found = with_code(r, "undeclared-cycle");
+  REQUIRE(found.size() == 3);
+  CHECK(found[0].where.line == 16);
+  CHECK(found[0].message.find("runs item 'XK-SELF', whose flow is this flow itself") != std::string::npos);
+  CHECK(found[1].where.line == 26);
+  CHECK(found[1].message.find("starts flow 'pong', which starts this flow again (ping -> pong -> ping)") !=
+        std::string::npos);
+  CHECK(found[2].where.line == 36);
+  CHECK(found[2].message.find("(pong -> ping -> pong)") != std::string::npos);
+}
+
 TEST_CASE("duplicate keys") {
   expect_one(load_fixture("duplicate_key.yaml"), "duplicate-key", 4, 5, "duplicate key 'name'");
 }

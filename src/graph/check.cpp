@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -692,6 +693,52 @@ class Checker {
     longest_[&f] = std::move(result);
   }
 
+  // The flow a subflow node starts: its own `flow`, else its item's.
+  std::string_view callee(const Node& node) const {
+    if (!node.flow.empty()) return node.flow;
+    const Item* it = node.item.empty() ? nullptr : c_.find_item(node.item);
+    return it ? std::string_view(it->flow) : std::string_view();
+  }
+
+  // A subflow that starts its own flow, directly or through the flows it
+  // starts, would nest cases without end.
+  void recursion(const Flow& f, const Node& node, const std::string& what) {
+    const std::string_view first = callee(node);
+    if (first.empty()) return;
+    if (first == f.id) {
+      error(node.where, "undeclared-cycle",
+            node.flow.empty() ? fmt::format("subflow {} runs item '{}', whose flow is this flow itself", what, node.item)
+                              : fmt::format("subflow {} calls its own flow", what));
+      return;
+    }
+    // Breadth first from the callee, remembering how each flow was reached.
+    std::map<std::string_view, std::string_view> reached_from{{first, f.id}};
+    std::deque<std::string_view> queue{first};
+    while (!queue.empty()) {
+      const std::string_view at = queue.front();
+      queue.pop_front();
+      for (const Flow& g : c_.flows) {
+        if (g.id != at) continue;
+        for (const Node& n : g.nodes) {
+          if (n.kind != NodeKind::subflow) continue;
+          const std::string_view next = callee(n);
+          if (next.empty()) continue;
+          if (next == f.id) {
+            std::vector<std::string_view> path{f.id, at};
+            for (std::string_view p = at; reached_from[p] != f.id;) path.insert(path.begin() + 1, p = reached_from[p]);
+            std::string shown;
+            for (std::string_view p : path) shown += fmt::format("{} -> ", p);
+            error(node.where, "undeclared-cycle",
+                  fmt::format("subflow {} starts flow '{}', which starts this flow again ({}{}): cases would nest "
+                              "without end", what, first, shown, f.id));
+            return;
+          }
+          if (reached_from.emplace(next, at).second) queue.push_back(next);
+        }
+      }
+    }
+  }
+
   void node_references(const Flow& f, const Node& node) {
     const std::string what = fmt::format("node '{}' of flow '{}'", node.id, f.id);
     for (const auto& r : node.assignees.roles) require_role(node.where, r, fmt::format("role of {}", what));
@@ -700,9 +747,7 @@ class Checker {
     if (node.kind == NodeKind::subflow) {
       require_item(node.where, node.item, fmt::format("item of subflow {}", what));
       require_flow(node.where, node.flow, {}, fmt::format("flow of subflow {}", what));
-      if (!node.flow.empty() && node.flow == f.id) {
-        error(node.where, "undeclared-cycle", fmt::format("subflow {} calls its own flow", what));
-      }
+      recursion(f, node, what);
     }
     if (node.kind == NodeKind::countersign && node.complete_when == CompletionRule::quota && node.quota > 0 &&
         !node.signers.empty() && static_cast<std::size_t>(node.quota) > node.signers.size()) {

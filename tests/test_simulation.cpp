@@ -13,6 +13,9 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
 #include <string>
 
 using namespace onestop;
@@ -340,5 +343,141 @@ scenario:
     CHECK(se / theory < 0.015);
     CHECK(std::abs(error) < 0.03);
 #endif
+  }
+}
+
+// ---- defects found by testing: ranges, bad values, calendars without work ----
+
+namespace {
+
+// The one-step M/M/c service with `rest` lines added under `scenario:`.
+Scenario mmc_scenario(const std::string& rest) {
+  return parse_scenario(R"(scenario:
+  calendar: always
+  start: 2025-01-01
+  horizon: 10 days
+  seed: 3
+)" + rest,
+                        (data / "mmc-variant.yaml").string());
+}
+
+std::string simulate_error(const Scenario& s, std::shared_ptr<const Catalog> catalog) {
+  try {
+    simulate(s, std::move(catalog));
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_input);
+    return e.what();
+  }
+  return "no error";
+}
+
+bool has_warning(const SimulationReport& r, const std::string& part) {
+  return std::any_of(r.warnings.begin(), r.warnings.end(), [&](const std::string& w) { return w.find(part) != std::string::npos; });
+}
+
+}  // namespace
+
+TEST_CASE("start, horizon and warmup must keep the run inside the calendars' years 0001..9999") {
+  const std::string head = "scenario:\n  arrivals: [{ target: x, rate: 0.00001, per: day }]\n  staff: [{ department: d }]\n";
+  // A horizon past the year 9999 once hung (a warning per arrival, searched
+  // linearly) or failed late without a line; now the loader names it.
+  for (const std::string horizon : {"10000000000 years", "1000000 years", "100000000000000000000 years", "8000 years"}) {
+    CAPTURE(horizon);
+    const std::string e = error_of(head + "  start: 2025-01-01\n  horizon: " + horizon + "\n");
+    CHECK(e.find("bad.yaml:5:12: horizon") == 0);
+    CHECK(e.find("warmup") == std::string::npos);
+  }
+  CHECK(error_of(head + "  start: 2025-01-01\n  horizon: " + std::string(400, '9') + " s\n").find("bad.yaml:5:12: horizon") == 0);
+  CHECK(error_of(head + "  start: 2025-01-01\n  horizon: 0.1 s\n").find("bad.yaml:5:12: horizon must be at least 1 s") == 0);
+  CHECK(error_of(head + "  start: 0000-06-01\n").find("bad.yaml:4:10: start 0000-06-01 lies outside") == 0);
+  CHECK(error_of(head + "  start: 9999-12-31\n").find("bad.yaml:4:10:") == 0);
+  // The default horizon (365 days) counts too.
+  CHECK(error_of(head + "  start: 9999-06-01\n").find("bad.yaml:4:10: horizon") == 0);
+  CHECK(error_of(head + "  start: 2025-01-01\n  warmup: 100000000000000000000 years\n").find("bad.yaml:5:11: warmup") == 0);
+  CHECK(error_of(head + "  start: 2025-01-01\n  horizon: 2 days\n  warmup: 3 days\n").find("bad.yaml:6:11: warmup must be shorter") == 0);
+  CHECK(error_of(head + "  start: 2025-01-01\n  defaults: { service: 100000000000000000000 h }\n").find("bad.yaml:5:") == 0);
+  // Up to the last day is fine.
+  CHECK(error_of(head + "  start: 9999-01-01\n  horizon: 364 days\n") == "no error");
+  CHECK(error_of(head + "  start: 0001-01-02\n  horizon: 9998 years\n") == "no error");
+
+  // Scenarios built in code are checked when the run starts.
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  Scenario s = mmc_scenario("  arrivals: [{ target: MMC-0001, rate: 0.00001, per: day }]\n  staff: [{ department: counter }]\n");
+  s.horizon = std::chrono::seconds(1'000'000LL * 365 * 86400);
+  CHECK(simulate_error(s, catalog).find("mmc-variant.yaml: horizon") != std::string::npos);
+  s.horizon = std::chrono::hours(24);
+  s.warmup = std::chrono::hours(48);
+  CHECK(simulate_error(s, catalog).find("warmup") != std::string::npos);
+}
+
+TEST_CASE("warnings stay distinct and few: one per target for failing submissions, with the count") {
+  // Every submission fails (its limit of 100,000 working days runs past the
+  // year 9999), each with its own message: the report once kept one warning
+  // per arrival.
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  const Scenario s = parse_scenario(R"(scenario:
+  calendar: always
+  start: 9999-01-01
+  horizon: 300 days
+  arrivals: [{ target: MMC-0001, rate: 2, per: day }]
+  staff: [{ department: counter }]
+)",
+                                    "late.yaml");
+  const SimulationReport r = simulate(s, catalog);
+  CHECK(r.arrived > 400);
+  CHECK(r.refused == r.arrived);
+  CHECK(r.warnings.size() < 5);
+  CHECK(has_warning(r, fmt::format("{} of {} submissions for 'MMC-0001' failed; the first: ", r.arrived, r.arrived)));
+}
+
+TEST_CASE("a calendar without working days fails the run cleanly, naming the calendar") {
+  // Built in code: definition checks may refuse such a calendar, the
+  // simulator must not rely on them (its shifts once asked for 2.7e13 days).
+  auto closed = std::make_shared<Catalog>(*catalog_of({data / "mmc.yaml"}));
+  REQUIRE(closed->calendars.size() == 1);
+  closed->calendars.front().rest_weekdays = std::vector<int>{0, 1, 2, 3, 4, 5, 6};
+  for (const std::string per : {"working_day", "working_hour", "day"}) {
+    CAPTURE(per);
+    const Scenario s = mmc_scenario("  arrivals: [{ target: MMC-0001, rate: 5, per: " + per +
+                                    " }]\n  staff: [{ department: counter, count: 2 }]\n");
+    const std::string e = simulate_error(s, closed);
+    CAPTURE(e);
+    CHECK(e.find((data / "mmc-variant.yaml").string() + ": calendar 'always' (" + (data / "mmc.yaml").string() + ":") == 0);
+    CHECK(e.find(") has no working days (every weekday is a rest day)") != std::string::npos);
+  }
+}
+
+namespace {
+
+// A memory store that gives up after `limit` commits: a run that would
+// never end fails instead of hanging the test.
+class CommitLimit final : public StoreWrapper {
+ public:
+  explicit CommitLimit(std::size_t limit) : StoreWrapper(open_memory_store()), limit_(limit) {}
+  void commit(Commit c) override {
+    // Not an onestop::Error: the simulator takes those for refused submissions.
+    if (++commits_ > limit_) throw std::runtime_error("too many commits: the run does not end");
+    StoreWrapper::commit(std::move(c));
+  }
+
+ private:
+  std::size_t limit_;
+  std::size_t commits_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("a rate too small for one arrival in the run gives none, not endless arrivals at the start") {
+  // The gap drawn for 1e-300 an hour overflowed llround: every arrival came
+  // at the first instant and the run never ended.
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  for (const std::string per : {"hour", "day", "working_hour", "working_day"}) {
+    CAPTURE(per);
+    SimulationOptions o;
+    o.store = std::make_shared<CommitLimit>(5000);
+    const SimulationReport r = simulate(
+        mmc_scenario("  arrivals: [{ target: MMC-0001, rate: 1e-300, per: " + per + " }]\n  staff: [{ department: counter }]\n"),
+        catalog, o);
+    CHECK(r.arrived == 0);
   }
 }

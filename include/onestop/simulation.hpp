@@ -112,6 +112,8 @@ struct Scenario {
   std::string file;  // where it was read from ("" when built in code)
   std::vector<std::filesystem::path> definitions;  // definition paths (relative ones resolved against the file)
   std::string calendar;     // calendar id; also the catalog default when it names none
+  // The run must lie inside the years the calendars cover: start from
+  // 0001-01-02, start + horizon (at least 1 s) by 9999-12-31.
   std::chrono::local_days start{};  // the first day (local date of the calendar)
   std::chrono::seconds horizon{365 * 24 * 3600};  // arrivals stop at start + horizon
   bool drain = false;       // after the horizon, run on until every case has ended

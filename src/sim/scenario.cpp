@@ -2,6 +2,7 @@
 // definitions loader uses, so every problem names file:line:col.
 
 #include "definitions/yaml_dom.hpp"
+#include "sim/range.hpp"
 
 #include <onestop/simulation.hpp>
 
@@ -93,14 +94,24 @@ class Reader {
         {"minutes", 60}, {"h", 3600}, {"hour", 3600}, {"hours", 3600}, {"d", 86400}, {"day", 86400},
         {"days", 86400}, {"w", 7 * 86400.0}, {"week", 7 * 86400.0}, {"weeks", 7 * 86400.0},
         {"year", 365 * 86400.0}, {"years", 365 * 86400.0}};
+    if (ec == std::errc::result_out_of_range) fail(n, too_long(what, s));
     if (i == 0 || ec != std::errc() || p != s.data() + i) {
       fail(n, fmt::format("{}: '{}' is not a duration (a number and a unit: s, min, h, days, weeks, years)", what, s));
     }
     for (const auto& [name, factor] : units) {
-      if (unit == name) return v * factor;
+      if (unit != name) continue;
+      // Nothing in a run can be longer than the calendars' span; beyond it
+      // seconds would overflow when converted.
+      if (!(v * factor <= sim::max_duration_seconds)) fail(n, too_long(what, s));
+      return v * factor;
     }
     fail(n, fmt::format("{}: '{}' has {} unit (use s, min, h, days, weeks or years)", what, s,
                         unit.empty() ? "no" : "an unknown"));
+  }
+
+  static std::string too_long(std::string_view what, const std::string& s) {
+    return fmt::format("{}: '{}' is too long (at most {:.0f} years, the span of the calendars)", what, s,
+                       sim::max_duration_years);
   }
 
   std::chrono::local_days date(const Node* n, std::string_view what) const {
@@ -391,14 +402,26 @@ class Reader {
     const Node* start = n->get("start");
     if (start == nullptr) fail(n, "scenario needs 'start' (the first day, YYYY-MM-DD)");
     s.start = date(start, "start");
+    if (s.start < sim::first_start || s.start >= sim::last_end) {
+      fail(start, fmt::format("start {} lies outside 0001-01-02..9999-12-30 (the calendars cover the years 0001..9999)",
+                              start->value));
+    }
     if (const Node* v = n->get("horizon")) {
-      const double h = duration(v, "horizon");
-      if (h <= 0) fail(v, "horizon must be positive");
+      const double h = duration(v, "horizon");  // at most the calendars' span: no overflow below
+      if (std::llround(h) < 1) fail(v, "horizon must be at least 1 s");
       s.horizon = std::chrono::seconds(static_cast<std::int64_t>(std::llround(h)));
     }
+    if (std::chrono::local_seconds{s.start} + s.horizon > std::chrono::local_seconds{sim::last_end}) {
+      const Node* v = n->get("horizon");
+      fail(v ? v : start, fmt::format("horizon: start {} + {} ends after 9999-12-31, beyond the years the calendars "
+                                      "cover (0001..9999)",
+                                      start->value, v ? v->value : std::string("365 days")));
+    }
     if (const Node* v = n->get("drain")) s.drain = boolean(v, "drain");
-    if (const Node* v = n->get("warmup")) s.warmup = std::chrono::seconds(static_cast<std::int64_t>(std::llround(duration(v, "warmup"))));
-    if (s.warmup >= s.horizon) fail(n->get("warmup"), "warmup must be shorter than the horizon");
+    if (const Node* v = n->get("warmup")) {
+      s.warmup = std::chrono::seconds(static_cast<std::int64_t>(std::llround(duration(v, "warmup"))));
+      if (s.warmup >= s.horizon) fail(v, "warmup must be shorter than the horizon");
+    }
     if (const Node* v = n->get("seed")) {
       const double x = number(v, "seed");
       if (x < 0 || x != std::floor(x) || x > 9007199254740992.0) fail(v, "seed must be a whole number >= 0");

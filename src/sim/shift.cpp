@@ -7,6 +7,10 @@ namespace onestop::sim {
 namespace {
 
 constexpr Seconds day_seconds = 86400;
+// Days since 1970 of 0001-01-01 and 10000-01-01: the calendars answer for
+// these years only, and no one works outside them.
+constexpr std::int64_t first_day = std::chrono::sys_days{std::chrono::year{1} / 1 / 1}.time_since_epoch().count();
+constexpr std::int64_t end_day = std::chrono::sys_days{std::chrono::year{10000} / 1 / 1}.time_since_epoch().count();
 
 std::int64_t floor_div(Seconds a, Seconds b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -30,16 +34,38 @@ Shift::Shift(const WorkingCalendar& calendar, std::vector<WorkingPeriod> periods
   }
   every_day_ = all_days;
   continuous_ = whole_day && all_days;
+  if (!every_day_) {
+    weekly_ = has_working_weekday(calendar);
+    const auto listed = calendar.listed_dates();
+    last_listed_ = listed ? listed->second.time_since_epoch().count() : first_day - 1;
+  }
+}
+
+bool Shift::has_working_weekday(const WorkingCalendar& calendar) {
+  // Seven days after the listed dates (holidays, make-up days) show the weekly pattern.
+  const auto listed = calendar.listed_dates();
+  std::chrono::sys_days from = listed ? listed->second + std::chrono::days{1} : std::chrono::sys_days{std::chrono::year{2024} / 1 / 1};
+  if (from.time_since_epoch().count() + 7 > end_day) from = std::chrono::sys_days{std::chrono::year{9999} / 12 / 1};
+  for (int d = 0; d < 7; ++d) {
+    if (calendar.is_working_day(std::chrono::year_month_day{from + std::chrono::days{d}})) return true;
+  }
+  return false;
 }
 
 bool Shift::working_day(std::int64_t day) const {
   if (every_day_) return true;
+  if (day < first_day || day >= end_day) return false;
   if (cache_.empty()) base_day_ = day - 7;
-  if (day < base_day_) {
+  // The cache never outgrows the calendars' span (a day far out, such as
+  // that of `never`, once asked for a vector of 2.7e13 entries).
+  if (day < base_day_ || day - base_day_ >= end_day - first_day) {
     return calendar_->is_working_day(std::chrono::year_month_day{std::chrono::sys_days{std::chrono::days{day}}});
   }
   const auto i = static_cast<std::size_t>(day - base_day_);
-  if (i >= cache_.size()) cache_.resize(std::max<std::size_t>(i + 1, cache_.size() * 2 + 64), -1);
+  if (i >= cache_.size()) {
+    const auto most = static_cast<std::size_t>(end_day - first_day);
+    cache_.resize(std::min(most, std::max<std::size_t>(i + 1, cache_.size() * 2 + 64)), -1);
+  }
   if (cache_[i] < 0) {
     cache_[i] = calendar_->is_working_day(std::chrono::year_month_day{std::chrono::sys_days{std::chrono::days{day}}}) ? 1 : 0;
   }
@@ -47,10 +73,12 @@ bool Shift::working_day(std::int64_t day) const {
 }
 
 Seconds Shift::next_on(Seconds t) const {
+  if (t >= never) return never;
   if (continuous_) return t;
   Seconds local = t + offset_;
-  for (int guard = 0; guard < 4000; ++guard) {
+  for (;;) {
     const std::int64_t day = floor_div(local, day_seconds);
+    if (day >= end_day || (!weekly_ && day > last_listed_)) return never;
     if (working_day(day)) {
       for (const auto& p : periods_) {
         const Seconds s = day * day_seconds + p.start_minute * 60;
@@ -60,16 +88,17 @@ Seconds Shift::next_on(Seconds t) const {
     }
     local = (day + 1) * day_seconds;
   }
-  return never;
 }
 
 Seconds Shift::add(Seconds t, Seconds work) const {
+  if (t >= never) return never;
   if (work <= 0) return t;
-  if (continuous_) return t + work;
+  if (continuous_) return work >= never - t ? never : t + work;
   Seconds local = t + offset_;
   Seconds left = work;
-  for (int guard = 0; guard < 40000; ++guard) {
+  for (;;) {
     const std::int64_t day = floor_div(local, day_seconds);
+    if (day >= end_day || (!weekly_ && day > last_listed_)) return never;
     if (working_day(day)) {
       for (const auto& p : periods_) {
         const Seconds s = day * day_seconds + p.start_minute * 60;
@@ -83,15 +112,15 @@ Seconds Shift::add(Seconds t, Seconds work) const {
     }
     local = (day + 1) * day_seconds;
   }
-  return never;
 }
 
 Seconds Shift::between(Seconds a, Seconds b) const {
   if (b <= a) return 0;
   if (continuous_) return b - a;
   Seconds total = 0;
-  const Seconds la = a + offset_;
-  const Seconds lb = b + offset_;
+  // Nobody works outside the calendars' years: count only inside them.
+  const Seconds la = std::max(a + offset_, first_day * day_seconds);
+  const Seconds lb = std::min(b + offset_, end_day * day_seconds);
   for (std::int64_t day = floor_div(la, day_seconds); day * day_seconds < lb; ++day) {
     if (!working_day(day)) continue;
     for (const auto& p : periods_) {

@@ -6,6 +6,7 @@
 // through its Store (the same Commit a live store indexes).
 
 #include "sim/random.hpp"
+#include "sim/range.hpp"
 #include "sim/shift.hpp"
 
 #include <onestop/engine.hpp>
@@ -20,6 +21,7 @@
 #include <queue>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace onestop {
 
@@ -33,10 +35,25 @@ using sim::Shift;
 constexpr std::uint32_t none = 0xFFFFFFFFu;
 
 Seconds secs(Instant t) { return t.time_since_epoch().count(); }
+
+// A drawn duration in whole seconds. A draw beyond any run (the gap after a
+// rate of 1e-300 an hour) saturates: llround would overflow, and its
+// LLONG_MIN clamped to 0 once made arrivals at one instant without end.
+Seconds whole_seconds(double x) {
+  if (!(x < 1e15)) return never / 2;
+  return std::max<Seconds>(0, std::llround(x));
+}
 Instant instant(Seconds s) { return Instant{std::chrono::seconds{s}}; }
 
 std::string where_text(const SourceLocation& w) {
-  return w.file.empty() ? std::string("scenario") : fmt::format("{}:{}:{}", w.file, w.line, w.column);
+  if (w.file.empty()) return "scenario";
+  return w.line > 0 ? fmt::format("{}:{}:{}", w.file, w.line, w.column) : w.file;
+}
+
+std::string date_text(std::chrono::local_days day) {
+  const std::chrono::year_month_day ymd{std::chrono::sys_days{day.time_since_epoch()}};
+  return fmt::format("{:04}-{:02}-{:02}", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                     static_cast<unsigned>(ymd.day()));
 }
 
 [[noreturn]] void bad(const SourceLocation& w, const std::string& what) {
@@ -137,6 +154,9 @@ struct TargetInfo {
   std::vector<std::pair<ApplicantKind, double>> mix;
   // Figures.
   std::size_t arrived = 0, refused = 0;
+  std::size_t submitted = 0;  // including the warm-up's
+  std::size_t failed = 0;     // submissions the engine threw on
+  std::string failure;     // the first one's message
 };
 
 struct ItemRun {
@@ -252,10 +272,23 @@ class Simulator {
     }
     calendar_ = sc.calendar.empty() ? (catalog_->default_calendar.empty() ? WorkingCalendar() : WorkingCalendar::resolve(*catalog_, ""))
                                     : WorkingCalendar::resolve(*catalog_, sc.calendar);
+    // Checked here for scenarios built in code, not only by the loader: a
+    // run past the calendars' years fails on every arrival, and one with no
+    // working time never ends.
+    check_times();
+    if (!Shift::has_working_weekday(calendar_)) {
+      const Calendar* def = catalog_->find_calendar(calendar_.id());
+      throw Error(ErrorCode::invalid_input,
+                  fmt::format("{}: calendar '{}'{} has no working days (every weekday is a rest day): staff never work "
+                              "and time limits in working days never run out",
+                              sc.file.empty() ? "scenario" : sc.file, calendar_.id().empty() ? "default" : calendar_.id(),
+                              def && def->where.line > 0 ? " (" + where_text(def->where) + ")" : std::string()));
+    }
     day_length_ = static_cast<double>(calendar_.working_day_length().count());
     start_ = secs(calendar_.to_utc(std::chrono::local_seconds{sc.start.time_since_epoch()}));
     end_ = start_ + sc.horizon.count();
     measured_from_ = start_ + sc.warmup.count();
+    last_ = secs(calendar_.to_utc(std::chrono::local_seconds{sim::last_end}));
     if (!options_.store) options_.store = open_memory_store();
     if (!options_.store->case_ids().empty()) {
       throw Error(ErrorCode::invalid_input, "simulate: the store already holds cases; simulate into an empty store");
@@ -278,6 +311,22 @@ class Simulator {
 
  private:
   // ---- set-up ----
+
+  void check_times() const {
+    const std::string who = sc_.file.empty() ? "scenario" : sc_.file;
+    auto refuse = [&](const std::string& what) { throw Error(ErrorCode::invalid_input, fmt::format("{}: {}", who, what)); };
+    if (sc_.start < sim::first_start || sc_.start >= sim::last_end) {
+      refuse(fmt::format("start {} lies outside 0001-01-02..9999-12-30 (the calendars cover the years 0001..9999)",
+                         date_text(sc_.start)));
+    }
+    const auto room = std::chrono::local_seconds{sim::last_end} - std::chrono::local_seconds{sc_.start};
+    if (sc_.horizon.count() < 1 || sc_.horizon > room) {
+      refuse(fmt::format("horizon of {} s: the run must last at least 1 s and end by 9999-12-31 (the calendars cover "
+                         "the years 0001..9999)",
+                         sc_.horizon.count()));
+    }
+    if (sc_.warmup.count() < 0 || sc_.warmup >= sc_.horizon) refuse("warmup must be at least 0 and shorter than the horizon");
+  }
 
   void set_up_handlers() {
     std::set<std::string> names;
@@ -442,8 +491,17 @@ class Simulator {
     return slot_pools_.emplace(slot, std::move(out)).first->second;
   }
 
-  void warn_once(const std::string& w) {
-    if (std::find(warnings_.begin(), warnings_.end(), w) == warnings_.end()) warnings_.push_back(w);
+  // Distinct warnings, in order; after max_warnings only counted (a
+  // warning per arrival of a long run once grew a list searched linearly).
+  static constexpr std::size_t max_warnings = 100;
+  void warn_once(std::string w) {
+    if (warned_.count(w)) return;
+    if (warnings_.size() >= max_warnings) {
+      ++warnings_left_out_;
+      return;
+    }
+    warned_.insert(w);
+    warnings_.push_back(std::move(w));
   }
 
   // The step of a node, resolving its behaviour the first time.
@@ -512,12 +570,12 @@ class Simulator {
     }
     Rng& rng = arrival_rng_[k];
     switch (s.per) {
-      case ArrivalStream::Per::hour: return after + std::max<Seconds>(0, std::llround(rng.exponential(3600.0 / s.rate)));
-      case ArrivalStream::Per::day: return after + std::max<Seconds>(0, std::llround(rng.exponential(86400.0 / s.rate)));
+      case ArrivalStream::Per::hour: return after + whole_seconds(rng.exponential(3600.0 / s.rate));
+      case ArrivalStream::Per::day: return after + whole_seconds(rng.exponential(86400.0 / s.rate));
       case ArrivalStream::Per::working_hour:
-        return arrival_shift_->add(arrival_shift_->next_on(after), std::llround(rng.exponential(3600.0 / s.rate)));
+        return arrival_shift_->add(arrival_shift_->next_on(after), whole_seconds(rng.exponential(3600.0 / s.rate)));
       case ArrivalStream::Per::working_day:
-        return arrival_shift_->add(arrival_shift_->next_on(after), std::llround(rng.exponential(day_length_ / s.rate)));
+        return arrival_shift_->add(arrival_shift_->next_on(after), whole_seconds(rng.exponential(day_length_ / s.rate)));
     }
     return never;
   }
@@ -557,6 +615,7 @@ class Simulator {
     const ArrivalStream& s = sc_.arrivals[k];
     const bool counted = now >= measured_from_;
     if (counted) ++t.arrived;
+    ++t.submitted;
     Submission sub;
     sub.target = t.id;
     const auto& mix = stream_mix_[k];
@@ -581,7 +640,8 @@ class Simulator {
     try {
       r = engine_->submit(sub, Actor::applicant_of(sub.applicant.id));
     } catch (const Error& e) {
-      warn_once(fmt::format("submissions for '{}' fail: {}", t.id, e.what()));
+      // One warning per target, with the count (the messages differ by case).
+      if (t.failed++ == 0) t.failure = e.what();
       if (counted) ++t.refused;
       return;
     }
@@ -664,7 +724,7 @@ class Simulator {
     // Waiting counts working time of the calendar (a task created at closing
     // time has not waited all night).
     if (unit.counted) step.waits.push_back(static_cast<float>(arrival_shift_->between(unit.since, now_)));
-    const Seconds work = std::max<Seconds>(0, std::llround(r_service_.sample(step.service)));
+    const Seconds work = whole_seconds(r_service_.sample(step.service));
     st.unit = u;
     st.started = now_;
     st.work = work;
@@ -802,7 +862,7 @@ class Simulator {
       }
       if (!rec.resubmit_pending) {
         rec.resubmit_pending = true;
-        const Seconds delay = std::max<Seconds>(0, std::llround(r_delay_.sample(done_step.applicant_delay)));
+        const Seconds delay = whole_seconds(r_delay_.sample(done_step.applicant_delay));
         schedule(now_ + delay, Ev::resubmit, r);
       }
       return;
@@ -941,7 +1001,9 @@ class Simulator {
   std::uint64_t events_count_ = 0, actions_ = 0, failed_actions_ = 0;
   std::size_t corrections_ = 0, returns_ = 0, escalations_ = 0, deemed_ = 0;
   std::vector<std::string> warnings_;
-  Seconds ended_ = 0;
+  std::unordered_set<std::string> warned_;
+  std::size_t warnings_left_out_ = 0;
+  Seconds ended_ = 0, last_ = 0;
 };
 
 void Tap::commit(Commit c) {
@@ -1111,7 +1173,7 @@ SimulationReport Simulator::run() {
     const Seconds first = next_arrival(k, start_);
     if (first >= start_ && first < end_) schedule(first, Ev::arrival, static_cast<std::uint32_t>(k));
   }
-  const Seconds hard_stop = sc_.drain ? end_ + 10 * (end_ - start_) : end_;
+  const Seconds hard_stop = sc_.drain ? std::min(last_, end_ + 10 * (end_ - start_)) : end_;
   Seconds last_tick = -1;
   std::uint64_t tick_seq = 0;
   double reported = 0;
@@ -1216,6 +1278,12 @@ SimulationReport Simulator::report() {
   out.escalations = escalations_;
   out.deemed_consents = deemed_;
   out.warnings = warnings_;
+  for (const TargetInfo& t : targets_) {
+    if (t.failed > 0) {
+      out.warnings.push_back(fmt::format("{} of {} submissions for '{}' failed; the first: {}", t.failed, t.submitted, t.id, t.failure));
+    }
+  }
+  if (warnings_left_out_ > 0) out.warnings.push_back(fmt::format("{} more warnings left out", warnings_left_out_));
 
   StatsQuery q;
   q.from = instant(measured_from_);

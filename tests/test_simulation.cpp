@@ -447,6 +447,26 @@ TEST_CASE("a calendar without working days fails the run cleanly, naming the cal
   }
 }
 
+TEST_CASE("scenario values that cannot be meant are refused with file:line") {
+  const std::string head = "scenario:\n  start: 2025-01-01\n  staff: [{ department: d }]\n  arrivals: [{ target: x, rate: 1 }]\n";
+  // A parameter another family takes, or none does.
+  CHECK(error_of(head + "  defaults: { service: { dist: fixed, value: 1 h, sd: 3 } }\n")
+            .find("bad.yaml:5:51: service: a fixed distribution takes no 'sd' (its parameters: value)") == 0);
+  CHECK(error_of(head + "  defaults: { service: { dist: exponential, mean: 1 h, min: 1 h } }\n").find("bad.yaml:5:") == 0);
+  CHECK(error_of(head + "  defaults: { service: { dist: uniform, min: 1 h, max: 2 h, integer: true } }\n")
+            .find("unknown key 'integer'") != std::string::npos);
+  CHECK(error_of(head + "  form: { n: { dist: uniform, min: 1, max: 3, integer: true } }\n") == "no error");
+  CHECK(error_of(head + "  form: { n: { dist: uniform, min: 1, max: 3, mean: 2 } }\n").find("bad.yaml:5:") == 0);
+  // Weights: none negative, not all zero.
+  CHECK(error_of(head + "  defaults: { service: { dist: empirical, values: [1 h, 2 h], weights: [-1, 2] } }\n")
+            .find("bad.yaml:5:73: service: a weight must not be negative") == 0);
+  CHECK(error_of(head + "  defaults: { service: { dist: empirical, values: [1 h, 2 h], weights: [0, 0] } }\n")
+            .find("bad.yaml:5:72: service: weights are all zero") == 0);
+  CHECK(error_of(head + "  form: { f: { choice: { a: 0, b: 0 } } }\n").find("bad.yaml:5:24: form field 'f': choice weights are all zero") == 0);
+  CHECK(error_of(head + "  form: { f: { choice: { a: 0, b: 1 } } }\n") == "no error");
+  CHECK(error_of(head + "  applicants: { natural_person: 0 }\n").find("bad.yaml:5:15: applicant weights are all zero") == 0);
+}
+
 namespace {
 
 // A memory store that gives up after `limit` commits: a run that would

@@ -32,6 +32,10 @@ class Reader {
   }
 
   void expect_keys(const Node* n, std::string_view what, std::initializer_list<std::string_view> allowed) const {
+    expect_keys(n, what, std::vector<std::string_view>(allowed));
+  }
+
+  void expect_keys(const Node* n, std::string_view what, const std::vector<std::string_view>& allowed) const {
     if (!n->is_mapping()) fail(n, fmt::format("{} must be a mapping, not {}", what, n->describe()));
     for (std::size_t i = 0; i < n->children.size(); i += 2) {
       const Node* k = n->children[i];
@@ -161,6 +165,9 @@ class Reader {
       if (w < 0) fail(n->children[i + 1], "applicant weight must not be negative");
       out.emplace_back(applicant_kind(n->children[i]), w);
     }
+    if (!out.empty() && std::none_of(out.begin(), out.end(), [](const auto& x) { return x.second > 0; })) {
+      fail(n, "applicant weights are all zero (at least one must be positive)");
+    }
     return out;
   }
 
@@ -175,38 +182,59 @@ class Reader {
       if (d.a < 0) fail(n, fmt::format("{} must not be negative", what));
       return d;
     }
-    expect_keys(n, what, {"dist", "value", "min", "max", "mode", "mean", "sd", "values", "weights", "integer"});
+    // `integer` is a form field's (read by form()), not a duration's.
+    std::vector<std::string_view> keys{"dist", "value", "min", "max", "mode", "mean", "sd", "values", "weights"};
+    if (!timed) keys.push_back("integer");
+    expect_keys(n, what, keys);
     const Node* kind = n->get("dist");
     if (kind == nullptr) fail(n, fmt::format("{} needs 'dist' (fixed, uniform, triangular, exponential, lognormal, empirical)", what));
     const std::string k = text(kind, "dist");
+    // Each family takes its own parameters only: `sd` on a fixed value is a
+    // mistake, not something to ignore.
+    auto takes = [&](std::initializer_list<std::string_view> params) {
+      for (std::size_t i = 0; i < n->children.size(); i += 2) {
+        const Node* key = n->children[i];
+        if (key->value == "dist" || key->value == "integer") continue;
+        if (std::find(params.begin(), params.end(), key->value) != params.end()) continue;
+        std::string list;
+        for (auto p : params) list += (list.empty() ? "" : ", ") + std::string(p);
+        fail(key, fmt::format("{}: a {} distribution takes no '{}' (its parameters: {})", what, k, key->value, list));
+      }
+    };
     auto need = [&](std::string_view key) -> const Node* {
       const Node* v = n->get(key);
       if (v == nullptr) fail(n, fmt::format("{}: a {} distribution needs '{}'", what, k, key));
       return v;
     };
     if (k == "fixed") {
+      takes({"value"});
       d.kind = Distribution::Kind::fixed;
       d.a = value(need("value"), "value");
     } else if (k == "uniform") {
+      takes({"min", "max"});
       d.kind = Distribution::Kind::uniform;
       d.a = value(need("min"), "min");
       d.b = value(need("max"), "max");
       if (d.b < d.a) fail(n, fmt::format("{}: max is below min", what));
     } else if (k == "triangular") {
+      takes({"min", "mode", "max"});
       d.kind = Distribution::Kind::triangular;
       d.a = value(need("min"), "min");
       d.b = value(need("mode"), "mode");
       d.c = value(need("max"), "max");
       if (!(d.a <= d.b && d.b <= d.c)) fail(n, fmt::format("{}: needs min <= mode <= max", what));
     } else if (k == "exponential") {
+      takes({"mean"});
       d.kind = Distribution::Kind::exponential;
       d.a = value(need("mean"), "mean");
     } else if (k == "lognormal") {
+      takes({"mean", "sd"});
       d.kind = Distribution::Kind::lognormal;
       d.a = value(need("mean"), "mean");
       d.b = value(need("sd"), "sd");
       if (d.a <= 0) fail(n, fmt::format("{}: a lognormal mean must be positive", what));
     } else if (k == "empirical") {
+      takes({"values", "weights"});
       d.kind = Distribution::Kind::empirical;
       const Node* vs = need("values");
       if (!vs->is_sequence() || vs->children.empty()) fail(vs, fmt::format("{}: values must be a non-empty list", what));
@@ -215,7 +243,14 @@ class Reader {
         if (!ws->is_sequence() || ws->children.size() != d.values.size()) {
           fail(ws, fmt::format("{}: weights must be a list as long as values", what));
         }
-        for (const Node* w : ws->children) d.weights.push_back(number(w, "weight"));
+        double total = 0;
+        for (const Node* w : ws->children) {
+          d.weights.push_back(number(w, fmt::format("{} weight", what)));
+          if (d.weights.back() < 0) fail(w, fmt::format("{}: a weight must not be negative", what));
+          total += d.weights.back();
+        }
+        if (!(total > 0)) fail(ws, fmt::format("{}: weights are all zero (at least one must be positive)", what));
+        if (!std::isfinite(total)) fail(ws, fmt::format("{}: weights are too large", what));
       }
     } else {
       fail(kind, fmt::format("{}: unknown distribution '{}' (fixed, uniform, triangular, exponential, lognormal, empirical)", what, k));
@@ -270,6 +305,10 @@ class Reader {
           fail(c, fmt::format("{}: choice must be a list of values or a mapping of value to weight", what));
         }
         if (g.choices.empty()) fail(c, fmt::format("{}: choice has no values", what));
+        double total = 0;
+        for (const auto& choice : g.choices) total += choice.second;
+        if (!(total > 0)) fail(c, fmt::format("{}: choice weights are all zero (at least one must be positive)", what));
+        if (!std::isfinite(total)) fail(c, fmt::format("{}: choice weights are too large", what));
       } else if (v->is_mapping()) {
         g.kind = FieldGenerator::Kind::number;
         if (const Node* i2 = v->get("integer"); i2 && boolean(i2, "integer")) g.kind = FieldGenerator::Kind::integer;

@@ -467,6 +467,62 @@ TEST_CASE("scenario values that cannot be meant are refused with file:line") {
   CHECK(error_of(head + "  applicants: { natural_person: 0 }\n").find("bad.yaml:5:15: applicant weights are all zero") == 0);
 }
 
+TEST_CASE("handlers must be those of automatic steps") {
+  const fs::path file = source / "examples" / "residence-permit" / "scenario.yaml";
+  const auto catalog = catalog_of({source / "examples" / "residence-permit", source / "calendars"});
+  std::ifstream in(file);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string good = "household_registry_check: 98%";
+  const auto at = text.find(good);
+  REQUIRE(at != std::string::npos);
+  const auto line = std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n') + 1;
+  text.replace(at, good.size(), "household_registry_chek: 98%");
+  Scenario s = parse_scenario(text, file.string());
+  s.horizon = std::chrono::hours(24);
+  const std::string e = simulate_error(s, catalog);
+  CHECK(e.find(fmt::format("{}:{}:5: handler 'household_registry_chek' runs no automatic step", file.string(), line)) == 0);
+  CHECK(e.find("their handlers: household_registry_check") != std::string::npos);
+}
+
+TEST_CASE("a return on a step that declares none is refused; broad entries warn") {
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  const std::string rest = "  arrivals: [{ target: MMC-0001, rate: 1, per: hour }]\n  staff: [{ department: counter }]\n";
+  const std::string file = (data / "mmc-variant.yaml").string();
+  CHECK(simulate_error(mmc_scenario(rest + "  steps: [{ node: serve, return: 10% }]\n"), catalog)
+            .find(file + ":8:11: step one_step/serve has a 'return' probability but the flow declares no return") == 0);
+  CHECK(simulate_error(mmc_scenario(rest + "  steps: [{ flow: one_step, node: serve, return: 10%, return_to: start }]\n"), catalog)
+            .find(file + ":8:11: step one_step/serve") == 0);
+  // On every step: approves where there is no return, and says so.
+  const SimulationReport r = simulate(mmc_scenario(rest + "  defaults: { return: 10% }\n"), catalog);
+  CHECK(r.returns == 0);
+  CHECK(has_warning(r, "step one_step/serve has a return probability but declares no return"));
+}
+
+TEST_CASE("trace times outside the run are counted in a warning") {
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  const SimulationReport r = simulate(mmc_scenario(R"(  arrivals:
+    - target: MMC-0001
+      trace: [2024-12-31T10:00, 2025-01-01T00:00, 2025-01-02T09:30, 2025-01-10T23:59, 2025-01-11T00:00, 2026-01-01T08:00]
+  staff: [{ department: counter }]
+)"),
+                                      catalog);
+  CHECK(r.arrived == 3);
+  CHECK(has_warning(r, "mmc-variant.yaml:7:7: 3 of 6 trace times lie outside the run (2025-01-01T00:00:00+08:00 to "
+                       "2025-01-11T00:00:00+08:00): they are left out"));
+}
+
+TEST_CASE("a staff group of count 0 is no staff: the step warns as if the group were absent") {
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  const std::string arrivals = "  arrivals: [{ target: MMC-0001, rate: 1, per: hour }]\n";
+  const SimulationReport none = simulate(mmc_scenario(arrivals + "  staff: []\n"), catalog);
+  const SimulationReport zero = simulate(mmc_scenario(arrivals + "  staff: [{ department: counter, count: 0 }]\n"), catalog);
+  CHECK(has_warning(none, "step one_step/serve has no staff in the scenario"));
+  CHECK(zero.warnings == none.warnings);
+  const StepFigures* serve = step(zero, "one_step", "serve");
+  REQUIRE(serve != nullptr);
+  CHECK(serve->served == 0);
+}
+
 namespace {
 
 // A memory store that gives up after `limit` commits: a run that would

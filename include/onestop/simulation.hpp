@@ -127,6 +127,7 @@ struct Scenario {
   std::vector<StepBehaviour> steps;
   std::vector<StaffGroup> staff;
   std::map<std::string, double> handlers;  // automatic step handler name -> probability it approves (1 when absent)
+  std::map<std::string, SourceLocation> handler_locations;  // where each of `handlers` was named (for errors)
 };
 
 // Reads a scenario file. Throws Error(invalid_input) whose message starts
@@ -261,8 +262,10 @@ struct SimulationReport {
 };
 
 // Runs a scenario on a catalog. Throws Error(invalid_input) when the
-// scenario names unknown targets, departments or nodes, or the store
-// already holds cases.
+// scenario names unknown targets, departments, nodes or handlers, gives a
+// `return` to a step (named by its node) that declares none, lies outside
+// the years 0001..9999, runs on a calendar without working days, or the
+// store already holds cases.
 SimulationReport simulate(const Scenario& scenario, std::shared_ptr<const Catalog> catalog,
                           SimulationOptions options = {});
 

@@ -490,6 +490,7 @@ class Reader {
       if (!v->is_mapping()) fail(v, "handlers must map a handler name to the probability that it approves");
       for (std::size_t i = 0; i < v->children.size(); i += 2) {
         s.handlers[v->children[i]->value] = probability(v->children[i + 1], "handler approval probability");
+        s.handler_locations[v->children[i]->value] = where(v->children[i]);
       }
     }
     return s;

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <queue>
@@ -335,6 +336,15 @@ class Simulator {
         if (n.kind == NodeKind::automatic) names.insert(n.handler);
       }
     }
+    for (const auto& [name, p] : sc_.handlers) {
+      if (names.count(name)) continue;
+      std::string known;
+      for (const auto& x : names) known += (known.empty() ? "" : ", ") + x;
+      auto at = sc_.handler_locations.find(name);
+      bad(at == sc_.handler_locations.end() ? SourceLocation{sc_.file, 0, 0} : at->second,
+          fmt::format("handler '{}' runs no automatic step of the definitions ({})", name,
+                      known.empty() ? "they have no automatic steps" : "their handlers: " + known));
+    }
     for (const auto& name : names) {
       auto it = sc_.handlers.find(name);
       engine_->register_handler(name, std::make_shared<Approver>(it == sc_.handlers.end() ? 1.0 : it->second, r_handlers_));
@@ -459,9 +469,64 @@ class Simulator {
                                     : fmt::format("no flow{} has a node '{}'", b.flow.empty() ? "" : " '" + b.flow + "'", b.node));
       }
     }
+    // A `return` on an entry that names its node must have a declared return
+    // to take: refused here like the other inconsistencies with the
+    // definitions. Broader entries (defaults, a whole flow) apply where they
+    // can; on steps without returns they approve, with a warning at run time.
+    for (const auto& f : catalog_->flows) {
+      for (const auto& n : f.nodes) {
+        if (n.kind != NodeKind::task && n.kind != NodeKind::countersign) continue;
+        const auto layers = layers_of(f.id, n.id);
+        const StepBehaviour* chance = nullptr;
+        const StepBehaviour* target = nullptr;
+        for (const StepBehaviour* b : layers) {
+          if (b == nullptr) continue;
+          if (b->return_to) chance = b;
+          if (!b->return_target.empty()) target = b;
+        }
+        if (chance == nullptr || *chance->return_to <= 0) continue;
+        const bool named = chance == layers[2] || chance == layers[3] || (target && (target == layers[2] || target == layers[3]));
+        if (!named) continue;
+        const StepBehaviour* at = (chance == layers[2] || chance == layers[3]) ? chance : target;
+        const std::vector<std::string> declared = declared_returns(f, n.id);
+        if (declared.empty()) {
+          bad(at->where, fmt::format("step {}/{} has a 'return' probability but the flow declares no return from '{}' "
+                                     "(declare one in the flow's returns, or drop 'return')",
+                                     f.id, n.id, n.id));
+        }
+        if (target && !contains(declared, target->return_target)) {
+          std::string list;
+          for (const auto& d : declared) list += (list.empty() ? "" : ", ") + d;
+          bad(at->where, fmt::format("step {}/{} cannot return to '{}' (its declared returns: {})", f.id, n.id,
+                                     target->return_target, list));
+        }
+      }
+    }
+  }
+
+  // The behaviour entries that apply to a node, least specific first:
+  // defaults, flow alone, node alone, flow + node (absent ones null).
+  std::array<const StepBehaviour*, 4> layers_of(std::string_view flow, std::string_view node) const {
+    std::array<const StepBehaviour*, 4> layers{&sc_.defaults, nullptr, nullptr, nullptr};
+    for (const auto& b : sc_.steps) {
+      if (b.flow == flow && b.node.empty()) layers[1] = &b;
+      if (b.flow.empty() && b.node == node) layers[2] = &b;
+      if (b.flow == flow && b.node == node) layers[3] = &b;
+    }
+    return layers;
+  }
+
+  // The nodes a node of a flow may return to, in declaration order.
+  static std::vector<std::string> declared_returns(const Flow& flow, const std::string& node) {
+    std::vector<std::string> out;
+    for (const auto& r : flow.returns) {
+      if (r.from == node) out.insert(out.end(), r.to.begin(), r.to.end());
+    }
+    return out;
   }
 
   bool pool_matches_assignees(const Pool& p, const Node& n) const {
+    if (p.members.empty()) return false;  // `count: 0` is as good as no group
     const Assignees& a = n.assignees;
     if (!p.role.empty() && contains(a.roles, p.role)) return true;
     if (contains(a.departments, p.department)) return true;
@@ -472,6 +537,7 @@ class Simulator {
   }
 
   bool pool_matches_slot(const Pool& p, const std::string& slot) const {
+    if (p.members.empty()) return false;
     const auto colon = slot.find(':');
     const std::string kind = slot.substr(0, colon);
     const std::string who = slot.substr(colon + 1);
@@ -514,12 +580,7 @@ class Simulator {
     s.item = e.item;
     s.flow_def = catalog_->find_flow(e.flow, e.flow_version);
     // Most specific wins: flow+node, node, flow, defaults.
-    const StepBehaviour* layers[4] = {&sc_.defaults, nullptr, nullptr, nullptr};
-    for (const auto& b : sc_.steps) {
-      if (b.flow == e.flow && b.node.empty()) layers[1] = &b;
-      if (b.flow.empty() && b.node == e.node->id) layers[2] = &b;
-      if (b.flow == e.flow && b.node == e.node->id) layers[3] = &b;
-    }
+    const auto layers = layers_of(e.flow, e.node->id);
     s.service = Distribution{Distribution::Kind::fixed, 3600, 0, 0, {}, {}};
     s.applicant_delay = Distribution{Distribution::Kind::uniform, 86400, 3 * 86400.0, 0, {}, {}};
     for (const StepBehaviour* b : layers) {
@@ -532,14 +593,18 @@ class Simulator {
       if (b->withdraw) s.withdraw = *b->withdraw;
       if (!b->return_target.empty()) s.return_target = b->return_target;
     }
-    if (s.return_to > 0 && s.return_target.empty() && s.flow_def) {
-      for (const auto& r : s.flow_def->returns) {
-        if (r.from == e.node->id && !r.to.empty()) s.return_target = r.to.front();
+    if (s.return_to > 0) {
+      const std::vector<std::string> declared = s.flow_def ? declared_returns(*s.flow_def, e.node->id) : std::vector<std::string>{};
+      if (s.return_target.empty() && !declared.empty()) s.return_target = declared.front();
+      if (s.return_target.empty()) {
+        warn_once(fmt::format("step {}/{} has a return probability but declares no return: it approves instead", e.flow, e.node->id));
+        s.return_to = 0;
+      } else if (!contains(declared, s.return_target)) {
+        // The engine would refuse the action (invalid_input) and end the run.
+        warn_once(fmt::format("step {}/{} does not declare a return to '{}': it approves instead", e.flow, e.node->id,
+                              s.return_target));
+        s.return_to = 0;
       }
-    }
-    if (s.return_to > 0 && s.return_target.empty()) {
-      warn_once(fmt::format("step {}/{} has a return probability but declares no return: it approves instead", e.flow, e.node->id));
-      s.return_to = 0;
     }
     if (e.node->kind != NodeKind::countersign) {
       for (std::uint32_t i = 0; i < pools_.size(); ++i) {
@@ -1167,6 +1232,17 @@ void Simulator::observe(const Commit& c) {
 SimulationReport Simulator::run() {
   now_ = start_;
   arrival_shift_.emplace(calendar_, std::vector<WorkingPeriod>{}, false);
+  for (const ArrivalStream& s : sc_.arrivals) {
+    if (!s.trace) continue;
+    const std::chrono::local_seconds from{sc_.start};
+    const std::chrono::local_seconds to = from + sc_.horizon;
+    const auto outside = std::count_if(s.times.begin(), s.times.end(), [&](auto t) { return t < from || t >= to; });
+    if (outside > 0) {
+      warn_once(fmt::format("{}: {} of {} trace times lie outside the run ({} to {}): they are left out", where_text(s.where),
+                            outside, s.times.size(), calendar_.format_local(instant(start_)),
+                            calendar_.format_local(instant(end_))));
+    }
+  }
   for (std::size_t k = 0; k < sc_.arrivals.size(); ++k) {
     arrival_rng_.emplace_back(seed_, 100 + k);
     trace_pos_.push_back(0);

@@ -66,6 +66,16 @@ const StepFigures* step(const SimulationReport& r, const std::string& flow, cons
 
 }  // namespace
 
+TEST_CASE("a scenario file that is not a regular one is read only up to the size limit") {
+  try {
+    (void)load_scenario("/dev/zero");
+    FAIL("read /dev/zero as a scenario");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_input);
+    CHECK(std::string(e.what()).find("/dev/zero: the file holds more than") != std::string::npos);
+  }
+}
+
 TEST_CASE("scenario files: every field, and errors that name file:line:col") {
   const Scenario s = load_scenario(source / "examples" / "investment-project" / "scenario.yaml");
   CHECK(s.calendar == "cn");

@@ -269,6 +269,11 @@ struct SimulationReport {
 SimulationReport simulate(const Scenario& scenario, std::shared_ptr<const Catalog> catalog,
                           SimulationOptions options = {});
 
+// The checks simulate() makes before it runs, alone: throws the same
+// Error(invalid_input) when the scenario does not fit the catalog. Lets a
+// caller tell a scenario's mistakes from a failure during the run.
+void check_scenario(const Scenario& scenario, std::shared_ptr<const Catalog> catalog);
+
 // The KPI table and the per-target, per-step and per-department tables.
 std::string report_text(const SimulationReport& report);
 // The whole report as JSON (deterministic: same scenario and seed, same bytes).

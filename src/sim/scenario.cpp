@@ -1,6 +1,7 @@
 // Reading scenario files: yaml-cpp through the positioned YAML tree the
 // definitions loader uses, so every problem names file:line:col.
 
+#include "common/text_file.hpp"
 #include "definitions/yaml_dom.hpp"
 #include "sim/range.hpp"
 
@@ -12,9 +13,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <fstream>
 #include <initializer_list>
-#include <sstream>
 
 namespace onestop {
 
@@ -549,11 +548,13 @@ Scenario parse_scenario(std::string_view text, const std::string& name) {
 }
 
 Scenario load_scenario(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::invalid_input, fmt::format("{}: cannot read the scenario file", path.string()));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_scenario(text.str(), path.string());
+  // Bounded whatever the file is: a pipe or a device is read up to the limit.
+  const TextFile read = read_text_file(path, LoadOptions{}.max_file_bytes);
+  if (!read.error.empty()) {
+    throw Error(ErrorCode::invalid_input,
+                fmt::format("{}: {}", path.string(), read.too_large ? read.error : "cannot read the scenario file"));
+  }
+  return parse_scenario(read.text, path.string());
 }
 
 }  // namespace onestop

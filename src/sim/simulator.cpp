@@ -1554,6 +1554,12 @@ SimulationReport simulate(const Scenario& scenario, std::shared_ptr<const Catalo
   return sim.run();
 }
 
+void check_scenario(const Scenario& scenario, std::shared_ptr<const Catalog> catalog) {
+  SimulationOptions options;
+  options.store = open_memory_store();
+  const Simulator sim(scenario, std::move(catalog), std::move(options));  // set up, checked, never run
+}
+
 double erlang_c_wait(double lambda, double mu, int c) {
   const double a = lambda / mu;
   const double rho = a / c;

@@ -100,6 +100,8 @@ void simulate_command(const Options& o) {
     const Loaded a = load(o.scenario, o.definitions);
     std::optional<Loaded> b;
     if (!o.compare.empty()) b = load(o.compare, o.definitions);
+    onestop::check_scenario(a.scenario, a.catalog);  // a scenario that does not fit its definitions: exit 1
+    if (b) onestop::check_scenario(b->scenario, b->catalog);
     code = 2;
     const auto ra = run(a, o, o.store, b ? "A: " : "");
     std::optional<onestop::SimulationReport> rb;

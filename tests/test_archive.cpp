@@ -120,7 +120,7 @@ TEST_CASE("import: a case id that is not a whole number from 1 is refused as wri
   auto from_store = open_memory_store();
   auto from = engine_on(from_store);
   populate(*from);
-  // A comment of 200,000 characters makes case 1's line span several reads.
+  // A comment of 200,000 characters makes case 2's line span several reads.
   Action comment;
   comment.case_id = 2;
   comment.kind = ActionKind::comment;
@@ -148,6 +148,10 @@ TEST_CASE("import: a case id that is not a whole number from 1 is refused as wri
     CHECK(to->history(2).back().hash == from->history(2).back().hash);  // the long line, whole
     CHECK(to->verify(2).ok);
   }
+  // A stream that cannot be read at all (a directory): an error, not a crash.
+  std::ifstream directory(fs::temp_directory_path());
+  auto to = engine_on(open_memory_store());
+  CHECK_THROWS_AS(import_cases(*to, directory), Error);
 }
 
 TEST_CASE("the archive fixture written by an earlier build still imports") {

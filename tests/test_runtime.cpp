@@ -525,11 +525,15 @@ TEST_CASE("an applicant born after today, or a material the application does not
   s.target = "THEME";
   s.materials = {{"plann", "plan2.pdf", 1000, MaterialForm::electronic}};
   refused("material 'plann' offered for 'THEME' is not a material of any item");
-  // Born on a later day than the engine's today, but applying after it: fine.
-  f.clock->set(std::chrono::sys_days{std::chrono::year{2026} / 3 / 11} + std::chrono::hours{1});
+  // Today is Beijing's date (birth dates in IDs are): at 23:00 on the 9th
+  // in Beijing (15:00 UTC) still too early; at 01:00 on the 10th (17:00 UTC
+  // on the 9th) the newborn may apply.
   s.target = "SERIAL";
   s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic}, {"plan", "plan.pdf", 1000, MaterialForm::electronic}};
   s.applicant = Applicant{ApplicantKind::natural_person, "340524202603100011", "Newborn"};
+  f.clock->set(std::chrono::sys_days{std::chrono::year{2026} / 3 / 9} + std::chrono::hours{15});
+  refused("in the future");
+  f.clock->set(std::chrono::sys_days{std::chrono::year{2026} / 3 / 9} + std::chrono::hours{17});
   CHECK_NOTHROW(f.engine->submit(s, Actor::applicant_of(s.applicant.id)));
 }
 

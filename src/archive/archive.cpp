@@ -106,6 +106,7 @@ bool read_line(std::istream& in, std::string& line) {
     const auto got = static_cast<std::size_t>(in.gcount());
     const bool more = in.fail() && !in.eof() && got == sizeof chunk - 1;  // no line end within the chunk
     const bool last = !more && in.eof();                                  // the end, with no line end
+    if (in.fail() && !more && !last) throw Error(ErrorCode::invalid_input, "import: the archive cannot be read");
     line.append(chunk, more || last ? got : got - 1);                     // else the line end was counted
     if (line.size() > max_line) {
       throw Error(ErrorCode::invalid_input, fmt::format("import: a line is longer than {} bytes", max_line));

@@ -463,13 +463,12 @@ class EngineImpl final : public Engine {
 
   void check_applicant(const Submission& s, const std::vector<const Item*>& items) const {
     if (s.applicant.kind == ApplicantKind::natural_person) {
-      // Today on the first item's calendar: nobody applies before being born.
-      int today = 0;
-      if (const core::CompiledFlow* flow = items.empty() ? nullptr : compiled_->flow_of(*items.front())) {
-        const auto date = flow->calendar.local_date(options_.clock->now());
-        today = static_cast<int>(date.year()) * 10000 + static_cast<int>(static_cast<unsigned>(date.month())) * 100 +
-                static_cast<int>(static_cast<unsigned>(date.day()));
-      }
+      // Nobody applies before being born. Birth dates in resident IDs are
+      // Beijing dates, so today is Beijing's (UTC+8), whatever the calendars.
+      const std::chrono::year_month_day date{
+          std::chrono::floor<std::chrono::days>(options_.clock->now() + std::chrono::hours{8})};
+      const int today = static_cast<int>(date.year()) * 10000 + static_cast<int>(static_cast<unsigned>(date.month())) * 100 +
+                        static_cast<int>(static_cast<unsigned>(date.day()));
       const IdCheck ok = check_resident_id(s.applicant.id, today);
       if (!ok) throw Error(ErrorCode::invalid_input, fmt::format("applicant resident ID '{}': {}", s.applicant.id, ok.message));
     } else {

@@ -693,48 +693,49 @@ class Checker {
     longest_[&f] = std::move(result);
   }
 
-  // The flow a subflow node starts: its own `flow`, else its item's.
-  std::string_view callee(const Node& node) const {
-    if (!node.flow.empty()) return node.flow;
-    const Item* it = node.item.empty() ? nullptr : c_.find_item(node.item);
-    return it ? std::string_view(it->flow) : std::string_view();
+  // The flow (the version) a subflow node starts, as the runtime picks it
+  // (CompiledCatalog): its item's pinned version or newest flow, else the
+  // newest version of its `flow`.
+  const Flow* callee(const Node& node) const {
+    if (!node.item.empty()) {
+      const Item* it = c_.find_item(node.item);
+      return it ? c_.find_flow(it->flow, it->flow_version) : nullptr;
+    }
+    return node.flow.empty() ? nullptr : c_.find_flow(node.flow);
   }
 
   // A subflow that starts its own flow, directly or through the flows it
   // starts, would nest cases without end.
   void recursion(const Flow& f, const Node& node, const std::string& what) {
-    const std::string_view first = callee(node);
-    if (first.empty()) return;
-    if (first == f.id) {
+    const Flow* first = callee(node);
+    if (first == nullptr) return;
+    if (first == &f) {
       error(node.where, "undeclared-cycle",
             node.flow.empty() ? fmt::format("subflow {} runs item '{}', whose flow is this flow itself", what, node.item)
                               : fmt::format("subflow {} calls its own flow", what));
       return;
     }
     // Breadth first from the callee, remembering how each flow was reached.
-    std::map<std::string_view, std::string_view> reached_from{{first, f.id}};
-    std::deque<std::string_view> queue{first};
+    std::map<const Flow*, const Flow*> reached_from{{first, &f}};
+    std::deque<const Flow*> queue{first};
     while (!queue.empty()) {
-      const std::string_view at = queue.front();
+      const Flow* at = queue.front();
       queue.pop_front();
-      for (const Flow& g : c_.flows) {
-        if (g.id != at) continue;
-        for (const Node& n : g.nodes) {
-          if (n.kind != NodeKind::subflow) continue;
-          const std::string_view next = callee(n);
-          if (next.empty()) continue;
-          if (next == f.id) {
-            std::vector<std::string_view> path{f.id, at};
-            for (std::string_view p = at; reached_from[p] != f.id;) path.insert(path.begin() + 1, p = reached_from[p]);
-            std::string shown;
-            for (std::string_view p : path) shown += fmt::format("{} -> ", p);
-            error(node.where, "undeclared-cycle",
-                  fmt::format("subflow {} starts flow '{}', which starts this flow again ({}{}): cases would nest "
-                              "without end", what, first, shown, f.id));
-            return;
-          }
-          if (reached_from.emplace(next, at).second) queue.push_back(next);
+      for (const Node& n : at->nodes) {
+        if (n.kind != NodeKind::subflow) continue;
+        const Flow* next = callee(n);
+        if (next == nullptr) continue;
+        if (next == &f) {
+          std::vector<const Flow*> path{&f, at};
+          for (const Flow* p = at; reached_from[p] != &f;) path.insert(path.begin() + 1, p = reached_from[p]);
+          std::string shown;
+          for (const Flow* p : path) shown += fmt::format("{} -> ", p->id);
+          error(node.where, "undeclared-cycle",
+                fmt::format("subflow {} starts flow '{}', which starts this flow again ({}{}): cases would nest "
+                            "without end", what, first->id, shown, f.id));
+          return;
         }
+        if (reached_from.emplace(next, at).second) queue.push_back(next);
       }
     }
   }

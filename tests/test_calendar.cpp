@@ -391,20 +391,26 @@ TEST_CASE("validation: a calendar resting every weekday is an error without make
       {"never.yaml",
        "calendar:\n  id: never\n  rest_days: [monday, tuesday, wednesday, thursday, friday, saturday, sunday]\n"},
       {"child.yaml", "calendar:\n  id: child\n  extends: never\n"},
-      {"sparse.yaml", "calendar:\n  id: sparse\n  extends: never\n  workdays: [2024-06-03, 2024-06-10]\n"}});
+      {"sparse.yaml", "calendar:\n  id: sparse\n  extends: never\n  workdays: [2024-06-03, 2024-06-10]\n"},
+      // The same make-up day again: still two; both cancelled by holidays: none.
+      {"twice.yaml", "calendar:\n  id: twice\n  extends: sparse\n  workdays: [2024-06-03]\n"},
+      {"void.yaml", "calendar:\n  id: void\n  extends: sparse\n  holidays: [2024-06-03, 2024-06-10]\n"}});
   std::vector<std::string> errors, warnings;
   for (const auto& d : loaded.diagnostics) {
     (d.severity == onestop::Severity::error ? errors : warnings).push_back(d.to_string());
   }
-  REQUIRE(errors.size() == 2);  // in file order
+  REQUIRE(errors.size() == 3);  // in file order
   CHECK(errors[0].find("child.yaml:2") != std::string::npos);
   CHECK(errors[0].find("calendar 'child' inherits from 'never' a rest on every day of the week") != std::string::npos);
   CHECK(errors[1].find("never.yaml:2") != std::string::npos);
   CHECK(errors[1].find("calendar 'never' rests on every day of the week and lists no make-up working day") !=
         std::string::npos);
-  REQUIRE(warnings.size() == 1);
+  CHECK(errors[2].find("void.yaml:2") != std::string::npos);
+  REQUIRE(warnings.size() == 2);
   CHECK(warnings[0].find("sparse.yaml:2") != std::string::npos);
   CHECK(warnings[0].find("only its 2 listed make-up days are working days") != std::string::npos);
+  CHECK(warnings[1].find("twice.yaml:2") != std::string::npos);
+  CHECK(warnings[1].find("only its 2 listed make-up days are working days") != std::string::npos);
 }
 
 TEST_CASE("warning instants stay right when calendars alternate, are rebuilt or are dropped") {

@@ -148,15 +148,23 @@ class Checker {
     for (const auto& cal : c_.calendars) {
       // The rest days in force: the calendar's own, else the nearest
       // ancestor's, else Saturday and Sunday. Resting every weekday leaves
-      // only the listed make-up days (its own and inherited) to work on.
-      const Calendar* ruling = &cal;
-      std::size_t listed = cal.workdays.size();
+      // only the make-up days to work on: listed along the chain, a nearer
+      // level's holiday or make-up day overriding a farther one's on the
+      // same date (as WorkingCalendar builds it).
+      std::vector<const Calendar*> chain{&cal};  // from the calendar up to its root
       std::set<std::string_view> walked{cal.id};
       for (const Calendar* up = cal.extends.empty() ? nullptr : c_.find_calendar(cal.extends);
            up != nullptr && walked.insert(up->id).second; up = up->extends.empty() ? nullptr : c_.find_calendar(up->extends)) {
-        if (!ruling->rest_weekdays) ruling = up;
-        listed += up->workdays.size();
+        chain.push_back(up);
       }
+      const Calendar* ruling = *std::find_if(chain.begin(), chain.end() - 1, [](const Calendar* c) { return c->rest_weekdays.has_value(); });
+      std::map<std::chrono::sys_days, bool> working;  // date -> a make-up working day
+      for (auto c = chain.rbegin(); c != chain.rend(); ++c) {
+        for (auto d : (*c)->holidays) working[d] = false;
+        for (auto d : (*c)->workdays) working[d] = true;
+      }
+      const auto listed = static_cast<std::size_t>(
+          std::count_if(working.begin(), working.end(), [](const auto& w) { return w.second; }));
       if (ruling->rest_weekdays &&
           std::set<int>(ruling->rest_weekdays->begin(), ruling->rest_weekdays->end()).size() >= 7) {
         const std::string whose = ruling == &cal ? fmt::format("calendar '{}' rests on every day of the week", cal.id)

@@ -3,6 +3,7 @@
 // suspensions, and property tests against a day-by-day reference.
 
 #include <onestop/calendar.hpp>
+#include <onestop/clock.hpp>
 #include <onestop/definitions.hpp>
 
 #include <doctest/doctest.h>
@@ -381,6 +382,21 @@ TEST_CASE("inheritance: a county calendar extends cn") {
   const auto root_cal = WorkingCalendar::resolve(*loaded.catalog, "root");
   CHECK(root_cal.is_working_day(ymd(2024, 4, 28)));
   CHECK_FALSE(root_cal.is_working_day(ymd(2024, 5, 11)));
+}
+
+TEST_CASE("parse_instant: ISO 8601 with its offset, nothing else") {
+  using onestop::parse_instant;
+  const auto nine = sys_days{ymd(2025, 3, 3)} + hours{1};  // 09:00 in UTC+8
+  CHECK(parse_instant("2025-03-03T09:00:00+08:00") == nine);
+  CHECK(parse_instant("2025-03-03 09:00+08:00") == nine);
+  CHECK(parse_instant("2025-03-03T01:00:00Z") == nine);
+  CHECK(parse_instant("2025-03-02T20:00:00-05:00") == nine);
+  CHECK(parse_instant("2025-03-03T23:30:00+14:00").has_value());
+  for (const char* bad : {"2025-03-03", "2025-03-03T09:00:00", "2025-02-30T09:00:00+08:00", "2025-03-03T25:61:00+08:00",
+                          "2025-03-03T09:00:60+08:00", "2025-03-03T09:00:00+14:30", "2025-03-03T09:00:00+99:00",
+                          "2025-03-03T-1:00:00+08:00", "2025-03-03T09:00:00+08:00x", "20250303T090000+0800"}) {
+    CHECK_MESSAGE(!parse_instant(bad).has_value(), bad);
+  }
 }
 
 TEST_CASE("validation: a calendar resting every weekday is an error without make-up days, else a warning") {

@@ -6,11 +6,18 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 namespace onestop {
 
 // UTC instants with one-second resolution, everywhere.
 using Instant = std::chrono::sys_seconds;
+
+// An ISO 8601 instant with its offset: "2025-03-03T09:00:00+08:00" (seconds
+// optional; a space for the T works too; Z, or an offset of at most 14:00).
+// nullopt for anything else, an impossible date or time included.
+std::optional<Instant> parse_instant(std::string_view text);
 
 // A source of the current instant. Implementations must be safe for
 // concurrent calls.

@@ -188,9 +188,6 @@ Script parse_script(const std::string& name, std::string_view text, const std::f
 // node ids, handler names, the calendar); problems go to `diagnostics`.
 void check_script(const Script& script, const Catalog& catalog, std::vector<Diagnostic>& diagnostics);
 
-// Parses "2025-03-03T09:00:00+08:00" (seconds optional; Z or an offset).
-std::optional<Instant> parse_instant(std::string_view text);
-
 // Error codes by name ("not_permitted", ...).
 std::optional<ErrorCode> parse_error_code(std::string_view text);
 

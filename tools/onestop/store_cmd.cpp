@@ -56,49 +56,11 @@ std::shared_ptr<const Catalog> load_definitions(const std::string& command, cons
   return r.catalog;
 }
 
-// Whether s[pos, pos + len) is all decimal digits; their value in `out`.
-bool digits(std::string_view s, std::size_t pos, std::size_t len, int& out) {
-  if (pos + len > s.size()) return false;
-  for (std::size_t i = pos; i < pos + len; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-  }
-  return std::from_chars(s.data() + pos, s.data() + pos + len, out).ec == std::errc();
-}
-
-// "2026-03-02" (the start of that day in China, UTC+8), or a full
-// "2026-03-02T09:00:00+08:00" (offsets up to ±14:00, or Z for UTC).
-std::optional<Instant> parse_instant(std::string_view s) {
-  int y = 0, m = 0, d = 0, hh = 0, mi = 0, ss = 0, oh = 8, om = 0;
-  if (s.size() < 10 || s[4] != '-' || s[7] != '-' || !digits(s, 0, 4, y) || !digits(s, 5, 2, m) ||
-      !digits(s, 8, 2, d)) {
-    return std::nullopt;
-  }
-  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(m)},
-                                        std::chrono::day{static_cast<unsigned>(d)}};
-  if (!ymd.ok()) return std::nullopt;
-  char sign = '+';
-  if (s.size() > 10) {
-    if (s.size() < 20 || s[10] != 'T' || s[13] != ':' || s[16] != ':' || !digits(s, 11, 2, hh) ||
-        !digits(s, 14, 2, mi) || !digits(s, 17, 2, ss) || hh > 23 || mi > 59 || ss > 59) {
-      return std::nullopt;
-    }
-    if (s.size() == 20 && s[19] == 'Z') {
-      oh = 0;
-    } else if (s.size() != 25 || (s[19] != '+' && s[19] != '-') || s[22] != ':' || !digits(s, 20, 2, oh) ||
-               !digits(s, 23, 2, om) || om > 59 || oh * 60 + om > 14 * 60) {
-      return std::nullopt;
-    } else {
-      sign = s[19];
-    }
-  }
-  const auto offset = std::chrono::hours{oh} + std::chrono::minutes{om};
-  const auto local = std::chrono::sys_days{ymd} + std::chrono::hours{hh} + std::chrono::minutes{mi} + std::chrono::seconds{ss};
-  return sign == '-' ? local + offset : local - offset;
-}
-
-// The instant an option gives; ends the command, quoting the text, when it is none.
+// The instant an option gives: "2026-03-02" is the start of that day in
+// China (UTC+8), else a full "2026-03-02T09:00:00+08:00" (parse_instant);
+// ends the command, quoting the text, when it is neither.
 Instant parse_time(const std::string& command, const char* option, const std::string& text) {
-  const auto t = parse_instant(text);
+  const auto t = parse_instant(text.size() == 10 ? text + "T00:00:00+08:00" : text);
   if (!t) {
     fail(command,
          fmt::format("{} '{}' is not a date (2026-03-02) or a time (2026-03-02T09:00:00+08:00)", option, text));

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace fs = std::filesystem;
@@ -51,6 +52,18 @@ void expect_one(const LoadResult& r, const std::string& code, int line, int colu
   if (column > 0) CHECK(found[0].where.column == column);
   CHECK(found[0].message.find(text) != std::string::npos);
   CHECK(fs::path(found[0].where.file).filename() != "");
+}
+
+// Exactly these diagnostics with `code`, in order: each at its line, its
+// message containing its text.
+void expect_each(const LoadResult& r, const std::string& code, const std::vector<std::pair<int, std::string>>& expected) {
+  INFO(dump(r));
+  const auto found = with_code(r, code);
+  REQUIRE(found.size() == expected.size());
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    CHECK(found[i].where.line == expected[i].first);
+    CHECK_MESSAGE(found[i].message.find(expected[i].second) != std::string::npos, found[i].message);
+  }
 }
 
 }  // namespace
@@ -104,7 +117,7 @@ TEST_CASE("YAML syntax errors name the place") {
   CHECK(found[0].where.file.find("syntax_error.yaml") != std::string::npos);
 }
 
-TEST_CASE("a file that is not a regular one is read only up to the size limit") {
+TEST_CASE("the size limit holds for any input file: a device is read up to it, a regular file not at all") {
   // /dev/zero never ends: read whole, it would take all memory.
   onestop::LoadOptions options;
   options.max_file_bytes = 1 << 20;
@@ -112,20 +125,21 @@ TEST_CASE("a file that is not a regular one is read only up to the size limit") 
   REQUIRE(r.diagnostics.size() == 1);
   CHECK(r.diagnostics[0].code == "file-too-large");
   CHECK(r.diagnostics[0].where.file == "/dev/zero");
+  // A regular file says its size and is not read at all.
+  const auto big = std::filesystem::temp_directory_path() / "onestop-too-large.yaml";
+  std::ofstream(big) << std::string(options.max_file_bytes + 1, '#');
+  const onestop::LoadResult b = onestop::load_catalog(std::vector<std::filesystem::path>{big}, options);
+  std::filesystem::remove(big);
+  REQUIRE(b.diagnostics.size() == 1);
+  CHECK(b.diagnostics[0].code == "file-too-large");
+  CHECK(b.diagnostics[0].message == "file is 1048577 bytes; the limit is 1048576 bytes");
 }
 
 TEST_CASE("subflows that start their own flow again, directly or through other flows, are refused") {
-  const auto r = load_fixture("recursive_subflow.yaml");
-  INFO(dump(r));
-  const auto found = with_code(r, "undeclared-cycle");
-  REQUIRE(found.size() == 3);
-  CHECK(found[0].where.line == 16);
-  CHECK(found[0].message.find("runs item 'XK-SELF', whose flow is this flow itself") != std::string::npos);
-  CHECK(found[1].where.line == 26);
-  CHECK(found[1].message.find("starts flow 'pong', which starts this flow again (ping -> pong -> ping)") !=
-        std::string::npos);
-  CHECK(found[2].where.line == 36);
-  CHECK(found[2].message.find("(pong -> ping -> pong)") != std::string::npos);
+  expect_each(load_fixture("recursive_subflow.yaml"), "undeclared-cycle",
+              {{16, "runs item 'XK-SELF', whose flow is this flow itself"},
+               {26, "starts flow 'pong', which starts this flow again (ping -> pong -> ping)"},
+               {36, "(pong -> ping -> pong)"}});
 }
 
 TEST_CASE("duplicate keys") {
@@ -141,14 +155,8 @@ TEST_CASE("unknown keys come with a did-you-mean hint") {
 }
 
 TEST_CASE("wrong types") {
-  const auto r = load_fixture("wrong_type.yaml");
-  INFO(dump(r));
-  const auto found = with_code(r, "wrong-type");
-  REQUIRE(found.size() == 2);
-  CHECK(found[0].where.line == 6);
-  CHECK(found[0].message.find("applicants must be a list") != std::string::npos);
-  CHECK(found[1].where.line == 8);
-  CHECK(found[1].message.find("max_visits must be a whole number") != std::string::npos);
+  expect_each(load_fixture("wrong_type.yaml"), "wrong-type",
+              {{6, "applicants must be a list"}, {8, "max_visits must be a whole number"}});
 }
 
 TEST_CASE("missing required fields") {

@@ -3,11 +3,22 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <system_error>
 
 namespace onestop {
 
 TextFile read_text_file(const std::filesystem::path& path, std::size_t max_bytes) {
   TextFile out;
+  // A regular file says its size: too large ones are not read at all.
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec)) {
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec && size > max_bytes) {
+      out.too_large = true;
+      out.error = fmt::format("file is {} bytes; the limit is {} bytes", size, max_bytes);
+      return out;
+    }
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     out.error = "cannot read the file";
@@ -19,7 +30,7 @@ TextFile read_text_file(const std::filesystem::path& path, std::size_t max_bytes
     const auto got = static_cast<std::size_t>(in.gcount());
     if (got > max_bytes - out.text.size()) {
       out.too_large = true;
-      out.error = fmt::format("the file holds more than {} bytes, the limit", max_bytes);
+      out.error = fmt::format("file holds more than {} bytes, the limit", max_bytes);
       out.text.clear();
       return out;
     }

@@ -859,16 +859,6 @@ LoadResult load_catalog(const std::vector<std::filesystem::path>& paths, const L
   for (const auto& path : files) {
     yaml::File file;
     file.name = path.string();
-    std::error_code ec;
-    const auto size = fs::is_regular_file(path, ec) ? fs::file_size(path, ec) : 0;
-    if (!ec && size > options.max_file_bytes) {
-      diagnostics.push_back(Diagnostic{Severity::error, {file.name, 0, 0}, "file-too-large",
-                                       fmt::format("file is {} bytes; the limit is {} bytes", size,
-                                                   options.max_file_bytes),
-                                       "raise LoadOptions::max_file_bytes if this is intended"});
-      continue;
-    }
-    // Bounded whatever the file is: a pipe or a device is read up to the limit.
     TextFile read = read_text_file(path, options.max_file_bytes);
     if (!read.error.empty()) {
       diagnostics.push_back(Diagnostic{Severity::error, {file.name, 0, 0}, read.too_large ? "file-too-large" : "io-error",

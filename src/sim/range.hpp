@@ -6,12 +6,24 @@
 // still falls inside.
 
 #include <chrono>
+#include <cstdint>
 
 namespace onestop::sim {
 
 // The earliest start day and the latest end of a run (local wall time).
 inline constexpr std::chrono::local_days first_start{std::chrono::year{1} / 1 / 2};
 inline constexpr std::chrono::local_days last_end{std::chrono::year{9999} / 12 / 31};
+
+// Days since 1970 of 0001-01-01 and 10000-01-01: the calendars' span.
+inline constexpr std::int64_t calendar_first_day = std::chrono::sys_days{std::chrono::year{1} / 1 / 1}.time_since_epoch().count();
+inline constexpr std::int64_t calendar_end_day = std::chrono::sys_days{std::chrono::year{10000} / 1 / 1}.time_since_epoch().count();
+
+// Whether a run may start on `start`, and then last `horizon` (at least 1 s,
+// ending by last_end).
+inline bool start_in_range(std::chrono::local_days start) { return start >= first_start && start < last_end; }
+inline bool ends_in_range(std::chrono::local_days start, std::chrono::seconds horizon) {
+  return horizon.count() >= 1 && horizon <= std::chrono::local_seconds{last_end} - std::chrono::local_seconds{start};
+}
 
 // The longest duration a scenario may name: the span of the calendars.
 inline constexpr double max_duration_years = 10000;

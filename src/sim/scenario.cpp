@@ -440,7 +440,7 @@ class Reader {
     const Node* start = n->get("start");
     if (start == nullptr) fail(n, "scenario needs 'start' (the first day, YYYY-MM-DD)");
     s.start = date(start, "start");
-    if (s.start < sim::first_start || s.start >= sim::last_end) {
+    if (!sim::start_in_range(s.start)) {
       fail(start, fmt::format("start {} lies outside 0001-01-02..9999-12-30 (the calendars cover the years 0001..9999)",
                               start->value));
     }
@@ -449,7 +449,7 @@ class Reader {
       if (std::llround(h) < 1) fail(v, "horizon must be at least 1 s");
       s.horizon = std::chrono::seconds(static_cast<std::int64_t>(std::llround(h)));
     }
-    if (std::chrono::local_seconds{s.start} + s.horizon > std::chrono::local_seconds{sim::last_end}) {
+    if (!sim::ends_in_range(s.start, s.horizon)) {
       const Node* v = n->get("horizon");
       fail(v ? v : start, fmt::format("horizon: start {} + {} ends after 9999-12-31, beyond the years the calendars "
                                       "cover (0001..9999)",

@@ -1,4 +1,5 @@
 #include "sim/shift.hpp"
+#include "sim/range.hpp"
 
 #include <algorithm>
 
@@ -7,10 +8,9 @@ namespace onestop::sim {
 namespace {
 
 constexpr Seconds day_seconds = 86400;
-// Days since 1970 of 0001-01-01 and 10000-01-01: the calendars answer for
-// these years only, and no one works outside them.
-constexpr std::int64_t first_day = std::chrono::sys_days{std::chrono::year{1} / 1 / 1}.time_since_epoch().count();
-constexpr std::int64_t end_day = std::chrono::sys_days{std::chrono::year{10000} / 1 / 1}.time_since_epoch().count();
+// The calendars answer for these years only, and no one works outside them.
+constexpr std::int64_t first_day = calendar_first_day;
+constexpr std::int64_t end_day = calendar_end_day;
 
 std::int64_t floor_div(Seconds a, Seconds b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 

@@ -329,6 +329,21 @@ TEST_CASE("used share and warning instants of a clock") {
   CHECK(c.used_share(immediate, at(c, 2024, 3, 4, 17, 30)) == 1.0);
 }
 
+TEST_CASE("a warning instant more than the largest amount past the due instant is never, not an error") {
+  // "used >= 1000%" of the longest limit definitions allow: nine times
+  // 999,999 units after the due instant, which before() does not take.
+  const WorkingCalendar& c = cn();
+  for (TimeUnit unit : {TimeUnit::working_days, TimeUnit::natural_days, TimeUnit::working_hours, TimeUnit::natural_hours}) {
+    CAPTURE(static_cast<int>(unit));
+    const auto clock = c.start_clock(at(c, 2024, 3, 4, 9), TimeLimit{999999, unit});
+    CHECK_FALSE(c.when_used(clock, 10.0).has_value());
+    CHECK_FALSE(c.when_used(clock, 3.0).has_value());
+    const auto twice = c.when_used(clock, 2.0);  // 999,999 units past: still an instant
+    REQUIRE(twice.has_value());
+    CHECK(c.used_share(clock, *twice) == doctest::Approx(2.0));
+  }
+}
+
 TEST_CASE("inheritance: a county calendar extends cn") {
   const auto& national = *shipped_catalog()->find_calendar("cn");
   Calendar county;

@@ -158,6 +158,41 @@ TEST_CASE("engines whose catalogs differ only in their warning rules each warn b
   }
 }
 
+TEST_CASE("a warning rule far past the longest limit never fires and refuses no action") {
+  // Found in review: "used >= 1000%" passes validation, but on a promised
+  // limit of 900,000 natural days its instant lies 8,100,000 days past the
+  // due one, and every submission and action was refused computing it.
+  auto loaded = load_catalog({fs::path(ONESTOP_TEST_DATA) / "time", fs::path(ONESTOP_SOURCE_DIR) / "calendars"});
+  REQUIRE(loaded.ok());
+  auto far = std::make_shared<Catalog>(*loaded.catalog);
+  far->items.front().time_limit.promised = TimeLimit{900000, TimeUnit::natural_days};
+  far->items.front().time_limit.statutory = TimeLimit{900000, TimeUnit::natural_days};
+  WarningRule tenfold;
+  tenfold.id = "tenfold";
+  tenfold.level = WarningLevel::red;
+  tenfold.used_share = 10.0;
+  tenfold.scope = RuleScope::case_limit;  // not the steps: their limits are days
+  far->rules = {tenfold};
+  auto clock = std::make_shared<ManualClock>(local(2026, 3, 2, 9, 0));
+  EngineOptions o;
+  o.clock = clock;
+  auto engine = open_engine(far, o);
+  Submission s;
+  s.target = "TIMED";
+  s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+  const CaseId id = *engine->submit(s, Actor::applicant_of(person)).case_id;
+  Action a;
+  a.case_id = id;
+  a.kind = ActionKind::accept;
+  a.task = engine->get(id).open_tasks().front()->id;
+  a.actor = Actor::staff_member("clerk", {}, {"hall"});
+  CHECK(engine->act(a) == 2);
+  CHECK_NOTHROW(engine->tick(local(2030, 1, 1, 9, 0)));
+  std::size_t warnings = 0;
+  for (const auto& ev : engine->history(id)) warnings += ev.kind == EventKind::warning ? 1 : 0;
+  CHECK(warnings == 0);
+}
+
 TEST_CASE("a correction request stops the clocks; the warnings move with them") {
   TimeFixture f;
   f.clock->set(local(2026, 3, 3, 10, 0));

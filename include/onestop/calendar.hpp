@@ -193,7 +193,9 @@ class WorkingCalendar {
   double used_share(const LimitClock& clock, std::chrono::sys_seconds now) const;
 
   // The instant a running clock reaches `share` of its limit (for scheduling
-  // warning timers); nullopt while paused (schedule again after resume).
+  // warning timers); nullopt while paused (schedule again after resume),
+  // and when that lies more than 1,000,000 units past the due instant
+  // (never reached: "used >= 1000%" of a limit of centuries).
   std::optional<std::chrono::sys_seconds> when_used(const LimitClock& clock, double share) const;
 
  private:

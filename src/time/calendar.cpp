@@ -598,8 +598,12 @@ double WorkingCalendar::used_share(const LimitClock& clock, sys_seconds now) con
 std::optional<sys_seconds> WorkingCalendar::when_used(const LimitClock& clock, double share) const {
   if (clock.paused_at) return std::nullopt;
   if (clock.limit.amount == 0) return clock.due;
-  const auto amount = static_cast<double>(clock.limit.amount);
-  return before(clock.due, (1.0 - share) * amount, clock.limit.unit);
+  const double lead = (1.0 - share) * static_cast<double>(clock.limit.amount);
+  // More than the largest amount past the due instant (a rule "used >=
+  // 1000%" on a limit of centuries): no case gets there, and before() takes
+  // no such amount. Never, rather than an error at every action.
+  if (lead < -static_cast<double>(kMaxAmount)) return std::nullopt;
+  return before(clock.due, lead, clock.limit.unit);
 }
 
 }  // namespace onestop

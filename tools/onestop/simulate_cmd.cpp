@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <cstdio>
@@ -135,7 +136,17 @@ void add_simulate_command(CLI::App& app) {
   cmd->add_option("--html", o->html, "write a self-contained HTML report to this file");
   cmd->add_option("--compare", o->compare, "a second scenario (what-if) run and shown side by side")->check(CLI::ExistingFile);
   cmd->add_option("--compare-store", o->compare_store, "store URI for the second scenario")->capture_default_str();
-  auto* seed = cmd->add_option("--seed", o->seed, "random seed (overrides the scenarios')");
+  auto* seed = cmd->add_option("--seed", o->seed, "random seed (overrides the scenarios')")
+                   ->check(CLI::Validator(
+                       [](std::string& s) {
+                         // Digits only, and no more than 64 bits: the option's own
+                         // conversion (strtoull) wraps "-1" and clamps what is too big.
+                         std::uint64_t v = 0;
+                         const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+                         const bool whole = !s.empty() && ec == std::errc() && end == s.data() + s.size();
+                         return whole ? std::string() : "'" + s + "' is not a whole number from 0 to 18446744073709551615";
+                       },
+                       "", "seed"));
   cmd->add_option("--batch", o->batch,
                   "commits per store transaction (1: every action on its own, as live; default 1 for memory:, 2048 otherwise)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));

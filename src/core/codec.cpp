@@ -302,13 +302,13 @@ Case to_case(const CompiledCatalog&, const CaseSnapshot& s) {
   c.version = s.version;
   c.submitted = s.submitted;
   c.finished = s.finished;
-  c.error = s.error;
+  c.error = s.extras->error;
   if (s.promised_clock) c.promised_due = s.promised_clock->due;
   if (s.statutory_clock) c.statutory_due = s.statutory_clock->due;
   c.clock_paused = s.paused;
-  c.special_procedure = s.special_kind;
-  c.evaluation = s.evaluation;
-  c.follow_up = s.follow_up;
+  c.special_procedure = s.extras->special_kind;
+  c.evaluation = s.extras->evaluation;
+  c.follow_up = s.extras->follow_up;
   c.tasks.reserve(s.tasks.size());
   for (const auto& t : s.tasks) {
     const Node& def = *s.frames[t.frame].flow->nodes[t.node].def;
@@ -419,14 +419,15 @@ ClockInstants clock_instants(const CompiledCatalog& catalog, const LimitClock& c
 
 void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
                        const std::function<void(const Deadline&)>& visit) {
-  if (s.follow_up && !s.follow_up->closed && !s.follow_up_warned) {
-    visit({s.follow_up->due, Deadline::Kind::follow_up, 0, 0, false});
+  const CaseExtras& x = *s.extras;
+  if (x.follow_up && !x.follow_up->closed && !x.follow_up_warned) {
+    visit({x.follow_up->due, Deadline::Kind::follow_up, 0, 0, false});
   }
   if (s.status == CaseStatus::finished || s.status == CaseStatus::draft || s.frames.empty()) return;
   for (const auto& t : s.tokens) {
     if (t.wait == Wait::timer) visit({t.due, Deadline::Kind::timer, t.id, 0, false});
   }
-  if (s.special_until) visit({*s.special_until, Deadline::Kind::special_end, 0, 0, false});
+  if (x.special_until) visit({*x.special_until, Deadline::Kind::special_end, 0, 0, false});
   if (s.paused) return;  // stopped clocks fire nothing
   const auto& rules = catalog.rules();
   auto warned = [&](std::uint32_t key, std::uint16_t rule) {
@@ -504,7 +505,7 @@ std::string dump(const CaseSnapshot& s) {
   j["seq"] = s.seq;
   j["form"] = form_json(s.form);
   j["materials"] = materials_json(s.materials);
-  j["error"] = s.error;
+  j["error"] = s.extras->error;
   j["finished"] = s.finished ? s.finished->time_since_epoch().count() : -1;
   json frames = json::array();
   for (const auto& f : s.frames) {
@@ -540,11 +541,12 @@ std::string dump(const CaseSnapshot& s) {
   for (const auto& t : s.tokens) token_clocks.push_back({clock_json(t.clock), t.timed_out});
   j["token_clocks"] = token_clocks;
   j["warned"] = s.warned;
-  j["evaluation"] = s.evaluation ? json{s.evaluation->rating, s.evaluation->comment} : json(nullptr);
-  j["follow_up"] = s.follow_up ? json{s.follow_up->due.time_since_epoch().count(), s.follow_up->closed.has_value(),
-                                      s.follow_up->outcome, s.follow_up_warned}
+  const CaseExtras& x = *s.extras;
+  j["evaluation"] = x.evaluation ? json{x.evaluation->rating, x.evaluation->comment} : json(nullptr);
+  j["follow_up"] = x.follow_up ? json{x.follow_up->due.time_since_epoch().count(), x.follow_up->closed.has_value(),
+                                      x.follow_up->outcome, x.follow_up_warned}
                                : json(nullptr);
-  j["special"] = {s.special_kind, s.special_until ? s.special_until->time_since_epoch().count() : -1, s.paused};
+  j["special"] = {x.special_kind, x.special_until ? x.special_until->time_since_epoch().count() : -1, s.paused};
   return j.dump();
 }
 

@@ -474,20 +474,25 @@ void Machine::finish_case(Outcome outcome, std::string_view why) {
     if (i < state_.tokens.size()) cancel_token(i, why);
   }
   state_.joins.clear();
+  // A finished case is kept for years: no room for tokens and joins it
+  // will not have (the copy this action made kept the capacity).
+  state_.tokens.shrink_to_fit();
+  state_.joins.shrink_to_fit();
   for (auto& f : state_.frames) f.done = true;
   const std::string from(to_string(state_.status));
   state_.status = CaseStatus::finished;
   state_.outcome = outcome;
   state_.finished = now_;
-  state_.suspended_since.reset();
+  if (state_.extras->suspended_since) state_.extras.edit().suspended_since.reset();
   emit(EventKind::finished, 0, {}, from, std::string(to_string(outcome)));
 }
 
 void Machine::fail(std::string message) {
   const std::string from(to_string(state_.status));
   state_.status = CaseStatus::error;
-  state_.error = std::move(message);
-  emit(EventKind::step_error, 0, {}, from, "error", fmt::format("{{\"error\":{}}}", quote_json(state_.error)));
+  CaseExtras& x = state_.extras.edit();
+  x.error = std::move(message);
+  emit(EventKind::step_error, 0, {}, from, "error", fmt::format("{{\"error\":{}}}", quote_json(x.error)));
 }
 
 // ---- tasks ----
@@ -729,7 +734,7 @@ void Machine::act(const Action& a) {
     case ActionKind::request_correction:
       record(node_of(*task).id);
       state_.status = CaseStatus::waiting_for_applicant;
-      state_.suspended_since = now_;
+      state_.extras.edit().suspended_since = now_;
       pause_clocks("correction requested");
       emit(EventKind::correction_requested, task->id, node_of(*task).id, "running", "waiting_for_applicant",
            a.comment.empty() ? std::string() : fmt::format("{{\"comment\":{}}}", quote_json(a.comment)));
@@ -754,12 +759,12 @@ void Machine::act(const Action& a) {
       }
       const bool was_draft = state_.status == CaseStatus::draft;
       emit(EventKind::resubmitted, 0, {}, std::string(to_string(state_.status)), "running");
-      state_.suspended_since.reset();
+      if (state_.extras->suspended_since) state_.extras.edit().suspended_since.reset();
       if (was_draft) {
         start_flow();
       } else {
         state_.status = CaseStatus::running;
-        if (state_.special_kind.empty()) resume_clocks("correction resubmitted");
+        if (state_.extras->special_kind.empty()) resume_clocks("correction resubmitted");
       }
       break;
     }
@@ -830,31 +835,31 @@ void Machine::act(const Action& a) {
     case ActionKind::rectify:
       break;  // handled before the case-state checks
     case ActionKind::start_special: {
-      if (!state_.special_kind.empty()) {
+      if (!state_.extras->special_kind.empty()) {
         refuse(ErrorCode::invalid_state, fmt::format("case {}: special procedure '{}' is already under way", state_.id,
-                                                     state_.special_kind));
+                                                     state_.extras->special_kind));
       }
       if (a.target.empty() || !a.limit) {
         refuse(ErrorCode::invalid_input,
                fmt::format("case {}: a special procedure needs its kind (target) and its maximum (limit)", state_.id));
       }
       record(node_of(*task).id);
-      state_.special_kind = a.target;
-      state_.special_until = catalog_.calendar_of(flow_of(task->frame)).due(now_, *a.limit);
+      CaseExtras& x = state_.extras.edit();
+      x.special_kind = a.target;
+      x.special_until = catalog_.calendar_of(flow_of(task->frame)).due(now_, *a.limit);
       emit(EventKind::special_started, task->id, node_of(*task).id, {}, a.target,
            fmt::format("{{\"limit\":\"{}\",\"until\":{}}}", a.limit->to_string(),
-                       state_.special_until->time_since_epoch().count()));
+                       state_.extras->special_until->time_since_epoch().count()));
       pause_clocks("special procedure " + a.target);
       break;
     }
     case ActionKind::end_special:
-      if (state_.special_kind.empty()) {
+      if (state_.extras->special_kind.empty()) {
         refuse(ErrorCode::invalid_state, fmt::format("case {}: no special procedure is under way", state_.id));
       }
       record(node_of(*task).id);
-      emit(EventKind::special_ended, task->id, node_of(*task).id, state_.special_kind, "ended");
-      state_.special_kind.clear();
-      state_.special_until.reset();
+      emit(EventKind::special_ended, task->id, node_of(*task).id, state_.extras->special_kind, "ended");
+      state_.extras.edit().end_special();
       resume_clocks("special procedure ended");
       break;
     case ActionKind::retry: {
@@ -867,7 +872,7 @@ void Machine::act(const Action& a) {
       }
       record({});
       state_.status = CaseStatus::running;
-      state_.error.clear();
+      if (!state_.extras->error.empty()) state_.extras.edit().error.clear();
       emit(EventKind::retried, 0, {}, "error", "running");
       // Failed handlers run again; stuck gateways are re-evaluated.
       for (std::size_t i = 0; i < state_.tasks.size(); ++i) {
@@ -897,25 +902,25 @@ void Machine::evaluate(const Action& a) {
     if (state_.status != CaseStatus::finished) {
       refuse(ErrorCode::invalid_state, fmt::format("case {} has not ended; it can be evaluated afterwards", state_.id));
     }
-    if (state_.evaluation) refuse(ErrorCode::conflict, fmt::format("case {} has already been evaluated", state_.id));
+    if (state_.extras->evaluation) refuse(ErrorCode::conflict, fmt::format("case {} has already been evaluated", state_.id));
     if (a.rating < 1 || a.rating > 5) {
       refuse(ErrorCode::invalid_input, fmt::format("case {}: rating {} is not 1 (very satisfied) .. 5 (very dissatisfied)",
                                                    state_.id, a.rating));
     }
     emit(EventKind::acted, 0, {}, {}, std::string(to_string(a.kind)), encode_action(a));
-    state_.evaluation = Evaluation{a.rating, a.comment, now_};
+    state_.extras.edit().evaluation = Evaluation{a.rating, a.comment, now_};
     emit(EventKind::evaluated, 0, {}, {}, std::to_string(a.rating),
          a.comment.empty() ? std::string() : fmt::format("{{\"comment\":{}}}", quote_json(a.comment)));
-    if (state_.evaluation->poor()) {
+    if (state_.extras->evaluation->poor()) {
       const TimeLimit limit = a.limit.value_or(TimeLimit{15, TimeUnit::working_days});
-      state_.follow_up = FollowUp{now_, root_calendar().due(now_, limit), std::nullopt, {}};
+      state_.extras.edit().follow_up = FollowUp{now_, root_calendar().due(now_, limit), std::nullopt, {}};
       emit(EventKind::follow_up_opened, 0, {}, {}, "open",
-           fmt::format("{{\"due\":{}}}", state_.follow_up->due.time_since_epoch().count()));
+           fmt::format("{{\"due\":{}}}", state_.extras->follow_up->due.time_since_epoch().count()));
     }
     return;
   }
   // rectify
-  if (!state_.follow_up || state_.follow_up->closed) {
+  if (!state_.extras->follow_up || state_.extras->follow_up->closed) {
     refuse(ErrorCode::invalid_state, fmt::format("case {} has no open follow-up to close", state_.id));
   }
   const std::string& department = [&]() -> const std::string& {
@@ -935,8 +940,9 @@ void Machine::evaluate(const Action& a) {
   }
   if (a.comment.empty()) refuse(ErrorCode::invalid_input, fmt::format("case {}: say what was done (comment)", state_.id));
   emit(EventKind::acted, 0, {}, {}, std::string(to_string(a.kind)), encode_action(a));
-  state_.follow_up->closed = now_;
-  state_.follow_up->outcome = a.comment;
+  FollowUp& follow_up = *state_.extras.edit().follow_up;
+  follow_up.closed = now_;
+  follow_up.outcome = a.comment;
   emit(EventKind::follow_up_closed, 0, {}, "open", "closed", fmt::format("{{\"outcome\":{}}}", quote_json(a.comment)));
 }
 
@@ -953,7 +959,7 @@ void Machine::handler_result(TaskId id, const StepResult& result) {
     task->failed = true;
     const std::string from(to_string(state_.status));
     state_.status = CaseStatus::error;
-    state_.error = fmt::format("handler '{}' of step '{}' failed: {}", node_of(*task).handler, node_of(*task).id,
+    state_.extras.edit().error = fmt::format("handler '{}' of step '{}' failed: {}", node_of(*task).handler, node_of(*task).id,
                                result.message);
     emit(EventKind::handler_failed, task->id, node_of(*task).id, from, "error");
   } else {
@@ -989,14 +995,13 @@ std::size_t Machine::fire_timers() {
         time_out(d.token);
         break;
       case Deadline::Kind::follow_up:
-        state_.follow_up_warned = true;
+        state_.extras.edit().follow_up_warned = true;
         emit(EventKind::warning, 0, {}, {}, "red",
              "{\"rule\":\"follow-up\",\"scope\":\"follow_up\",\"notify\":[\"department_head\",\"supervisor\"]}");
         break;
       case Deadline::Kind::special_end:
-        emit(EventKind::special_ended, 0, {}, state_.special_kind, "maximum reached");
-        state_.special_kind.clear();
-        state_.special_until.reset();
+        emit(EventKind::special_ended, 0, {}, state_.extras->special_kind, "maximum reached");
+        state_.extras.edit().end_special();
         if (state_.status != CaseStatus::waiting_for_applicant) resume_clocks("special procedure reached its maximum");
         break;
     }

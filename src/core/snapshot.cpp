@@ -313,8 +313,12 @@ void warned_field(Archive& ar, std::vector<std::pair<std::uint32_t, std::uint16_
   }
 }
 
+// The case's extras as the fields of the state they were before they shared
+// one record, each in its old place: the archive format is unchanged.
 template <class Archive>
 void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned) {
+  onestop::core::CaseExtras loaded;
+  auto& x = Archive::is_loading::value ? loaded : const_cast<onestop::core::CaseExtras&>(s.extras.get());
   ar& s.id;
   shared_field(ar, s.target);
   ar& s.is_theme& s.target_version;
@@ -322,16 +326,22 @@ void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned) {
   shared_field(ar, s.form);
   shared_field(ar, s.materials);
   enum_field(ar, s.status);
-  ar& s.outcome& s.version& s.submitted& s.finished& s.error;
+  ar& s.outcome& s.version& s.submitted& s.finished& x.error;
   ar& s.frames& s.tokens& s.joins;
   tasks_field(ar, s.tasks);
   ar& s.next_token& s.next_task;
   enum_field(ar, s.status_before_wait);
-  ar& s.suspended_since& s.promised_clock& s.statutory_clock;
+  ar& x.suspended_since& s.promised_clock& s.statutory_clock;
   warned_field(ar, s.warned);
-  ar& s.special_kind& s.special_until& s.paused;
-  ar& s.evaluation& s.follow_up& s.follow_up_warned;
+  ar& x.special_kind& x.special_until& s.paused;
+  ar& x.evaluation& x.follow_up& x.follow_up_warned;
   ar& s.seq& s.last_hash;
+  if constexpr (Archive::is_loading::value) {
+    if (!x.error.empty() || x.suspended_since || !x.special_kind.empty() || x.special_until || x.evaluation ||
+        x.follow_up || x.follow_up_warned) {
+      s.extras = std::move(loaded);
+    }
+  }
 }
 
 }  // namespace boost::serialization

@@ -104,6 +104,27 @@ struct TaskExtras {
   std::vector<Signature> signatures;
 };
 
+// What few cases have: an error, a correction or special procedure under
+// way, an evaluation and its follow-up. Shared until changed, like a task's
+// extras: every action copies the state, and a finished case is kept for
+// years, without the 200 bytes these take.
+struct CaseExtras {
+  std::string error;
+  std::optional<Instant> suspended_since;  // waiting for the applicant since
+  // A special procedure (特别程序) under way: its kind and latest end.
+  std::string special_kind;
+  std::optional<Instant> special_until;
+  // 好差评 and the rectification of a poor rating.
+  std::optional<Evaluation> evaluation;
+  std::optional<FollowUp> follow_up;
+  bool follow_up_warned = false;
+
+  void end_special() {
+    special_kind.clear();
+    special_until.reset();
+  }
+};
+
 struct TaskRecord {
   TaskId id = 0;
   std::uint32_t node = npos;
@@ -221,7 +242,6 @@ struct CaseSnapshot {
   std::uint64_t version = 0;
   Instant submitted{};
   std::optional<Instant> finished;
-  std::string error;
 
   // Execution.
   std::vector<core::Frame> frames;
@@ -231,7 +251,6 @@ struct CaseSnapshot {
   std::uint32_t next_token = 1;
   TaskId next_task = 1;
   CaseStatus status_before_wait = CaseStatus::running;  // restored on resubmit
-  std::optional<Instant> suspended_since;
 
   // Time limits (限时办结): the overall promised and statutory limits of the
   // case; step limits live on their tokens.
@@ -239,15 +258,8 @@ struct CaseSnapshot {
   std::optional<LimitClock> statutory_clock;
   // Warning thresholds already crossed: (0 for the case or a token id, rule index).
   std::vector<std::pair<std::uint32_t, std::uint16_t>> warned;
-  // A special procedure (特别程序) under way: its kind and latest end.
-  std::string special_kind;
-  std::optional<Instant> special_until;
   bool paused = false;  // clocks stopped (correction or special procedure)
-
-  // 好差评 and the rectification of a poor rating.
-  std::optional<Evaluation> evaluation;
-  std::optional<FollowUp> follow_up;
-  bool follow_up_warned = false;
+  core::Shared<core::CaseExtras> extras;  // error, correction, special procedure, evaluation
 
   // History chain.
   std::uint64_t seq = 0;

@@ -367,15 +367,16 @@ class EngineImpl final : public Engine {
           const WarningRule& r = compiled_->rules()[rule & 0x7FFF];
           (r.level == WarningLevel::yellow ? f->yellow_warnings : f->red_warnings) += 1;
         }
-        if (s->evaluation) {
+        const core::CaseExtras& x = *s->extras;
+        if (x.evaluation) {
           ++f->evaluations;
-          sample.ratings_sum += static_cast<std::size_t>(s->evaluation->rating);
-          sample.satisfied += s->evaluation->rating <= 3 ? 1 : 0;
-          f->poor_ratings += s->evaluation->poor() ? 1 : 0;
+          sample.ratings_sum += static_cast<std::size_t>(x.evaluation->rating);
+          sample.satisfied += x.evaluation->rating <= 3 ? 1 : 0;
+          f->poor_ratings += x.evaluation->poor() ? 1 : 0;
         }
-        if (s->follow_up && !s->follow_up->closed) {
+        if (x.follow_up && !x.follow_up->closed) {
           ++f->follow_ups_open;
-          f->follow_ups_overdue += now > s->follow_up->due ? 1 : 0;
+          f->follow_ups_overdue += now > x.follow_up->due ? 1 : 0;
         }
       }
     }

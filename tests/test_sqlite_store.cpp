@@ -11,12 +11,16 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <random>
 #include <set>
@@ -541,6 +545,176 @@ TEST_CASE("sqlite: a read-only store reads and refuses writes") {
     ::chmod(locked.c_str(), 0444);
     storage_error([&] { Host w(sqlite(locked)); w.submit(); }, locked, "read-only");
   }
+}
+
+namespace {
+
+// Runs `f` where file permissions hold: in this process when it is not
+// root; as root (which writes whatever the modes say), in a child process
+// that becomes the user nobody (65534) and sends back the lines `f`
+// returned. nullopt when that cannot be done: root may not change its user
+// (a container without CAP_SETUID), or nobody cannot read `needed`.
+std::optional<std::vector<std::string>> as_unprivileged(const std::string& needed,
+                                                        const std::function<std::vector<std::string>()>& f) {
+  if (::geteuid() != 0) return f();
+  int fds[2];
+  if (::pipe(fds) != 0) return std::nullopt;
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return std::nullopt;
+  }
+  if (pid == 0) {
+    // No doctest here: a check failing in the child would be lost.
+    ::close(fds[0]);
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+        ::setresuid(65534, 65534, 65534) != 0 || ::access(needed.c_str(), R_OK) != 0) {
+      ::_exit(77);
+    }
+    std::string out;
+    try {
+      for (const auto& line : f()) out += line + '\n';
+    } catch (const std::exception& e) {
+      out = std::string("exception: ") + e.what() + '\n';
+    }
+    for (std::size_t done = 0; done < out.size();) {
+      const ssize_t n = ::write(fds[1], out.data() + done, out.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) ::_exit(2);
+      done += static_cast<std::size_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string in;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fds[0], buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    in.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) return std::nullopt;
+  REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), "the child running as nobody failed: ", status);
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < in.size();) {
+    const std::size_t end = in.find('\n', at);
+    lines.push_back(in.substr(at, end - at));
+    at = end + 1;
+  }
+  return lines;
+}
+
+}  // namespace
+
+// SQLite reads a WAL database read-only only through PATH-wal and PATH-shm,
+// which it creates when missing; in a directory it may not write (a backup
+// on a read-only mount, another user's directory) the store reads the file
+// as immutable, unless a log is there that it would miss.
+TEST_CASE("sqlite: a read-only store in a directory no one may write is read, unless a log it would miss is there") {
+  TempDir dir;
+  fs::permissions(dir.path, fs::perms(0755));  // nobody passes through to the directories below
+  // '%', '?' and '#' mean something in the file: URI the immutable file is
+  // opened by; "%41" would be read as "A" if '%' were not escaped.
+  const fs::path backup = dir.path / "backup #1 ?%41";
+  const fs::path empty_log = dir.path / "empty-log";
+  const fs::path live = dir.path / "live";
+  const fs::path with_log = dir.path / "with-log";
+  for (const auto& d : {backup, empty_log, live, with_log}) fs::create_directory(d);
+  const std::string file = (backup / "cases.db").string();
+
+  std::vector<std::pair<CaseId, std::uint64_t>> versions;  // of every case, as written
+  CaseId running = 0;
+  {
+    Host h(sqlite(file));
+    const CaseId done = h.submit();
+    h.finish(done);
+    running = h.submit();
+    for (CaseId id : {done, running}) versions.emplace_back(id, h.engine->get(id).version);
+  }
+  REQUIRE(!fs::exists(file + "-wal"));  // closed: every transaction is in the file
+  fs::copy_file(file, empty_log / "cases.db");
+  std::ofstream((empty_log / "cases.db-wal").string()).close();
+
+  // A copy taken while a writer is open: its newest case is only in the log.
+  fs::copy_file(file, live / "cases.db");
+  {
+    Host h(sqlite((live / "cases.db").string()));
+    h.submit();
+    REQUIRE(fs::file_size(live / "cases.db-wal") > 0);
+    fs::copy_file(live / "cases.db", with_log / "cases.db");
+    fs::copy_file(live / "cases.db-wal", with_log / "cases.db-wal");
+  }
+
+  // Nobody may write the files or the directories.
+  struct Unlock {
+    std::vector<fs::path> dirs;
+    ~Unlock() {
+      std::error_code ec;
+      for (const auto& d : dirs) fs::permissions(d, fs::perms(0755), ec);
+    }
+  } unlock{{backup, empty_log, with_log}};
+  for (const auto& d : unlock.dirs) {
+    for (const auto& e : fs::directory_iterator(d)) fs::permissions(e.path(), fs::perms(0444));
+    fs::permissions(d, fs::perms(0555));
+  }
+
+  // What a reader finds: every case, verified, and writes refused.
+  auto read = [&](const std::string& db) -> std::string {
+    try {
+      auto store = sqlite(db, SqliteOptions{.read_only = true});
+      Host h(store);
+      std::string out = fmt::format("immutable {}", store->info().immutable);
+      for (CaseId id : store->case_ids()) {
+        const auto check = h.engine->verify(id);
+        out += fmt::format(", case {} version {} {}", id, h.engine->get(id).version, check.ok ? "verified" : check.message);
+      }
+      try {
+        h.step(running);
+        out += ", written";
+      } catch (const Error& e) {
+        out += fmt::format(", write refused ({})", to_string(e.code()));
+      }
+      return out;
+    } catch (const Error& e) {
+      return fmt::format("{}: {}", to_string(e.code()), e.what());
+    }
+  };
+  investment();  // loaded here, not in the child
+  const auto lines = as_unprivileged(file, [&] {
+    return std::vector<std::string>{read(file), read((empty_log / "cases.db").string()),
+                                    read((with_log / "cases.db").string())};
+  });
+  if (!lines) {
+    MESSAGE("skipped: root cannot run this as the user nobody");
+    return;
+  }
+  REQUIRE(lines->size() == 3);
+  std::string expected = "immutable true";
+  for (const auto& [id, version] : versions) expected += fmt::format(", case {} version {} verified", id, version);
+  expected += ", write refused (storage)";
+  CHECK((*lines)[0] == expected);  // no log files beside it
+  CHECK((*lines)[1] == expected);  // an empty log: nothing in it to miss
+
+  // A log with content is refused, naming it and why.
+  const std::string refused = (*lines)[2];
+  INFO(refused);
+  CHECK(refused.starts_with("storage: " + (with_log / "cases.db").string() + ": cannot be read here: "));
+  CHECK(refused.find((with_log / "cases.db-wal").string() + " holds ") != std::string::npos);
+  CHECK(refused.find("its directory " + with_log.string() + " is not writable") != std::string::npos);
+  CHECK(refused.find("the database file alone would show an older state") != std::string::npos);
+
+  // Rightly: the file alone lacks the newest case, which the log holds.
+  fs::permissions(with_log, fs::perms(0755));
+  const fs::path alone = dir.path / "alone.db";
+  fs::copy_file(with_log / "cases.db", alone);
+  CHECK(sqlite(alone.string(), SqliteOptions{.read_only = true})->case_ids().size() == 2);
+  CHECK(sqlite((with_log / "cases.db").string(), SqliteOptions{.read_only = true})->case_ids().size() == 3);
 }
 
 TEST_CASE("sqlite: a full database fails the action and keeps every other") {

@@ -30,7 +30,13 @@ struct SqliteOptions {
   // failing with Error(storage) "database is locked".
   std::chrono::milliseconds busy_timeout{5000};
   // Open for reading only: every write throws Error(storage). An older
-  // schema is not upgraded (it is refused).
+  // schema is not upgraded (it is refused). In a directory this process may
+  // not write (a backup on a read-only mount, another user's directory),
+  // where SQLite cannot create the log files it reads a WAL database
+  // through, the database file is read as immutable (SqliteInfo::immutable):
+  // as it is, without locks, so nothing may write it meanwhile. A non-empty
+  // log there (PATH-wal, which may hold committed transactions the file
+  // lacks) is refused with Error(storage) naming it.
   bool read_only = false;
   // Create the file when it does not exist (else Error(storage)).
   bool create = true;
@@ -82,7 +88,10 @@ struct DefinitionUse {
 struct SqliteInfo {
   std::string path;
   int schema_version = 0;
-  std::string journal_mode;
+  std::string journal_mode;  // SQLite's answer for this connection: "wal"; "delete" when immutable
+  // Opened read-only as an immutable file (SqliteOptions::read_only): the
+  // database file alone is read, without locks or log.
+  bool immutable = false;
   std::uint64_t cases = 0;
   std::uint64_t finished_cases = 0;
   std::uint64_t events = 0;

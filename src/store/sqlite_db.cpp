@@ -6,6 +6,23 @@
 
 namespace onestop::sqlite_detail {
 
+std::string file_uri(std::string_view path, std::string_view query) {
+  std::string uri = path.starts_with('/') ? "file://" : "file:";
+  for (const char ch : path) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '%' || c == '?' || c == '#' || c <= ' ' || c >= 0x7f) {
+      uri += fmt::format("%{:02X}", c);
+    } else {
+      uri += ch;
+    }
+  }
+  if (!query.empty()) {
+    uri += '?';
+    uri += query;
+  }
+  return uri;
+}
+
 std::string describe(int rc, sqlite3* db) {
   switch (rc & 0xff) {
     case SQLITE_FULL: return "the database or disk is full";

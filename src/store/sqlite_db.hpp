@@ -20,6 +20,13 @@ namespace onestop::sqlite_detail {
 // nullptr (the default VFS) if it cannot be.
 const char* coalescing_vfs();
 
+// A file: URI naming `path` for sqlite3_open_v2 with SQLITE_OPEN_URI, with
+// the query `query` ("immutable=1"): the characters a URI gives a meaning
+// ('%', '?', '#') and any byte that is not printable ASCII are escaped as
+// %HH, which SQLite decodes (uri.html); an absolute path gets an empty
+// authority ("file:///..."), a relative one none ("file:dir/x.db").
+std::string file_uri(std::string_view path, std::string_view query);
+
 // What an SQLite result code means for the person reading the error.
 std::string describe(int rc, sqlite3* db);
 

@@ -13,6 +13,9 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -569,6 +572,7 @@ class SqliteStoreImpl final : public SqliteStore {
     SqliteInfo i;
     i.path = path_;
     i.schema_version = static_cast<int>(query_int("PRAGMA user_version"));
+    i.immutable = immutable_;
     {
       Stmt s(db_, &path_, "PRAGMA journal_mode");
       if (s.step()) i.journal_mode = s.text(0);
@@ -660,12 +664,8 @@ class SqliteStoreImpl final : public SqliteStore {
   };
 
   void open(const std::vector<SqliteMigration>& migrations) {
-    int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
-    flags |= options_.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | (options_.create ? SQLITE_OPEN_CREATE : 0));
-    const int rc = sqlite3_open_v2(path_.c_str(), &db_, flags,
-                                   options_.coalesce_wal_writes ? sqlite_detail::coalescing_vfs() : nullptr);
-    if (rc != SQLITE_OK) fail(path_, "cannot open", rc, db_);
-    sqlite3_busy_timeout(db_, static_cast<int>(options_.busy_timeout.count()));
+    connect(path_, 0);
+    if (options_.read_only && path_ != ":memory:") read_where_nothing_may_be_created();
 
     // Look before touching anything: a foreign or newer database is refused
     // before a single byte of it changes.
@@ -690,6 +690,66 @@ class SqliteStoreImpl final : public SqliteStore {
     }
     if (schema < latest) migrate(migrations, latest);
     prepare();
+  }
+
+  void connect(const std::string& name, int extra_flags) {
+    int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE | extra_flags;
+    flags |= options_.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | (options_.create ? SQLITE_OPEN_CREATE : 0));
+    const int rc = sqlite3_open_v2(name.c_str(), &db_, flags,
+                                   options_.coalesce_wal_writes ? sqlite_detail::coalescing_vfs() : nullptr);
+    if (rc != SQLITE_OK) fail(path_, "cannot open", rc, db_);
+    sqlite3_busy_timeout(db_, static_cast<int>(options_.busy_timeout.count()));
+  }
+
+  // Even a read-only connection to a WAL database needs PATH-wal and
+  // PATH-shm (the log and its shared index) and creates them when they are
+  // missing, as they are whenever no connection is open; SQLite reads a
+  // read-only WAL database only if they exist, can be created, or the file
+  // is opened as immutable (wal.html, "Read-Only Databases"). Where the
+  // directory may not be written (a backup on a read-only mount, another
+  // user's directory with mode 555) the first read fails. Without a log the
+  // database file alone holds every committed transaction, and SQLite reads
+  // it so when told it is immutable (uri.html: read-only, no locks, no log,
+  // no change detection). A non-empty log may hold committed transactions
+  // the file lacks, and an immutable connection would ignore them: refused.
+  void read_where_nothing_may_be_created() {
+    const int rc = first_read();
+    if (rc == SQLITE_OK) return;
+    // Anything else (not a database, locked, ...) check_identity reports.
+    if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN) return;
+    // SQLite keeps the log beside the file a symbolic link names.
+    std::error_code ec;
+    const std::filesystem::path real = std::filesystem::canonical(path_, ec);
+    const std::filesystem::path file = ec ? std::filesystem::path(path_) : real;
+    const std::string dir = file.has_parent_path() ? file.parent_path().string() : ".";
+    if (::faccessat(AT_FDCWD, dir.c_str(), W_OK, AT_EACCESS) == 0) return;
+    const std::string wal = file.string() + "-wal";
+    if (std::filesystem::exists(std::filesystem::status(wal, ec))) {
+      const auto bytes = std::filesystem::file_size(wal, ec);
+      if (ec || bytes > 0) {
+        throw Error(ErrorCode::storage,
+                    fmt::format("{}: cannot be read here: {} holds {} of log that may contain committed transactions "
+                                "not yet in the database file; SQLite reads a log only through {}-shm, which it can "
+                                "neither create nor use because its directory {} is not writable, and the database file "
+                                "alone would show an older state. Copy both files into a writable directory and read the "
+                                "copy, or have someone who may write there open the store for writing once (that moves "
+                                "the log into the file)",
+                                path_, wal, ec ? std::string("an unknown amount") : fmt::format("{} bytes", bytes),
+                                file.string(), dir));
+      }
+    }
+    close();
+    connect(sqlite_detail::file_uri(path_, "immutable=1"), SQLITE_OPEN_URI);
+    immutable_ = true;
+  }
+
+  // SQLITE_OK when the file's header can be read, else the error code.
+  int first_read() {
+    sqlite3_stmt* s = nullptr;
+    int rc = sqlite3_prepare_v2(db_, "PRAGMA application_id", -1, &s, nullptr);
+    if (rc == SQLITE_OK) rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? SQLITE_OK : rc;
   }
 
   // The schema version of a onestop database, 0 for an empty file; throws
@@ -1240,6 +1300,8 @@ class SqliteStoreImpl final : public SqliteStore {
   std::string path_;
   SqliteOptions options_;
   sqlite3* db_ = nullptr;
+  // Read-only, as an immutable file without its log (read_where_nothing_may_be_created).
+  bool immutable_ = false;
   Statements st_;
   std::vector<Stmt> inbox_streams_;
   std::vector<Stmt> inbox_streams_item_;

@@ -267,7 +267,11 @@ void serialize(Archive& ar, onestop::core::TaskRecord& t, unsigned) {
   ar& t.id& t.frame& t.node;
   enum_field(ar, t.state);
   enum_field(ar, t.decision);
-  ar& t.created& t.due;
+  ar& t.created;
+  // The due instant as the optional it was.
+  std::optional<onestop::Instant> due = t.due;
+  ar& due;
+  if constexpr (Archive::is_loading::value) t.due = due;
   // The extras as the three fields they were before they shared one record.
   if constexpr (Archive::is_loading::value) {
     onestop::core::TaskExtras x;

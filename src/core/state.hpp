@@ -33,7 +33,13 @@ template <class T>
 class Shared {
  public:
   Shared() = default;
-  Shared(T value) : p_(std::make_shared<T>(std::move(value))) {}  // NOLINT: as the value
+  // An empty container or string takes no record: many items have no form.
+  Shared(T value) {  // NOLINT: as the value
+    if constexpr (requires { value.empty(); }) {
+      if (value.empty()) return;
+    }
+    p_ = std::make_shared<T>(std::move(value));
+  }
   const T& get() const { return p_ ? *p_ : empty(); }
   const T& operator*() const { return get(); }
   const T* operator->() const { return &get(); }
@@ -96,6 +102,31 @@ struct JoinWait {
   std::uint32_t rejections = 0;
 };
 
+// An optional instant in 8 bytes, where std::optional takes 16: the
+// earliest instant, which no calendar reaches, stands for none. Reads as
+// the optional it replaces.
+class MaybeInstant {
+ public:
+  MaybeInstant() = default;
+  MaybeInstant(std::optional<Instant> at) : at_(at ? *at : none) {}  // NOLINT: as the optional
+  MaybeInstant& operator=(Instant at) {
+    at_ = at;
+    return *this;
+  }
+  bool has_value() const noexcept { return at_ != none; }
+  explicit operator bool() const noexcept { return has_value(); }
+  const Instant& operator*() const noexcept { return at_; }
+  const Instant* operator->() const noexcept { return &at_; }
+  operator std::optional<Instant>() const {  // NOLINT: as the optional
+    return has_value() ? std::optional<Instant>(at_) : std::nullopt;
+  }
+  void reset() noexcept { at_ = none; }
+
+ private:
+  static constexpr Instant none = Instant::min();
+  Instant at_ = none;
+};
+
 // What only some tasks have: a transfer's assignee, a countersign's added
 // signers and signatures.
 struct TaskExtras {
@@ -134,8 +165,8 @@ struct TaskRecord {
   Decision decision = Decision::none;
   bool failed = false;  // automatic step whose handler failed
   Instant created{};
-  std::optional<Instant> due;
-  // Shared until changed, and absent on most tasks: a task is 56 bytes, and
+  MaybeInstant due;
+  // Shared until changed, and absent on most tasks: a task is 48 bytes, and
   // a copy of the state copies no finished task's lists.
   Shared<TaskExtras> extras;
 
@@ -143,6 +174,7 @@ struct TaskRecord {
   const std::vector<std::string>& added_signers() const { return extras->added_signers; }
   const std::vector<Signature>& signatures() const { return extras->signatures; }
 };
+static_assert(sizeof(TaskRecord) <= 48, "tasks are copied in chunks at every action: keep them small");
 
 // A case's tasks in creation order (task id N at index N - 1), kept in
 // chunks of four that snapshots share until one of them changes a task of

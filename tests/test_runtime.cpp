@@ -147,6 +147,56 @@ TEST_CASE("WCP-1 sequence: accept, review, approve; history verifies and replays
   CHECK(f.engine->verify(id).ok);
 }
 
+TEST_CASE("a memory store outlives its engine and catalog: a later engine reads and acts on its cases") {
+  // Snapshots refer into the catalog their engine ran (flows, the target's
+  // code); the store keeps it. Under ASan this was a use after free.
+  auto store = open_memory_store();
+  auto clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 3 / 2} + std::chrono::hours{1});
+  auto fresh_catalog = [] {
+    auto r = load_catalog({fs::path(ONESTOP_TEST_DATA) / "runtime"});
+    REQUIRE(r.ok());
+    return r.catalog;
+  };
+  EngineOptions o;
+  o.store = store;
+  o.clock = clock;
+  o.certificates = std::make_shared<Library>();
+  CaseId open = 0;
+  CaseId done = 0;
+  {
+    auto engine = open_engine(fresh_catalog(), o);
+    Submission s;
+    s.target = "SERIAL";
+    s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+    s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic},
+                   {"plan", "plan.pdf", 1000, MaterialForm::electronic},
+                   {"local_proof", "proof.pdf", 1000, MaterialForm::electronic}};
+    for (CaseId* id : {&open, &done}) {
+      const auto r = engine->submit(s, Actor::applicant_of(person));
+      REQUIRE(r.accepted());
+      *id = *r.case_id;
+    }
+    Action a;
+    a.case_id = done;
+    a.kind = ActionKind::withdraw;
+    a.actor = Actor::applicant_of(person);
+    engine->act(a);
+  }  // the engine and its catalog are gone; the store is not
+  auto later = open_engine(fresh_catalog(), o);
+  CHECK(later->get(done).status == CaseStatus::finished);
+  CHECK(later->get(done).target == "SERIAL");
+  const Case c = later->get(open);
+  CHECK(c.target == "SERIAL");
+  REQUIRE(c.open_tasks().size() == 1);
+  Action accept;
+  accept.case_id = open;
+  accept.kind = ActionKind::accept;
+  accept.task = c.open_tasks().front()->id;
+  accept.actor = hall();
+  CHECK(later->act(accept) == 2);
+  CHECK(later->verify(open).ok);
+}
+
 TEST_CASE("refusals change nothing: finished task, stale version, finished case, unknown task") {
   Fixture f;
   const CaseId id = f.submit("SERIAL");

@@ -153,7 +153,10 @@ class Store {
   virtual std::vector<CaseId> case_ids() = 0;
 };
 
-// A store that keeps everything in memory (tests, simulation, caches).
+// A store that keeps everything in memory (tests, simulation, caches). It
+// keeps the catalog of every engine opened on it for as long as it lives
+// (its cases' states refer into them), so that an engine opened later, on
+// the same or a newer catalog, reads and acts on the cases of one closed.
 std::shared_ptr<Store> open_memory_store();
 
 // A store named by URI, wherever the CLI or a host picks one:

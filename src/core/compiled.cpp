@@ -21,6 +21,8 @@ CompiledCatalog::CompiledCatalog(std::shared_ptr<const Catalog> catalog)
     flows_.push_back(std::move(cf));
   }
   for (auto& cf : flows_) compile(*cf);
+  for (const auto& it : catalog_->items) targets_.emplace(it.code, &it.code);
+  for (const auto& t : catalog_->themes) targets_.emplace(t.id, &t.id);
   rules_ = catalog_->rules;
   if (rules_.empty()) {
     WarningRule yellow;
@@ -121,6 +123,11 @@ void CompiledCatalog::compile(CompiledFlow& cf) {
       node.subflow = newest(d.flow);
     }
   }
+}
+
+const std::string* CompiledCatalog::target_text(std::string_view code) const {
+  const auto it = targets_.find(code);
+  return it == targets_.end() ? nullptr : it->second;
 }
 
 }  // namespace onestop::core

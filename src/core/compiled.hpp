@@ -71,6 +71,9 @@ class CompiledCatalog {
   const WorkingCalendar& calendar_of(const CompiledFlow& flow) const noexcept { return flow.calendar; }
   // The warning rules in force: the catalog's, or yellow at 80 % and red at 100 %.
   const std::vector<WarningRule>& rules() const noexcept { return rules_; }
+  // The catalog's own text of an item code or theme id, for cases to refer
+  // to rather than each keep a copy; nullptr for any other text.
+  const std::string* target_text(std::string_view code) const;
   // Unique per compiled catalog in this process, never reused: a key for
   // memos of what depends on the catalog.
   std::uint64_t serial() const noexcept { return serial_; }
@@ -82,6 +85,7 @@ class CompiledCatalog {
   std::uint64_t serial_;
   std::vector<std::unique_ptr<CompiledFlow>> flows_;
   std::unordered_map<std::string, const CompiledFlow*> by_key_;  // "id@version"
+  std::unordered_map<std::string_view, const std::string*> targets_;  // into catalog_
 };
 
 }  // namespace onestop::core

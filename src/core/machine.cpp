@@ -149,7 +149,13 @@ void Machine::emit(EventKind kind, TaskId task, std::string node, std::string fr
 void Machine::submit(Submission submission, bool draft) {
   std::string payload = encode_submission(submission, state_.is_theme, state_.target_version);
   // The application moves into the state: a theme's materials are dozens.
-  state_.target = std::move(submission.target);
+  // The catalog's text of the target's code, when it has it: not one per
+  // case (the states of a catalog's cases refer to it anyway: their frames).
+  if (const std::string* code = catalog_.target_text(submission.target)) {
+    state_.target = Shared<std::string>::borrowed(*code);
+  } else {
+    state_.target = std::move(submission.target);
+  }
   state_.applicant = std::move(submission.applicant);
   state_.form = std::move(submission.form);
   state_.materials = std::move(submission.materials);

@@ -40,6 +40,15 @@ class Shared {
     }
     p_ = std::make_shared<T>(std::move(value));
   }
+  // A value that outlives every state referring to it, as the catalog does
+  // (an item's code): referred to without owning it, so that copies of the
+  // states of many cases, on many threads, do not all count references on
+  // one shared counter. Changing it copies it first.
+  static Shared borrowed(const T& value) {
+    Shared s;
+    s.p_ = std::shared_ptr<T>(std::shared_ptr<T>(), const_cast<T*>(&value));  // no owner: use_count() == 0
+    return s;
+  }
   const T& get() const { return p_ ? *p_ : empty(); }
   const T& operator*() const { return get(); }
   const T* operator->() const { return &get(); }
@@ -48,7 +57,7 @@ class Shared {
   T& edit() {
     if (!p_) {
       p_ = std::make_shared<T>();
-    } else if (p_.use_count() > 1) {
+    } else if (p_.use_count() != 1) {  // shared, or borrowed (0)
       p_ = std::make_shared<T>(*p_);
     } else {
       // The sole owner now: whatever another thread read through a copy it

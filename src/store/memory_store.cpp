@@ -296,6 +296,14 @@ bool matches(const OpenTask& e, const InboxQuery& q) {
 
 class MemoryStore final : public Store {
  public:
+  // Snapshots refer into the catalog of the engine that made them (their
+  // flows, their target's code): each engine's binding is kept as long as
+  // the store, so that cases stay readable after their engine is closed.
+  void bind(std::shared_ptr<const CatalogBinding> binding) override {
+    std::lock_guard lock(mu_);
+    if (std::find(bindings_.begin(), bindings_.end(), binding) == bindings_.end()) bindings_.push_back(std::move(binding));
+  }
+
   CaseId allocate_case_id() override { return next_id_.fetch_add(1); }
 
   std::shared_ptr<const CaseSnapshot> load(CaseId id) override {
@@ -515,6 +523,7 @@ class MemoryStore final : public Store {
   std::unordered_set<CaseId> with_open_;  // cases with open tasks (inbox queries look at these only)
   std::set<std::pair<Instant, CaseId>> timers_;
   HistoryLog log_;
+  std::vector<std::shared_ptr<const CatalogBinding>> bindings_;  // of every engine opened on the store
   // Interned item and flow codes, found by their text (string_view).
   struct TextHash {
     using is_transparent = void;

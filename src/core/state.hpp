@@ -78,19 +78,22 @@ class Shared {
 // What a token is waiting for.
 enum class Wait : std::uint8_t { none, task, subflow, timer, handler, join };
 
+// Fields in an order that leaves no padding between them (96 bytes, not
+// 112): every action copies the live tokens.
 struct Token {
   std::uint32_t id = 0;
-  std::uint16_t frame = 0;
   std::uint32_t node = npos;
-  Wait wait = Wait::none;
-  TaskId task = 0;            // Wait::task / handler: the task
-  std::uint16_t child = 0;    // Wait::subflow: the child frame
-  Instant due{};              // Wait::timer
+  TaskId task = 0;               // Wait::task / handler: the task
   std::uint32_t in_edge = npos;  // the edge it arrived by (joins)
+  Instant due{};                 // Wait::timer
+  std::uint16_t frame = 0;
+  std::uint16_t child = 0;    // Wait::subflow: the child frame
+  Wait wait = Wait::none;
   Decision decision = Decision::none;  // the decision of the step it came from (joins count it; retries reuse it)
-  std::optional<LimitClock> clock;     // the step's time limit, when it has one
   bool timed_out = false;              // its on_timeout action has been taken
+  std::optional<LimitClock> clock;     // the step's time limit, when it has one
 };
+static_assert(sizeof(Token) <= 96, "every action copies the live tokens: keep them small");
 
 // One running flow: the root (frame 0) or a subflow called by a node.
 struct Frame {

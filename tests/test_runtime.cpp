@@ -163,8 +163,11 @@ TEST_CASE("a memory store outlives its engine and catalog: a later engine reads 
   o.certificates = std::make_shared<Library>();
   CaseId open = 0;
   CaseId done = 0;
+  std::weak_ptr<const Catalog> first;
   {
-    auto engine = open_engine(fresh_catalog(), o);
+    auto catalog = fresh_catalog();
+    first = catalog;
+    auto engine = open_engine(std::move(catalog), o);
     Submission s;
     s.target = "SERIAL";
     s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
@@ -181,7 +184,8 @@ TEST_CASE("a memory store outlives its engine and catalog: a later engine reads 
     a.kind = ActionKind::withdraw;
     a.actor = Actor::applicant_of(person);
     engine->act(a);
-  }  // the engine and its catalog are gone; the store is not
+  }  // the engine is gone; the store is not, and keeps its catalog
+  CHECK_FALSE(first.expired());
   auto later = open_engine(fresh_catalog(), o);
   CHECK(later->get(done).status == CaseStatus::finished);
   CHECK(later->get(done).target == "SERIAL");

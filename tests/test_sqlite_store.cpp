@@ -227,6 +227,32 @@ TEST_CASE("sqlite: a theme case runs, survives reopening and verifies") {
   }
 }
 
+TEST_CASE("sqlite: an engine's cached cases stay readable after it closes while another engine is open") {
+  // Engine B binds last; engine A then commits (its snapshot is cached,
+  // referring into A's catalog) and closes. B reads the case from the
+  // cache: the store must have kept A's catalog (found in review: a use
+  // after free under ASan).
+  TempDir dir;
+  auto store = sqlite(dir.file("cases.db"));
+  auto clock = std::make_shared<ManualClock>(monday());
+  auto fresh = [] { return load({fs::path(ONESTOP_SOURCE_DIR) / "examples" / "investment-project"}); };
+  std::weak_ptr<const Catalog> first;
+  auto a = std::make_unique<Host>(store, [&] {
+    auto c = fresh();
+    first = c;
+    return c;
+  }(), clock);
+  Host b(store, fresh(), clock);
+  const CaseId id = a->submit();
+  a.reset();
+  CHECK_FALSE(first.expired());
+  const Case c = b.engine->get(id);
+  CHECK(c.target == investment()->themes.front().id);
+  CHECK(c.status == CaseStatus::running);
+  CHECK(b.step(id));
+  CHECK(b.engine->verify(id).ok);
+}
+
 TEST_CASE("sqlite: a stale version conflicts and changes nothing") {
   TempDir dir;
   const std::string file = dir.file("cases.db");

@@ -120,7 +120,10 @@ class Store {
 
   // Called by open_engine before any other call. Persistent stores record
   // the catalog's definitions and versions, and refuse (Error(invalid_input))
-  // a catalog that lacks a version their running cases still use.
+  // a catalog that lacks a version their running cases still use. A
+  // snapshot refers into the catalog of the binding it was made under: a
+  // store (or wrapper) that keeps snapshot objects, in a cache say, keeps
+  // that binding alive as long as them. Several engines may bind one store.
   virtual void bind(std::shared_ptr<const CatalogBinding> binding) { (void)binding; }
   // A fresh case id, never handed out before.
   virtual CaseId allocate_case_id() = 0;
@@ -156,7 +159,8 @@ class Store {
 // A store that keeps everything in memory (tests, simulation, caches). It
 // keeps the catalog of every engine opened on it for as long as it lives
 // (its cases' states refer into them), so that an engine opened later, on
-// the same or a newer catalog, reads and acts on the cases of one closed.
+// the same or a newer catalog, reads and acts on the cases of one closed:
+// a store that outlives many engines holds one compiled catalog for each.
 std::shared_ptr<Store> open_memory_store();
 
 // A store named by URI, wherever the CLI or a host picks one:

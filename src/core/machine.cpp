@@ -475,6 +475,13 @@ void Machine::cancel_frame_tokens(std::uint16_t frame, std::string_view why) {
                      state_.joins.end());
 }
 
+template <class F>
+void Machine::change_extras(F&& change) {
+  if (!state_.extras.held()) return;  // nothing to clear
+  change(state_.extras.edit());
+  if (state_.extras->empty()) state_.extras.reset();  // a case kept for years keeps no empty record
+}
+
 void Machine::finish_case(Outcome outcome, std::string_view why) {
   for (std::size_t i = state_.tokens.size(); i-- > 0;) {
     if (i < state_.tokens.size()) cancel_token(i, why);
@@ -489,7 +496,7 @@ void Machine::finish_case(Outcome outcome, std::string_view why) {
   state_.status = CaseStatus::finished;
   state_.outcome = outcome;
   state_.finished = now_;
-  if (state_.extras->suspended_since) state_.extras.edit().suspended_since.reset();
+  change_extras([](CaseExtras& x) { x.suspended_since.reset(); });
   emit(EventKind::finished, 0, {}, from, std::string(to_string(outcome)));
 }
 
@@ -765,7 +772,7 @@ void Machine::act(const Action& a) {
       }
       const bool was_draft = state_.status == CaseStatus::draft;
       emit(EventKind::resubmitted, 0, {}, std::string(to_string(state_.status)), "running");
-      if (state_.extras->suspended_since) state_.extras.edit().suspended_since.reset();
+      change_extras([](CaseExtras& x) { x.suspended_since.reset(); });
       if (was_draft) {
         start_flow();
       } else {
@@ -865,7 +872,7 @@ void Machine::act(const Action& a) {
       }
       record(node_of(*task).id);
       emit(EventKind::special_ended, task->id, node_of(*task).id, state_.extras->special_kind, "ended");
-      state_.extras.edit().end_special();
+      change_extras([](CaseExtras& x) { x.end_special(); });
       resume_clocks("special procedure ended");
       break;
     case ActionKind::retry: {
@@ -878,7 +885,7 @@ void Machine::act(const Action& a) {
       }
       record({});
       state_.status = CaseStatus::running;
-      if (!state_.extras->error.empty()) state_.extras.edit().error.clear();
+      change_extras([](CaseExtras& x) { x.error.clear(); });
       emit(EventKind::retried, 0, {}, "error", "running");
       // Failed handlers run again; stuck gateways are re-evaluated.
       for (std::size_t i = 0; i < state_.tasks.size(); ++i) {
@@ -1007,7 +1014,7 @@ std::size_t Machine::fire_timers() {
         break;
       case Deadline::Kind::special_end:
         emit(EventKind::special_ended, 0, {}, state_.extras->special_kind, "maximum reached");
-        state_.extras.edit().end_special();
+        change_extras([](CaseExtras& x) { x.end_special(); });
         if (state_.status != CaseStatus::waiting_for_applicant) resume_clocks("special procedure reached its maximum");
         break;
     }

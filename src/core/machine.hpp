@@ -57,6 +57,9 @@ class Machine {
   void leave(std::uint32_t token_id, const Outcomes& outcomes);
   void finish_frame(std::uint16_t frame, Outcome outcome);
   void finish_case(Outcome outcome, std::string_view why);
+  // Clears something of the case's extras; drops the record once empty.
+  template <class F>
+  void change_extras(F&& change);
   void cancel_token(std::size_t index, std::string_view why);
   void cancel_frame_tokens(std::uint16_t frame, std::string_view why);
   void fail(std::string message);

@@ -340,12 +340,7 @@ void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned) {
   ar& x.special_kind& x.special_until& s.paused;
   ar& x.evaluation& x.follow_up& x.follow_up_warned;
   ar& s.seq& s.last_hash;
-  if constexpr (Archive::is_loading::value) {
-    if (!x.error.empty() || x.suspended_since || !x.special_kind.empty() || x.special_until || x.evaluation ||
-        x.follow_up || x.follow_up_warned) {
-      s.extras = std::move(loaded);
-    }
-  }
+  if constexpr (Archive::is_loading::value) s.extras = std::move(loaded);  // none when empty
 }
 
 }  // namespace boost::serialization

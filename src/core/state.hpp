@@ -50,6 +50,9 @@ class Shared {
     return s;
   }
   const T& get() const { return p_ ? *p_ : empty(); }
+  // Whether a record is held (else get() is the empty value); drop it.
+  bool held() const noexcept { return p_ != nullptr; }
+  void reset() noexcept { p_.reset(); }
   const T& operator*() const { return get(); }
   const T* operator->() const { return &get(); }
   operator const T&() const { return get(); }  // NOLINT: reads as the value
@@ -150,7 +153,8 @@ struct TaskExtras {
 // What few cases have: an error, a correction or special procedure under
 // way, an evaluation and its follow-up. Shared until changed, like a task's
 // extras: every action copies the state, and a finished case is kept for
-// years, without the 200 bytes these take.
+// years, without the 232 bytes these take. An empty record is dropped
+// (Shared takes none for it; Machine::tidy drops one an action emptied).
 struct CaseExtras {
   std::string error;
   std::optional<Instant> suspended_since;  // waiting for the applicant since
@@ -165,6 +169,11 @@ struct CaseExtras {
   void end_special() {
     special_kind.clear();
     special_until.reset();
+  }
+  // Nothing set: what every field above must be part of.
+  bool empty() const {
+    return error.empty() && !suspended_since && special_kind.empty() && !special_until && !evaluation && !follow_up &&
+           !follow_up_warned;
   }
 };
 
@@ -275,7 +284,7 @@ class TaskList {
 struct CaseSnapshot {
   // Public part.
   CaseId id = 0;
-  core::Shared<std::string> target;  // shared: a theme id is longer than a short string
+  core::Shared<std::string> target;  // the catalog's text (Shared::borrowed), or the case's own
   bool is_theme = false;
   int target_version = 1;
   core::Shared<Applicant> applicant;

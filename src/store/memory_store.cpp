@@ -301,7 +301,7 @@ class MemoryStore final : public Store {
   // the store, so that cases stay readable after their engine is closed.
   void bind(std::shared_ptr<const CatalogBinding> binding) override {
     std::lock_guard lock(mu_);
-    if (std::find(bindings_.begin(), bindings_.end(), binding) == bindings_.end()) bindings_.push_back(std::move(binding));
+    bindings_.push_back(std::move(binding));
   }
 
   CaseId allocate_case_id() override { return next_id_.fetch_add(1); }
@@ -518,12 +518,14 @@ class MemoryStore final : public Store {
   }
 
   std::mutex mu_;
+  // Of every engine opened on the store; declared first, destroyed last:
+  // the snapshots below refer into them.
+  std::vector<std::shared_ptr<const CatalogBinding>> bindings_;
   std::atomic<CaseId> next_id_{1};
   std::unordered_map<CaseId, Entry> cases_;
   std::unordered_set<CaseId> with_open_;  // cases with open tasks (inbox queries look at these only)
   std::set<std::pair<Instant, CaseId>> timers_;
   HistoryLog log_;
-  std::vector<std::shared_ptr<const CatalogBinding>> bindings_;  // of every engine opened on the store
   // Interned item and flow codes, found by their text (string_view).
   struct TextHash {
     using is_transparent = void;

@@ -258,6 +258,9 @@ class SqliteStoreImpl final : public SqliteStore {
       for (const auto& t : cat.themes) record("theme", t.id, t.version, t.name);
       if (tx) tx->commit();
     }
+    // Snapshots an engine still open on an earlier binding commits land in
+    // the cache and refer into its catalog: every binding is kept.
+    if (binding_) earlier_bindings_.push_back(std::move(binding_));
     binding_ = std::move(binding);
     cache_.clear();
     cache_index_.clear();
@@ -1306,6 +1309,7 @@ class SqliteStoreImpl final : public SqliteStore {
   std::vector<Stmt> inbox_streams_;
   std::vector<Stmt> inbox_streams_item_;
   std::shared_ptr<const CatalogBinding> binding_;
+  std::vector<std::shared_ptr<const CatalogBinding>> earlier_bindings_;  // see bind()
 
   CaseId next_id_ = 0;
   CaseId id_end_ = 0;

@@ -475,6 +475,14 @@ TEST_CASE("scenario values that cannot be meant are refused with file:line") {
   CHECK(error_of(head + "  form: { f: { choice: { a: 0, b: 0 } } }\n").find("bad.yaml:5:24: form field 'f': choice weights are all zero") == 0);
   CHECK(error_of(head + "  form: { f: { choice: { a: 0, b: 1 } } }\n") == "no error");
   CHECK(error_of(head + "  applicants: { natural_person: 0 }\n").find("bad.yaml:5:15: applicant weights are all zero") == 0);
+  // Seeds: every 64-bit value exactly (a double held only 2^53), nothing else.
+  CHECK(error_of(head + "  seed: 18446744073709551615\n") == "no error");
+  CHECK(parse_scenario(head + "  seed: 18446744073709551615\n", "ok.yaml").seed == 18446744073709551615ULL);
+  CHECK(parse_scenario(head + "  seed: 9007199254740993\n", "ok.yaml").seed == 9007199254740993ULL);
+  for (const char* bad : {"-1", "18446744073709551616", "1.5", "1e3"}) {
+    CAPTURE(bad);
+    CHECK(error_of(head + "  seed: " + bad + "\n").find("bad.yaml:5:9: seed '" + std::string(bad) + "' is not a whole number") == 0);
+  }
 }
 
 TEST_CASE("handlers must be those of automatic steps") {

@@ -30,10 +30,11 @@ struct SqliteOptions {
   // failing with Error(storage) "database is locked".
   std::chrono::milliseconds busy_timeout{5000};
   // Open for reading only: every write throws Error(storage). An older
-  // schema is not upgraded (it is refused). In a directory this process may
-  // not write (a backup on a read-only mount, another user's directory),
-  // where SQLite cannot create the log files it reads a WAL database
-  // through, the database file is read as immutable (SqliteInfo::immutable):
+  // schema is not upgraded (it is refused). When the first read fails
+  // because SQLite cannot create the log files it reads a WAL database
+  // through (PATH-wal, PATH-shm), in a directory this process may not write
+  // (a backup on a read-only mount, another user's directory), the database
+  // file is read as immutable (SqliteInfo::immutable):
   // as it is, without locks, so nothing may write it meanwhile. A non-empty
   // log there (PATH-wal, which may hold committed transactions the file
   // lacks) is refused with Error(storage) naming it.

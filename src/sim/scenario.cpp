@@ -461,9 +461,14 @@ class Reader {
       if (s.warmup >= s.horizon) fail(v, "warmup must be shorter than the horizon");
     }
     if (const Node* v = n->get("seed")) {
-      const double x = number(v, "seed");
-      if (x < 0 || x != std::floor(x) || x > 9007199254740992.0) fail(v, "seed must be a whole number >= 0");
-      s.seed = static_cast<std::uint64_t>(x);
+      // Read as written, not through a double: every 64-bit seed, exactly.
+      const std::string t = text(v, "seed");
+      std::uint64_t seed = 0;
+      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), seed);
+      if (t.empty() || ec != std::errc() || end != t.data() + t.size()) {
+        fail(v, fmt::format("seed '{}' is not a whole number from 0 to 18446744073709551615", t));
+      }
+      s.seed = seed;
     }
     if (const Node* v = n->get("queue")) {
       const std::string q = text(v, "queue");

@@ -45,6 +45,19 @@ struct Thrower final : Observer {
   void on_event(const Event&, const Case&) override { throw std::runtime_error("observer bug"); }
 };
 
+// Zhang San's application for `target` with the runtime items' materials
+// (the licence comes from the certificate library, when there is one).
+Submission application(const std::string& target, std::map<std::string, Value> form = {}) {
+  Submission s;
+  s.target = target;
+  s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+  s.form = std::move(form);
+  s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic},
+                 {"plan", "plan.pdf", 1000, MaterialForm::electronic},
+                 {"local_proof", "proof.pdf", 1000, MaterialForm::electronic}};
+  return s;
+}
+
 struct Fixture {
   std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>(
       std::chrono::sys_days{std::chrono::year{2026} / 3 / 2} + std::chrono::hours{1});  // Monday 09:00 +08:00
@@ -61,14 +74,7 @@ struct Fixture {
   }
 
   CaseId submit(const std::string& target, std::map<std::string, Value> form = {}) {
-    Submission s;
-    s.target = target;
-    s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
-    s.form = std::move(form);
-    s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic},
-                   {"plan", "plan.pdf", 1000, MaterialForm::electronic},
-                   {"local_proof", "proof.pdf", 1000, MaterialForm::electronic}};
-    auto r = engine->submit(s, Actor::applicant_of(person));
+    auto r = engine->submit(application(target, std::move(form)), Actor::applicant_of(person));
     REQUIRE(r.accepted());
     return *r.case_id;
   }
@@ -168,14 +174,8 @@ TEST_CASE("a memory store outlives its engine and catalog: a later engine reads 
     auto catalog = fresh_catalog();
     first = catalog;
     auto engine = open_engine(std::move(catalog), o);
-    Submission s;
-    s.target = "SERIAL";
-    s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
-    s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic},
-                   {"plan", "plan.pdf", 1000, MaterialForm::electronic},
-                   {"local_proof", "proof.pdf", 1000, MaterialForm::electronic}};
     for (CaseId* id : {&open, &done}) {
-      const auto r = engine->submit(s, Actor::applicant_of(person));
+      const auto r = engine->submit(application("SERIAL"), Actor::applicant_of(person));
       REQUIRE(r.accepted());
       *id = *r.case_id;
     }
@@ -519,13 +519,7 @@ TEST_CASE("the certificate library may not have a material: the notice says so")
   EngineOptions o;
   o.clock = f.clock;
   auto engine = open_engine(runtime_catalog(), o);  // no certificate provider
-  Submission s;
-  s.target = "SERIAL";
-  s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
-  s.materials = {{"form", "form.pdf", 1000, MaterialForm::electronic},
-                 {"plan", "plan.pdf", 1000, MaterialForm::electronic},
-                 {"local_proof", "proof.pdf", 1000, MaterialForm::electronic}};
-  const SubmitResult r = engine->submit(s, Actor::applicant_of(person));
+  const SubmitResult r = engine->submit(application("SERIAL"), Actor::applicant_of(person));
   REQUIRE(r.notice.deficiencies.size() == 1);
   CHECK(r.notice.deficiencies[0].kind == Deficiency::Kind::not_available);
   CHECK(r.notice.deficiencies[0].message.find("electronic certificate library") != std::string::npos);

@@ -972,8 +972,8 @@ void Machine::handler_result(TaskId id, const StepResult& result) {
     task->failed = true;
     const std::string from(to_string(state_.status));
     state_.status = CaseStatus::error;
-    state_.extras.edit().error = fmt::format("handler '{}' of step '{}' failed: {}", node_of(*task).handler, node_of(*task).id,
-                               result.message);
+    state_.extras.edit().error =
+        fmt::format("handler '{}' of step '{}' failed: {}", node_of(*task).handler, node_of(*task).id, result.message);
     emit(EventKind::handler_failed, task->id, node_of(*task).id, from, "error");
   } else {
     for (const auto& [k, v] : result.form) state_.form.edit()[k] = v;

@@ -276,7 +276,7 @@ void serialize(Archive& ar, onestop::core::TaskRecord& t, unsigned) {
   if constexpr (Archive::is_loading::value) {
     onestop::core::TaskExtras x;
     ar& x.assigned_user& x.added_signers& x.signatures;
-    if (!x.assigned_user.empty() || !x.added_signers.empty() || !x.signatures.empty()) t.extras = std::move(x);
+    t.extras = std::move(x);  // none when empty
   } else {
     auto& x = const_cast<onestop::core::TaskExtras&>(t.extras.get());
     ar& x.assigned_user& x.added_signers& x.signatures;

@@ -33,7 +33,8 @@ template <class T>
 class Shared {
  public:
   Shared() = default;
-  // An empty container or string takes no record: many items have no form.
+  // An empty value (anything with empty(): a container, a string, an
+  // extras record) takes no record: many items have no form.
   Shared(T value) {  // NOLINT: as the value
     if constexpr (requires { value.empty(); }) {
       if (value.empty()) return;
@@ -148,13 +149,17 @@ struct TaskExtras {
   std::string assigned_user;
   std::vector<std::string> added_signers;
   std::vector<Signature> signatures;
+
+  // Nothing set (Shared then takes no record).
+  bool empty() const { return assigned_user.empty() && added_signers.empty() && signatures.empty(); }
 };
 
 // What few cases have: an error, a correction or special procedure under
 // way, an evaluation and its follow-up. Shared until changed, like a task's
 // extras: every action copies the state, and a finished case is kept for
 // years, without the 232 bytes these take. An empty record is dropped
-// (Shared takes none for it; Machine::tidy drops one an action emptied).
+// (Shared takes none for it; Machine::change_extras drops one an action
+// emptied).
 struct CaseExtras {
   std::string error;
   std::optional<Instant> suspended_since;  // waiting for the applicant since
@@ -170,7 +175,7 @@ struct CaseExtras {
     special_kind.clear();
     special_until.reset();
   }
-  // Nothing set: what every field above must be part of.
+  // Nothing set (Shared then takes no record): every field above is part of it.
   bool empty() const {
     return error.empty() && !suspended_since && special_kind.empty() && !special_until && !evaluation && !follow_up &&
            !follow_up_warned;

@@ -5,8 +5,12 @@
 // of margin at each end, so that local midnight in any zone (UTC-14..+14)
 // still falls inside.
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 namespace onestop::sim {
 
@@ -21,6 +25,10 @@ inline constexpr std::int64_t calendar_end_day = std::chrono::sys_days{std::chro
 // Whether a run may start on `start`, and then last `horizon` (at least 1 s,
 // ending by last_end).
 inline bool start_in_range(std::chrono::local_days start) { return start >= first_start && start < last_end; }
+// What is wrong with a start outside the range, shown as `shown`.
+inline std::string start_out_of_range(std::string_view shown) {
+  return fmt::format("start {} lies outside 0001-01-02..9999-12-30 (the calendars cover the years 0001..9999)", shown);
+}
 inline bool ends_in_range(std::chrono::local_days start, std::chrono::seconds horizon) {
   return horizon.count() >= 1 && horizon <= std::chrono::local_seconds{last_end} - std::chrono::local_seconds{start};
 }

@@ -441,8 +441,7 @@ class Reader {
     if (start == nullptr) fail(n, "scenario needs 'start' (the first day, YYYY-MM-DD)");
     s.start = date(start, "start");
     if (!sim::start_in_range(s.start)) {
-      fail(start, fmt::format("start {} lies outside 0001-01-02..9999-12-30 (the calendars cover the years 0001..9999)",
-                              start->value));
+      fail(start, sim::start_out_of_range(start->value));
     }
     if (const Node* v = n->get("horizon")) {
       const double h = duration(v, "horizon");  // at most the calendars' span: no overflow below

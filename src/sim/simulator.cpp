@@ -317,8 +317,7 @@ class Simulator {
     const std::string who = sc_.file.empty() ? "scenario" : sc_.file;
     auto refuse = [&](const std::string& what) { throw Error(ErrorCode::invalid_input, fmt::format("{}: {}", who, what)); };
     if (!sim::start_in_range(sc_.start)) {
-      refuse(fmt::format("start {} lies outside 0001-01-02..9999-12-30 (the calendars cover the years 0001..9999)",
-                         date_text(sc_.start)));
+      refuse(sim::start_out_of_range(date_text(sc_.start)));
     }
     if (!sim::ends_in_range(sc_.start, sc_.horizon)) {
       refuse(fmt::format("horizon of {} s: the run must last at least 1 s and end by 9999-12-31 (the calendars cover "

@@ -806,3 +806,59 @@ TEST_CASE("the memory store keeps every history whole across the blocks of its h
   CHECK(big[big.size() - 3].payload.size() > (3u << 20));
   CHECK(big.back().payload.find("after the large record") != std::string::npos);
 }
+
+TEST_CASE("the memory store gives hashes back as committed: the engine's computed again, others as written") {
+  // The memory store leaves out the hashes of Commit::chained events (the
+  // engine's: each the hash of its content) and computes them when read;
+  // events committed unchained keep theirs, so a hash that is not its
+  // event's still shows, and verify_history still finds it.
+  struct Recorder final : StoreWrapper {
+    using StoreWrapper::StoreWrapper;
+    void commit(Commit c) override {
+      commits.push_back(c);
+      StoreWrapper::commit(std::move(c));
+    }
+    std::vector<Commit> commits;
+  };
+  auto recorder = std::make_shared<Recorder>(open_memory_store());
+  Fixture f(recorder);
+  const CaseId id = f.submit("SERIAL");
+  f.act(ActionKind::accept, id, f.task(id, "accept"), Actor::staff_member("clerk", {}, {"hall"}));
+  const auto made = f.engine->history(id);
+  REQUIRE(made.size() >= 4);
+  REQUIRE(recorder->commits.size() == 2);
+  CHECK(recorder->commits[0].chained);  // the engine vouches for its own events
+  CHECK(verify_history(made).ok);
+
+  auto store = open_memory_store();
+  // The engine's two commits as they were (chained), then one unchained
+  // commit whose first event is altered after hashing and whose second
+  // does not chain.
+  for (const Commit& c : recorder->commits) store->commit(c);
+  CHECK(store->history(id) == made);
+  Commit forged = recorder->commits.back();
+  forged.expected_version = forged.new_version;
+  forged.new_version += 1;
+  forged.chained = false;
+  forged.events.clear();
+  Event a = made.back();
+  a.seq += 1;
+  a.prev_hash = made.back().hash;
+  a.hash = hash_event(a, a.prev_hash);
+  a.payload = R"({"altered":true})";  // after hashing: the hash is not its content's
+  Event b = a;
+  b.seq += 1;
+  b.prev_hash = Hash{};  // does not chain
+  b.hash = Hash{};
+  b.hash[0] = 7;
+  forged.events = {a, b};
+  store->commit(forged);
+  const auto back = store->history(id);
+  REQUIRE(back.size() == made.size() + 2);
+  CHECK(std::vector<Event>(back.begin(), back.begin() + static_cast<std::ptrdiff_t>(made.size())) == made);
+  CHECK(back[made.size()] == a);
+  CHECK(back[made.size() + 1] == b);
+  const HistoryCheck check = verify_history(back);
+  CHECK_FALSE(check.ok);
+  CHECK(check.first_bad_seq == a.seq);
+}

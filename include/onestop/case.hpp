@@ -232,6 +232,8 @@ struct Event {
   std::string payload;  // details as compact JSON
   Hash prev_hash{};
   Hash hash{};
+
+  bool operator==(const Event&) const = default;
 };
 
 // The hash of an event's content chained to `prev` (SHA-256, OpenSSL).

@@ -80,6 +80,12 @@ struct Commit {
   std::vector<OpenTaskView> open_tasks;  // every open task of the case after the change
   std::optional<Instant> next_timer;   // earliest due timer of the case, if any
   bool finished = false;
+  // True when every event's hash is hash_event(event, event.prev_hash), as
+  // in the engine's commits (its own actions, and imports it has verified):
+  // a store may then leave the hashes out and compute them again when it
+  // reads the history (the memory store does). Leave it false for events
+  // whose hashes you have not checked.
+  bool chained = false;
   // Keeps alive what `header.target` and `open_tasks` view (the state they
   // were taken from), even when a wrapper replaces `snapshot` (say, with
   // the state decoded from the bytes it stores). Leave it as it is.

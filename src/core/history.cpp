@@ -1,6 +1,8 @@
 // The hash chain of case histories (SHA-256 through OpenSSL) and the names
 // of runtime enums.
 
+#include "core/state.hpp"
+
 #include <onestop/case.hpp>
 #include <onestop/engine.hpp>
 
@@ -68,6 +70,38 @@ Hash hash_event(const Event& e, const Hash& prev) {
   SHA256_Final(out.data(), &ctx);
   return out;
 }
+
+namespace core {
+
+namespace {
+// Enough for a store's batch of commits (the simulator sends 64 at a time);
+// each holds a few KiB at most.
+constexpr std::size_t kKeptBuffers = 128;
+thread_local std::vector<std::vector<Event>> spare_buffers;
+}  // namespace
+
+std::vector<Event> event_buffer() {
+  if (spare_buffers.empty()) {
+    std::vector<Event> fresh;
+    fresh.reserve(4);  // 1 KiB: within malloc's per-thread cache; most inputs emit up to four events
+    return fresh;
+  }
+  std::vector<Event> out = std::move(spare_buffers.back());
+  spare_buffers.pop_back();
+  return out;
+}
+
+void recycle_events(std::vector<Event>& events) noexcept {
+  events.clear();
+  if (events.capacity() == 0 || spare_buffers.size() >= kKeptBuffers) return;
+  try {
+    spare_buffers.push_back(std::move(events));
+  } catch (...) {  // no room to keep it: it is freed as before
+  }
+  events = {};
+}
+
+}  // namespace core
 
 std::string to_hex(const Hash& hash) {
   static constexpr char digits[] = "0123456789abcdef";

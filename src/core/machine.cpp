@@ -121,9 +121,9 @@ Decision decision_of(Outcome o) {
 }  // namespace
 
 Machine::Machine(const CompiledCatalog& catalog, CaseSnapshot& state, Instant now, std::string actor)
-    : catalog_(catalog), state_(state), now_(now), actor_(std::move(actor)) {
-  events_.reserve(4);  // 1 KiB: within malloc's per-thread cache; most inputs emit up to four events
-}
+    : catalog_(catalog), state_(state), now_(now), actor_(std::move(actor)), events_(event_buffer()) {}
+
+Machine::~Machine() { recycle_events(events_); }
 
 void Machine::emit(EventKind kind, TaskId task, std::string node, std::string from, std::string to,
                    std::string payload) {

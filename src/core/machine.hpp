@@ -29,6 +29,9 @@ struct Deadline {
 class Machine {
  public:
   Machine(const CompiledCatalog& catalog, CaseSnapshot& state, Instant now, std::string actor);
+  ~Machine();  // hands its event buffer back (core::recycle_events) unless a commit took it
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
 
   // A new case: records the submission and starts the root flow (or keeps a draft).
   void submit(Submission submission, bool draft);

@@ -284,6 +284,18 @@ class TaskList {
   std::size_t size_ = 0;
 };
 
+// Event vectors handed back once written, kept per thread with their room:
+// an action's events travel from the machine to the store in a vector, and
+// a store that has written them hands it back, so that a busy engine does
+// not allocate an event buffer per action (an action that opens several
+// parallel tasks outgrew the first buffer, and the larger one, past
+// malloc's per-thread cache, took its slow path every time).
+// An empty vector, with the room of one handed back when there is one.
+std::vector<Event> event_buffer();
+// Empties `events` and keeps its room for the next event_buffer() on this
+// thread (up to a bounded number of vectors; more are freed).
+void recycle_events(std::vector<Event>& events) noexcept;
+
 }  // namespace core
 
 struct CaseSnapshot {

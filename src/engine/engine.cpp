@@ -292,6 +292,7 @@ class EngineImpl final : public Engine {
     c.open_tasks = core::open_task_views(*compiled_, *rebuilt);
     c.next_timer = core::next_timer(*compiled_, *rebuilt);
     c.finished = rebuilt->status == CaseStatus::finished;
+    c.chained = true;  // verify_history checked every hash above
     c.views_owner = rebuilt;
     c.snapshot = std::move(rebuilt);
     try {
@@ -428,6 +429,7 @@ class EngineImpl final : public Engine {
     c.open_tasks = core::open_task_views(*compiled_, *next);
     c.next_timer = core::next_timer(*compiled_, *next);
     c.finished = next->status == CaseStatus::finished;
+    c.chained = true;  // every hash made by Machine::emit from its event
     c.views_owner = next;
     options_.store->commit(std::move(c));
   }

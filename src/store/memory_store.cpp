@@ -1,8 +1,10 @@
 // The in-memory store: everything in maps under one mutex. Commits are
 // atomic because they are applied under the lock after the version check.
 // Histories are kept encoded (varints, strings with their length, fields
-// that follow from the previous event left out), about a third of the memory
-// of the events themselves, in one append-only log shared by all cases.
+// that follow from the previous event left out, hashes the engine made from
+// the events' content computed again when read), about a quarter of the
+// memory of the events themselves, in one append-only log shared by all
+// cases.
 
 #include "core/state.hpp"
 
@@ -60,14 +62,14 @@ std::string get_text(std::string_view in, std::size_t& pos) {
 }
 
 // What a case's encoded history implies for its next event: the previous
-// event's seq, instant, actor and hash (pointers into the history log).
+// event's seq, instant, actor (a pointer into the history log) and hash.
 struct Chain {
   std::uint64_t seq = 0;
   Instant at{};
   const char* actor = nullptr;
-  const char* last_hash = nullptr;
   std::uint32_t actor_size = 0;
   std::uint32_t events = 0;
+  Hash last_hash{};
 };
 
 enum : std::uint8_t {
@@ -77,13 +79,15 @@ enum : std::uint8_t {
   new_actor = 8,      // actor written (else the previous event's)
   later = 16,         // at written as seconds after the previous event's (else the same instant)
   earlier = 32,       // at written as seconds before it
+  hash_kept = 64,     // hash written (else hash_event of the event: a Commit::chained commit's)
 };
 
 // Appends event `k` of `events` to `out`. The event before it is events[k-1],
 // or, for the first, the case's last stored event as `chain` describes it.
+// `chained`: the events' hashes are those of their content (Commit::chained).
 // Sets `actor_at` to where in `out` an actor was written.
 void encode_event(std::string& out, const Chain& chain, CaseId id, const std::vector<Event>& events, std::size_t k,
-                  std::size_t& actor_at) {
+                  bool chained, std::size_t& actor_at) {
   const Event& e = events[k];
   Hash prev{};
   std::string_view prev_actor;
@@ -96,7 +100,7 @@ void encode_event(std::string& out, const Chain& chain, CaseId id, const std::ve
     prev_seq = events[k - 1].seq;
     prev_at = events[k - 1].at;
   } else if (!first) {
-    std::memcpy(prev.data(), chain.last_hash, prev.size());
+    prev = chain.last_hash;
     prev_actor = std::string_view(chain.actor, chain.actor_size);
   }
   const std::int64_t dt = (e.at - prev_at).count();
@@ -107,6 +111,7 @@ void encode_event(std::string& out, const Chain& chain, CaseId id, const std::ve
   if (first || e.actor != prev_actor) flags |= new_actor;
   if (dt > 0) flags |= later;
   if (dt < 0) flags |= earlier;
+  if (!chained) flags |= hash_kept;
   out.push_back(static_cast<char>(flags));
   out.push_back(static_cast<char>(e.kind));
   if (flags & other_case) put_varint(out, e.case_id);
@@ -124,7 +129,7 @@ void encode_event(std::string& out, const Chain& chain, CaseId id, const std::ve
   put_text(out, e.from);
   put_text(out, e.to);
   put_text(out, e.payload);
-  out.append(reinterpret_cast<const char*>(e.hash.data()), e.hash.size());
+  if (flags & hash_kept) out.append(reinterpret_cast<const char*>(e.hash.data()), e.hash.size());
 }
 
 // Every case's history in one append-only log of 2 MiB blocks that never
@@ -240,8 +245,12 @@ std::vector<Event> decode_history(std::string_view in, CaseId id, std::size_t co
     e.from = get_text(in, pos);
     e.to = get_text(in, pos);
     e.payload = get_text(in, pos);
-    std::memcpy(e.hash.data(), in.data() + pos, e.hash.size());
-    pos += e.hash.size();
+    if (flags & hash_kept) {
+      std::memcpy(e.hash.data(), in.data() + pos, e.hash.size());
+      pos += e.hash.size();
+    } else {
+      e.hash = hash_event(e, e.prev_hash);
+    }
     seq = e.seq;
     at = e.at;
     hash = e.hash;
@@ -387,7 +396,7 @@ class MemoryStore final : public Store {
     const char* last = nullptr;  // the case's latest record in the history log
     Chain chain;                 // what the next event may leave out
     std::vector<OpenTask> open;
-    std::optional<Instant> timer;
+    core::MaybeInstant timer;
   };
 
   const std::string* intern(std::string_view text) {
@@ -464,7 +473,7 @@ class MemoryStore final : public Store {
     if (!open.empty()) with_open_.insert(c.case_id);
     if (fresh) it = cases_.emplace(c.case_id, Entry{}).first;
     Entry& e = it->second;
-    if (e.timer != c.next_timer) {
+    if (std::optional<Instant>(e.timer) != c.next_timer) {
       if (e.timer && c.next_timer) {
         // Re-keys the index node rather than freeing one and allocating another.
         auto node = timers_.extract({*e.timer, c.case_id});
@@ -497,6 +506,7 @@ class MemoryStore final : public Store {
       while (next <= c.case_id && !next_id_.compare_exchange_weak(next, c.case_id + 1)) {
       }
     }
+    core::recycle_events(c.events);  // written: its room serves the next action
   }
 
   // Encodes the commit's events as one record of the history log after
@@ -506,12 +516,14 @@ class MemoryStore final : public Store {
     thread_local std::string added;
     added.clear();
     std::size_t actor_at = std::string::npos;
-    for (std::size_t k = 0; k < c.events.size(); ++k) encode_event(added, chain, c.case_id, c.events, k, actor_at);
+    for (std::size_t k = 0; k < c.events.size(); ++k) {
+      encode_event(added, chain, c.case_id, c.events, k, c.chained, actor_at);
+    }
     last = log_.append(last, added);
     const Event& final_event = c.events.back();
     if (actor_at != std::string::npos) chain.actor = last + actor_at;
     chain.actor_size = static_cast<std::uint32_t>(final_event.actor.size());
-    chain.last_hash = last + added.size() - final_event.hash.size();
+    chain.last_hash = final_event.hash;
     chain.seq = final_event.seq;
     chain.at = final_event.at;
     chain.events += static_cast<std::uint32_t>(c.events.size());

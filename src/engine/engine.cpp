@@ -500,6 +500,15 @@ class EngineImpl final : public Engine {
     PreReviewNotice notice;
     std::vector<std::string_view> seen;  // material ids (in the catalog) already looked at
     const std::size_t offered = s.materials.size();
+    std::size_t listed = 0, fetchable = 0;
+    for (const Item* it : items) {
+      listed += it->materials.size();
+      for (const Material& m : it->materials) fetchable += m.source != MaterialSource::applicant ? 1 : 0;
+    }
+    seen.reserve(listed);
+    // Fetched ones are added: room once (the case keeps this list), not a
+    // copy per doubling.
+    s.materials.reserve(offered + fetchable);
     for (const Item* it : items) {
       const ApplicationContext ctx(s, offered, options_.clock->now());
       for (const Material& m : it->materials) {

@@ -31,17 +31,26 @@ namespace onestop {
 
 namespace {
 
-void put_varint(std::string& out, std::uint64_t v) {
+// Encoding writes through a pointer into room reserved beforehand
+// (HistoryLog::open, sized by encoded_bound): no capacity check per byte.
+constexpr std::size_t kMaxVarint = 10;
+
+void put_varint(char*& out, std::uint64_t v) {
   while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    *out++ = static_cast<char>((v & 0x7F) | 0x80);
     v >>= 7;
   }
-  out.push_back(static_cast<char>(v));
+  *out++ = static_cast<char>(v);
 }
 
-void put_text(std::string& out, const std::string& s) {
+void put_bytes(char*& out, const void* data, std::size_t n) {
+  if (n > 0) std::memcpy(out, data, n);
+  out += n;
+}
+
+void put_text(char*& out, const std::string& s) {
   put_varint(out, s.size());
-  out.append(s);
+  put_bytes(out, s.data(), s.size());
 }
 
 std::uint64_t get_varint(std::string_view in, std::size_t& pos) {
@@ -82,12 +91,19 @@ enum : std::uint8_t {
   hash_kept = 64,     // hash written (else hash_event of the event: a Commit::chained commit's)
 };
 
-// Appends event `k` of `events` to `out`. The event before it is events[k-1],
-// or, for the first, the case's last stored event as `chain` describes it.
-// `chained`: the events' hashes are those of their content (Commit::chained).
-// Sets `actor_at` to where in `out` an actor was written.
-void encode_event(std::string& out, const Chain& chain, CaseId id, const std::vector<Event>& events, std::size_t k,
-                  bool chained, std::size_t& actor_at) {
+// The most bytes encode_event can write for `e`.
+std::size_t encoded_bound(const Event& e) {
+  return 2 + 5 * kMaxVarint + e.actor.size() + e.prev_hash.size() + 4 * kMaxVarint + e.node.size() + e.from.size() +
+         e.to.size() + e.payload.size() + e.hash.size();
+}
+
+// Writes event `k` of `events` at `out` (room for encoded_bound) and moves
+// `out` past it. The event before it is events[k-1], or, for the first,
+// the case's last stored event as `chain` describes it. `chained`: the
+// events' hashes are those of their content (Commit::chained). Sets
+// `actor_at` to where an actor was written.
+void encode_event(char*& out, const Chain& chain, CaseId id, const std::vector<Event>& events, std::size_t k,
+                  bool chained, const char*& actor_at) {
   const Event& e = events[k];
   Hash prev{};
   std::string_view prev_actor;
@@ -112,24 +128,24 @@ void encode_event(std::string& out, const Chain& chain, CaseId id, const std::ve
   if (dt > 0) flags |= later;
   if (dt < 0) flags |= earlier;
   if (!chained) flags |= hash_kept;
-  out.push_back(static_cast<char>(flags));
-  out.push_back(static_cast<char>(e.kind));
+  *out++ = static_cast<char>(flags);
+  *out++ = static_cast<char>(e.kind);
   if (flags & other_case) put_varint(out, e.case_id);
   if (flags & seq_jump) put_varint(out, e.seq);
   if (flags & later) put_varint(out, static_cast<std::uint64_t>(dt));
   if (flags & earlier) put_varint(out, static_cast<std::uint64_t>(-dt));
   if (flags & new_actor) {
     put_varint(out, e.actor.size());
-    actor_at = out.size();
-    out.append(e.actor);
+    actor_at = out;
+    put_bytes(out, e.actor.data(), e.actor.size());
   }
-  if (flags & chain_broken) out.append(reinterpret_cast<const char*>(e.prev_hash.data()), e.prev_hash.size());
+  if (flags & chain_broken) put_bytes(out, e.prev_hash.data(), e.prev_hash.size());
   put_varint(out, e.task);
   put_text(out, e.node);
   put_text(out, e.from);
   put_text(out, e.to);
   put_text(out, e.payload);
-  if (flags & hash_kept) out.append(reinterpret_cast<const char*>(e.hash.data()), e.hash.size());
+  if (flags & hash_kept) put_bytes(out, e.hash.data(), e.hash.size());
 }
 
 // Every case's history in one append-only log of 2 MiB blocks that never
@@ -139,25 +155,30 @@ void encode_event(std::string& out, const Chain& chain, CaseId id, const std::ve
 // every few actions, and fragmented the heap).
 class HistoryLog {
  public:
-  // Appends a record after `prev` (nullptr for a case's first) and returns
-  // where its bytes start.
-  const char* append(const char* prev, std::string_view bytes) {
-    const std::size_t need = header + bytes.size();
-    if (bytes.size() > std::numeric_limits<std::uint32_t>::max()) {
+  // Room for the bytes of a record of at most `most` bytes: where to write
+  // them. Nothing is appended until close(); a later open() reuses the room.
+  char* open(std::size_t most) {
+    if (most > std::numeric_limits<std::uint32_t>::max()) {
       throw Error(ErrorCode::invalid_input, "memory store: one action's history is larger than 4 GiB");
     }
+    const std::size_t need = header + most;
     if (blocks_.empty() || used_ + need > size_) {
       const std::size_t size = std::max<std::size_t>(block, need);
       blocks_.push_back(Block(size));  // may throw: nothing has changed yet
       size_ = size;
       used_ = 0;
     }
+    return blocks_.back().data + used_ + header;
+  }
+
+  // Appends the record open() made room for, its bytes written up to `end`,
+  // after `prev` (nullptr for a case's first); returns where its bytes start.
+  const char* close(const char* prev, const char* end) {
     char* at = blocks_.back().data + used_;
-    const auto n = static_cast<std::uint32_t>(bytes.size());
+    const auto n = static_cast<std::uint32_t>(end - (at + header));
     std::memcpy(at, &prev, sizeof prev);
     std::memcpy(at + sizeof prev, &n, sizeof n);
-    std::memcpy(at + header, bytes.data(), bytes.size());
-    used_ += need;
+    used_ += header + n;
     return at + header;
   }
 
@@ -405,19 +426,26 @@ class MemoryStore final : public Store {
     return &*it;
   }
 
-  OpenTask pack(const OpenTaskView& e) {
+  // `known`: the case's task of the same id as it was open before, if any
+  // (its item and flow cannot have changed).
+  OpenTask pack(const OpenTaskView& e, const OpenTask* known) {
     OpenTask t;
     t.task = e.task;
     t.node_index = e.node_index;
     t.node = e.node;
-    // A node's item and flow are nearly always those it had last time:
-    // compared, not hashed and looked up again.
-    auto& named = names_[e.node];
-    if (named.first == nullptr || *named.first != e.item || *named.second != e.flow) {
-      named = {intern(e.item), intern(e.flow)};
+    if (known != nullptr) {
+      t.item = known->item;
+      t.flow = known->flow;
+    } else {
+      // A node's item and flow are nearly always those it had last time:
+      // compared, not hashed and looked up again.
+      auto& named = names_[e.node];
+      if (named.first == nullptr || *named.first != e.item || *named.second != e.flow) {
+        named = {intern(e.item), intern(e.flow)};
+      }
+      t.item = named.first;
+      t.flow = named.second;
     }
-    t.item = named.first;
-    t.flow = named.second;
     t.created = e.created;
     t.due = e.due.value_or(Instant{});
     t.has_due = e.due.has_value();
@@ -466,7 +494,17 @@ class MemoryStore final : public Store {
     append_history(chain, last, c);
     std::vector<OpenTask> open;
     open.reserve(c.open_tasks.size());
-    for (const auto& task : c.open_tasks) open.push_back(pack(task));
+    {
+      // Most open tasks were open before: both lists go by task id.
+      static const std::vector<OpenTask> none;
+      const std::vector<OpenTask>& before = it == cases_.end() ? none : it->second.open;
+      std::size_t j = 0;
+      for (const auto& task : c.open_tasks) {
+        while (j < before.size() && before[j].task < task.task) ++j;
+        const bool known = j < before.size() && before[j].task == task.task && before[j].node == task.node;
+        open.push_back(pack(task, known ? &before[j] : nullptr));
+      }
+    }
     const bool fresh = it == cases_.end();
     // May throw: before anything changes. A case left listed by a later
     // failure only costs the inbox a look at its (unchanged) open tasks.
@@ -513,15 +551,17 @@ class MemoryStore final : public Store {
   // `last`, and moves `chain` and `last` on to it.
   void append_history(Chain& chain, const char*& last, const Commit& c) {
     if (c.events.empty()) return;
-    thread_local std::string added;
-    added.clear();
-    std::size_t actor_at = std::string::npos;
+    std::size_t most = 0;
+    for (const Event& e : c.events) most += encoded_bound(e);
+    char* const start = log_.open(most);  // may throw: nothing has changed yet
+    char* out = start;
+    const char* actor_at = nullptr;
     for (std::size_t k = 0; k < c.events.size(); ++k) {
-      encode_event(added, chain, c.case_id, c.events, k, c.chained, actor_at);
+      encode_event(out, chain, c.case_id, c.events, k, c.chained, actor_at);
     }
-    last = log_.append(last, added);
+    last = log_.close(last, out);
     const Event& final_event = c.events.back();
-    if (actor_at != std::string::npos) chain.actor = last + actor_at;
+    if (actor_at != nullptr) chain.actor = actor_at;
     chain.actor_size = static_cast<std::uint32_t>(final_event.actor.size());
     chain.last_hash = final_event.hash;
     chain.seq = final_event.seq;

@@ -194,6 +194,29 @@ TEST_CASE("unknown references: department, material, role, item, node") {
   CHECK(has("has no node 'don'", "did you mean 'done'?"));
 }
 
+TEST_CASE("departments' credit codes are checked; a blank one is an error, not 'none'") {
+  const auto r = load_fixture("department_credit_code.yaml");
+  INFO(dump(r));
+  const auto found = with_code(r, "bad-identity");
+  REQUIRE(found.size() == 3);
+  auto at_line = [&](int line) {
+    const auto it = std::find_if(found.begin(), found.end(), [&](const Diagnostic& d) { return d.where.line == line; });
+    REQUIRE(it != found.end());
+    return *it;
+  };
+  const Diagnostic wrong = at_line(6);
+  CHECK(wrong.severity == Severity::warning);
+  CHECK(wrong.message.find("department 'water' credit_code '11100000000013127X'") != std::string::npos);
+  CHECK(wrong.message.find("expected 'D'") != std::string::npos);
+  const Diagnostic blank = at_line(7);
+  CHECK(blank.severity == Severity::error);
+  CHECK(blank.message.find("department 'energy' credit_code is empty") != std::string::npos);
+  const Diagnostic shorter = at_line(8);
+  CHECK(shorter.severity == Severity::error);
+  CHECK(shorter.message.find("department 'forest' credit_code") != std::string::npos);
+  CHECK_FALSE(r.ok());
+}
+
 TEST_CASE("bad time limits") {
   const auto r = load_fixture("bad_time_limit.yaml");
   INFO(dump(r));

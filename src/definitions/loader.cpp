@@ -146,7 +146,15 @@ class Loader {
     d.id = r.identifier(f.get("id", true), "department id").value_or("");
     d.name = r.text(f.get("name", true), "department name").value_or("");
     d.parent = r.identifier(f.get("parent"), "parent department").value_or("");
-    d.credit_code = r.text(f.get("credit_code"), "credit_code").value_or("");
+    if (const Node* code = f.get("credit_code")) {
+      d.credit_code = r.text(code, "credit_code").value_or("");
+      if (d.credit_code.empty() && code->is_scalar()) {  // written but blank: a slip, not "none"
+        r.error(code, "bad-identity",
+                fmt::format("department '{}' credit_code is empty: give its 18-character unified social credit code, or "
+                            "leave the field out",
+                            d.id));
+      }
+    }
     if (!d.id.empty()) catalog_.departments.push_back(std::move(d));
   }
 

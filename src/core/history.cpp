@@ -75,8 +75,10 @@ namespace core {
 
 namespace {
 // Enough for a store's batch of commits (the simulator sends 64 at a time);
-// each holds a few KiB at most.
+// each holds a few KiB at most: a larger one (an imported history's) is
+// freed, not kept for an action that will never fill it.
 constexpr std::size_t kKeptBuffers = 128;
+constexpr std::size_t kKeptRoom = 32;  // events
 thread_local std::vector<std::vector<Event>> spare_buffers;
 }  // namespace
 
@@ -93,12 +95,13 @@ std::vector<Event> event_buffer() {
 
 void recycle_events(std::vector<Event>& events) noexcept {
   events.clear();
-  if (events.capacity() == 0 || spare_buffers.size() >= kKeptBuffers) return;
-  try {
-    spare_buffers.push_back(std::move(events));
-  } catch (...) {  // no room to keep it: it is freed as before
+  if (events.capacity() > 0 && events.capacity() <= kKeptRoom && spare_buffers.size() < kKeptBuffers) {
+    try {
+      spare_buffers.push_back(std::move(events));
+    } catch (...) {  // no room to keep it: it is freed below
+    }
   }
-  events = {};
+  std::vector<Event>().swap(events);  // freed when not kept (`= {}` would keep its room)
 }
 
 }  // namespace core

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <random>
 
 namespace fs = std::filesystem;
 using namespace onestop;
@@ -861,4 +862,110 @@ TEST_CASE("the memory store gives hashes back as committed: the engine's compute
   const HistoryCheck check = verify_history(back);
   CHECK_FALSE(check.ok);
   CHECK(check.first_bad_seq == a.seq);
+
+  // A chained commit after the unchained one: its hash is left out again,
+  // computed from its content and the unchained hash before it.
+  Commit next = forged;
+  next.expected_version = forged.new_version;
+  next.new_version += 1;
+  next.chained = true;
+  Event c = b;
+  c.seq += 1;
+  c.prev_hash = b.hash;
+  c.payload = "{}";
+  c.hash = hash_event(c, c.prev_hash);
+  next.events = {c};
+  store->commit(next);
+  const auto after = store->history(id);
+  REQUIRE(after.size() == back.size() + 1);
+  CHECK(after.back() == c);
+  CHECK(std::vector<Event>(after.begin(), after.end() - 1) == back);
+}
+
+TEST_CASE("the memory store gives back random histories exactly, chained or not, one commit or a batch") {
+  // Every field the encoding may leave out or write short: another case's
+  // id, seq jumps, instants later, earlier or the same (far ones too), the
+  // actor kept or changed, links that do not chain, texts of every length,
+  // hashes left out (chained commits) or kept.
+  struct Recorder final : StoreWrapper {
+    using StoreWrapper::StoreWrapper;
+    void commit(Commit c) override {
+      commits.push_back(c);
+      StoreWrapper::commit(std::move(c));
+    }
+    std::vector<Commit> commits;
+  };
+  auto recorder = std::make_shared<Recorder>(open_memory_store());
+  Fixture f(recorder);
+  f.submit("SERIAL");
+  Commit model = recorder->commits.front();
+  model.events.clear();
+  model.open_tasks.clear();
+  model.next_timer.reset();
+  std::mt19937_64 rng(20261126);
+  auto pick = [&](std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng); };
+  auto text = [&](std::size_t most) {
+    std::string out(pick(most + 1), ' ');
+    for (char& ch : out) ch = static_cast<char>('a' + pick(26));
+    return out;
+  };
+  for (const bool batched : {false, true}) {
+    auto store = open_memory_store();
+    std::map<CaseId, std::vector<Event>> expected;
+    std::map<CaseId, std::uint64_t> versions;
+    std::vector<Commit> batch;
+    for (int round = 0; round < 400; ++round) {
+      const CaseId id = 500 + pick(12);
+      std::vector<Event>& so_far = expected[id];
+      Commit c = model;
+      c.case_id = id;
+      c.expected_version = versions[id];
+      c.new_version = ++versions[id];
+      c.chained = pick(3) != 0;
+      const std::size_t n = 1 + pick(5);
+      for (std::size_t k = 0; k < n; ++k) {
+        const Event* before = so_far.empty() ? nullptr : &so_far.back();
+        Event e;
+        e.case_id = pick(10) == 0 ? id + 1000 : id;
+        e.seq = (before ? before->seq : 0) + 1 + (pick(8) == 0 ? pick(1000) : 0);
+        const Instant base = before ? before->at : Instant{std::chrono::seconds{1'700'000'000}};
+        const std::int64_t jump = pick(4) == 0 ? 0 : static_cast<std::int64_t>(pick(1'000'000'000'000));
+        e.at = base + std::chrono::seconds{pick(5) == 0 ? -jump / 1000 : jump / 1000};
+        e.actor = before && pick(2) == 0 ? before->actor : text(20);
+        e.kind = static_cast<EventKind>(pick(static_cast<std::uint64_t>(EventKind::finished) + 1));
+        e.task = static_cast<TaskId>(pick(4) == 0 ? pick(std::uint64_t{1} << 32) : pick(20));
+        e.node = text(16);
+        e.from = text(8);
+        e.to = text(8);
+        e.payload = pick(20) == 0 ? text(3000) : text(120);
+        e.prev_hash = before ? before->hash : Hash{};
+        if (pick(10) == 0) e.prev_hash[pick(32)] ^= 0x5A;  // does not chain
+        if (c.chained) {
+          e.hash = hash_event(e, e.prev_hash);
+        } else {
+          for (auto& byte : e.hash) byte = static_cast<unsigned char>(pick(256));
+        }
+        so_far.push_back(e);
+        c.events.push_back(e);
+      }
+      if (batched) {
+        batch.push_back(std::move(c));
+        if (batch.size() == 16) store->commit_batch(std::exchange(batch, {}));
+      } else {
+        store->commit(std::move(c));
+      }
+    }
+    if (!batch.empty()) store->commit_batch(std::move(batch));
+    for (const auto& [id, events] : expected) {
+      INFO("case " << id << ", " << std::string(batched ? "in batches" : "one commit at a time"));
+      const auto back = store->history(id);
+      CHECK(back.size() == events.size());
+      for (std::size_t k = 0; k < std::min(back.size(), events.size()); ++k) {
+        INFO("event " << k);
+        CHECK(back[k].seq == events[k].seq);
+        CHECK(back[k] == events[k]);
+        if (back[k] != events[k]) break;
+      }
+    }
+  }
 }

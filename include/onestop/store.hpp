@@ -84,7 +84,9 @@ struct Commit {
   // in the engine's commits (its own actions, and imports it has verified):
   // a store may then leave the hashes out and compute them again when it
   // reads the history (the memory store does). Leave it false for events
-  // whose hashes you have not checked.
+  // whose hashes you have not checked; a wrapper that changes a commit's
+  // events clears it (else the memory store would give back the hash of
+  // the changed event, and the change would go unseen).
   bool chained = false;
   // Keeps alive what `header.target` and `open_tasks` view (the state they
   // were taken from), even when a wrapper replaces `snapshot` (say, with
@@ -177,6 +179,7 @@ std::shared_ptr<Store> open_memory_store();
 std::shared_ptr<Store> open_store(std::string_view uri);
 
 // Decorates another store; override what you need (metrics, fault injection).
+// A wrapper that changes a commit's events sets Commit::chained to false.
 class StoreWrapper : public Store {
  public:
   explicit StoreWrapper(std::shared_ptr<Store> target) : target_(std::move(target)) {}

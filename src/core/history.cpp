@@ -79,13 +79,14 @@ namespace {
 // freed, not kept for an action that will never fill it.
 constexpr std::size_t kKeptBuffers = 128;
 constexpr std::size_t kKeptRoom = 32;  // events
+constexpr std::size_t kFreshRoom = 4;  // 1 KiB: within malloc's per-thread cache; most inputs emit up to four events
 thread_local std::vector<std::vector<Event>> spare_buffers;
 }  // namespace
 
 std::vector<Event> event_buffer() {
   if (spare_buffers.empty()) {
     std::vector<Event> fresh;
-    fresh.reserve(4);  // 1 KiB: within malloc's per-thread cache; most inputs emit up to four events
+    fresh.reserve(kFreshRoom);
     return fresh;
   }
   std::vector<Event> out = std::move(spare_buffers.back());
@@ -95,7 +96,9 @@ std::vector<Event> event_buffer() {
 
 void recycle_events(std::vector<Event>& events) noexcept {
   events.clear();
-  if (events.capacity() > 0 && events.capacity() <= kKeptRoom && spare_buffers.size() < kKeptBuffers) {
+  // Kept: room at least a fresh buffer's (a store's copy of the events,
+  // made when observers need the original, is exactly their size).
+  if (events.capacity() >= kFreshRoom && events.capacity() <= kKeptRoom && spare_buffers.size() < kKeptBuffers) {
     try {
       spare_buffers.push_back(std::move(events));
     } catch (...) {  // no room to keep it: it is freed below

@@ -503,12 +503,18 @@ class EngineImpl final : public Engine {
     std::size_t listed = 0, fetchable = 0;
     for (const Item* it : items) {
       listed += it->materials.size();
-      for (const Material& m : it->materials) fetchable += m.source != MaterialSource::applicant ? 1 : 0;
+      if (!options_.certificates) continue;
+      for (const Material& m : it->materials) {
+        if (m.source == MaterialSource::applicant) continue;
+        const bool given = std::any_of(s.materials.begin(), s.materials.end(),
+                                       [&](const OfferedMaterial& o) { return o.id == m.id; });
+        fetchable += given ? 0 : 1;
+      }
     }
     seen.reserve(listed);
     // Fetched ones are added: room once (the case keeps this list), not a
     // copy per doubling.
-    s.materials.reserve(offered + fetchable);
+    if (fetchable > 0) s.materials.reserve(offered + fetchable);
     for (const Item* it : items) {
       const ApplicationContext ctx(s, offered, options_.clock->now());
       for (const Material& m : it->materials) {

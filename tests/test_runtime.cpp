@@ -128,6 +128,16 @@ Actor hall() { return Actor::staff_member("wang", {}, {"hall"}); }
 Actor reviewer() { return Actor::staff_member("li", {"reviewer"}); }
 Actor stranger() { return Actor::staff_member("zhao", {"cleaner"}, {"canteen"}); }
 
+// Keeps a copy of every commit it hands on.
+struct CommitRecorder final : StoreWrapper {
+  using StoreWrapper::StoreWrapper;
+  void commit(Commit c) override {
+    commits.push_back(c);
+    StoreWrapper::commit(std::move(c));
+  }
+  std::vector<Commit> commits;
+};
+
 }  // namespace
 
 TEST_CASE("WCP-1 sequence: accept, review, approve; history verifies and replays") {
@@ -813,15 +823,7 @@ TEST_CASE("the memory store gives hashes back as committed: the engine's compute
   // engine's: each the hash of its content) and computes them when read;
   // events committed unchained keep theirs, so a hash that is not its
   // event's still shows, and verify_history still finds it.
-  struct Recorder final : StoreWrapper {
-    using StoreWrapper::StoreWrapper;
-    void commit(Commit c) override {
-      commits.push_back(c);
-      StoreWrapper::commit(std::move(c));
-    }
-    std::vector<Commit> commits;
-  };
-  auto recorder = std::make_shared<Recorder>(open_memory_store());
+  auto recorder = std::make_shared<CommitRecorder>(open_memory_store());
   Fixture f(recorder);
   const CaseId id = f.submit("SERIAL");
   f.act(ActionKind::accept, id, f.task(id, "accept"), Actor::staff_member("clerk", {}, {"hall"}));
@@ -887,15 +889,7 @@ TEST_CASE("the memory store gives back random histories exactly, chained or not,
   // id, seq jumps, instants later, earlier or the same (far ones too), the
   // actor kept or changed, links that do not chain, texts of every length,
   // hashes left out (chained commits) or kept.
-  struct Recorder final : StoreWrapper {
-    using StoreWrapper::StoreWrapper;
-    void commit(Commit c) override {
-      commits.push_back(c);
-      StoreWrapper::commit(std::move(c));
-    }
-    std::vector<Commit> commits;
-  };
-  auto recorder = std::make_shared<Recorder>(open_memory_store());
+  auto recorder = std::make_shared<CommitRecorder>(open_memory_store());
   Fixture f(recorder);
   f.submit("SERIAL");
   Commit model = recorder->commits.front();

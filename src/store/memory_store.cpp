@@ -13,8 +13,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cassert>
 #include <atomic>
+#include <cassert>
 #include <cstring>
 #include <limits>
 #include <memory>

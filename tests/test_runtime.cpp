@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <limits>
 #include <random>
 
 namespace fs = std::filesystem;
@@ -922,9 +923,17 @@ TEST_CASE("the memory store gives back random histories exactly, chained or not,
         Event e;
         e.case_id = pick(10) == 0 ? id + 1000 : id;
         e.seq = (before ? before->seq : 0) + 1 + (pick(8) == 0 ? pick(1000) : 0);
-        const Instant base = before ? before->at : Instant{std::chrono::seconds{1'700'000'000}};
+        // Instants at both ends of the range now and then: the step from
+        // one to the other does not fit an int64 (UBSan caught it).
+        const bool far = before && (before->at.time_since_epoch().count() > (std::int64_t{1} << 50) ||
+                                    before->at.time_since_epoch().count() < -(std::int64_t{1} << 50));
+        const Instant base = before && !far ? before->at : Instant{std::chrono::seconds{1'700'000'000}};
         const std::int64_t jump = pick(4) == 0 ? 0 : static_cast<std::int64_t>(pick(1'000'000'000'000));
         e.at = base + std::chrono::seconds{pick(5) == 0 ? -jump / 1000 : jump / 1000};
+        if (const auto end = pick(25); end < 2) {
+          e.at = Instant{std::chrono::seconds{end == 0 ? std::numeric_limits<std::int64_t>::max()
+                                                       : std::numeric_limits<std::int64_t>::min()}};
+        }
         e.actor = before && pick(2) == 0 ? before->actor : text(20);
         e.kind = static_cast<EventKind>(pick(static_cast<std::uint64_t>(EventKind::finished) + 1));
         e.task = static_cast<TaskId>(pick(4) == 0 ? pick(std::uint64_t{1} << 32) : pick(20));

@@ -120,21 +120,25 @@ void encode_event(char*& out, const Chain& chain, CaseId id, const std::vector<E
     prev = chain.last_hash;
     prev_actor = std::string_view(chain.actor, chain.actor_size);
   }
-  const std::int64_t dt = (e.at - prev_at).count();
+  // The step in unsigned arithmetic: two instants far apart (a synthetic
+  // history's) differ by more than an int64 holds.
+  const std::int64_t at = e.at.time_since_epoch().count();
+  const std::int64_t before = prev_at.time_since_epoch().count();
+  const std::uint64_t step = at >= before ? static_cast<std::uint64_t>(at) - static_cast<std::uint64_t>(before)
+                                          : static_cast<std::uint64_t>(before) - static_cast<std::uint64_t>(at);
   std::uint8_t flags = 0;
   if (e.case_id != id) flags |= other_case;
   if (e.seq != prev_seq + 1) flags |= seq_jump;
   if (e.prev_hash != prev) flags |= chain_broken;
   if (first || e.actor != prev_actor) flags |= new_actor;
-  if (dt > 0) flags |= later;
-  if (dt < 0) flags |= earlier;
+  if (at > before) flags |= later;
+  if (at < before) flags |= earlier;
   if (!chained) flags |= hash_kept;
   *out++ = static_cast<char>(flags);
   *out++ = static_cast<char>(e.kind);
   if (flags & other_case) put_varint(out, e.case_id);
   if (flags & seq_jump) put_varint(out, e.seq);
-  if (flags & later) put_varint(out, static_cast<std::uint64_t>(dt));
-  if (flags & earlier) put_varint(out, static_cast<std::uint64_t>(-dt));
+  if (flags & (later | earlier)) put_varint(out, step);
   if (flags & new_actor) {
     put_varint(out, e.actor.size());
     actor_at = out;
@@ -253,8 +257,11 @@ std::vector<Event> decode_history(std::string_view in, CaseId id, std::size_t co
     e.case_id = flags & other_case ? get_varint(in, pos) : id;
     e.seq = flags & seq_jump ? get_varint(in, pos) : seq + 1;
     e.at = at;
-    if (flags & later) e.at += std::chrono::seconds(static_cast<std::int64_t>(get_varint(in, pos)));
-    if (flags & earlier) e.at -= std::chrono::seconds(static_cast<std::int64_t>(get_varint(in, pos)));
+    if (flags & (later | earlier)) {  // modulo 2^64, as encode_event took the step
+      const std::uint64_t step = get_varint(in, pos);
+      const auto base = static_cast<std::uint64_t>(at.time_since_epoch().count());
+      e.at = Instant(std::chrono::seconds(static_cast<std::int64_t>(flags & later ? base + step : base - step)));
+    }
     if (flags & new_actor) actor = get_text(in, pos);
     e.actor = actor;
     e.prev_hash = hash;

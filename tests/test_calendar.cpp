@@ -414,6 +414,35 @@ TEST_CASE("parse_instant: ISO 8601 with its offset, nothing else") {
   }
 }
 
+TEST_CASE("parse_date, parse_local_time and format_date: the one way dates are read and written") {
+  // Definitions (holidays), scenarios (start, traces) and the CLI read
+  // dates through these: a scenario once took "2025-3-3" (sscanf) while
+  // its schema and the definitions refused it.
+  using onestop::format_date;
+  using onestop::parse_date;
+  using onestop::parse_local_time;
+  CHECK(parse_date("2024-02-29") == ymd(2024, 2, 29));
+  CHECK(parse_date("0001-01-01") == ymd(1, 1, 1));
+  for (const char* bad : {"2025-3-3", " 2025-03-03", "2025-03-03 ", "2023-02-29", "2025-13-01", "2025-00-10", "+202-03-03",
+                          "2025/03/03", "20250303", "2025-03-03T09:00", ""}) {
+    CHECK_MESSAGE(!parse_date(bad).has_value(), bad);
+  }
+  const local_seconds nine{local_days{ymd(2025, 3, 3)} + hours{9}};
+  CHECK(parse_local_time("2025-03-03T09:00") == nine);
+  CHECK(parse_local_time("2025-03-03 09:00:00") == nine);
+  CHECK(parse_local_time("2025-03-03T09:00:07") == nine + seconds{7});
+  CHECK_FALSE(parse_local_time("2025-03-03").has_value());
+  CHECK(parse_local_time("2025-03-03", true) == local_seconds{local_days{ymd(2025, 3, 3)}});
+  for (const char* bad : {"2025-03-03T9:00", "2025-03-03T09:00Z", "2025-03-03T09:00+08:00", "2025-03-03T24:00",
+                          "2025-03-03T09:60", "2025-03-03T09:00:60", "2025-03-03T09:00:0", "2025-03-03TT09:00",
+                          "2025-02-30T09:00"}) {
+    CHECK_MESSAGE(!parse_local_time(bad, true).has_value(), bad);
+  }
+  CHECK(format_date(ymd(2025, 3, 3)) == "2025-03-03");
+  CHECK(format_date(ymd(987, 12, 31)) == "0987-12-31");
+  for (const auto d : {ymd(1970, 1, 1), ymd(2024, 2, 29), ymd(9999, 12, 31)}) CHECK(parse_date(format_date(d)) == d);
+}
+
 TEST_CASE("validation: a calendar resting every weekday is an error without make-up days, else a warning") {
   // Its own rest days or inherited ones; the diagnostic is at the
   // calendar's own line. (The library still builds such a calendar: see

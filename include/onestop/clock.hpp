@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace onestop {
@@ -18,6 +19,18 @@ using Instant = std::chrono::sys_seconds;
 // optional; a space for the T works too; Z, or an offset of at most 14:00).
 // nullopt for anything else, an impossible date or time included.
 std::optional<Instant> parse_instant(std::string_view text);
+
+// A calendar date "2025-03-03" (ISO 8601, four-digit year). nullopt for
+// anything else, an impossible date included.
+std::optional<std::chrono::year_month_day> parse_date(std::string_view text);
+
+// A local date and time with no offset, "2025-03-03T09:00" (seconds
+// optional; a space for the T works too); with `date_alone`, a date by
+// itself too ("2025-03-03": its midnight). nullopt for anything else.
+std::optional<std::chrono::local_seconds> parse_local_time(std::string_view text, bool date_alone = false);
+
+// "2025-03-03".
+std::string format_date(std::chrono::year_month_day date);
 
 // A source of the current instant. Implementations must be safe for
 // concurrent calls.

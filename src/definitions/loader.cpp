@@ -6,6 +6,7 @@
 #include "definitions/yaml_dom.hpp"
 #include "graph/check.hpp"
 
+#include <onestop/clock.hpp>
 #include <onestop/definitions.hpp>
 
 #include <fmt/format.h>
@@ -55,21 +56,11 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   return parts;
 }
 
-std::optional<std::chrono::sys_days> parse_date(std::string_view s) {
-  s = trim(s);
-  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return std::nullopt;
-  int y = 0;
-  unsigned m = 0;
-  unsigned d = 0;
-  auto num = [&](std::size_t pos, std::size_t len, auto& out) {
-    auto [p, ec] = std::from_chars(s.data() + pos, s.data() + pos + len, out);
-    return ec == std::errc() && p == s.data() + pos + len;
-  };
-  if (!num(0, 4, y) || !num(5, 2, m) || !num(8, 2, d)) return std::nullopt;
-  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m},
-                                        std::chrono::day{d}};
-  if (!ymd.ok()) return std::nullopt;
-  return std::chrono::sys_days{ymd};
+// A date, blanks around it allowed (as around the ".." of a range).
+std::optional<std::chrono::sys_days> date_in(std::string_view s) {
+  const auto d = parse_date(trim(s));
+  if (!d) return std::nullopt;
+  return std::chrono::sys_days{*d};
 }
 
 // "HH:MM" -> minutes after midnight (24:00 allowed as an end).
@@ -83,12 +74,6 @@ std::optional<int> parse_clock(std::string_view s) {
   if (e1 != std::errc() || e2 != std::errc() || p1 != s.data() + 2 || p2 != s.data() + 5) return std::nullopt;
   if (h > 24 || m > 59 || (h == 24 && m != 0)) return std::nullopt;
   return h * 60 + m;
-}
-
-std::string format_date(std::chrono::sys_days d) {
-  const std::chrono::year_month_day ymd{d};
-  return fmt::format("{:04}-{:02}-{:02}", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                     static_cast<unsigned>(ymd.day()));
 }
 
 class Loader {
@@ -648,11 +633,11 @@ class Loader {
         r.error(list, "bad-value", fmt::format("{} '{}' is not a date (YYYY-MM-DD) or range (FROM..TO)", what, s));
       };
       if (dots == std::string::npos) {
-        if (auto d = parse_date(s)) out.push_back(*d); else bad();
+        if (auto d = date_in(s)) out.push_back(*d); else bad();
         continue;
       }
-      auto a = parse_date(std::string_view(s).substr(0, dots));
-      auto b = parse_date(std::string_view(s).substr(dots + 2));
+      auto a = date_in(std::string_view(s).substr(0, dots));
+      auto b = date_in(std::string_view(s).substr(dots + 2));
       if (!a || !b || *b < *a || (*b - *a).count() > 366) {
         bad();
         continue;

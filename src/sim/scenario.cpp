@@ -5,6 +5,7 @@
 #include "definitions/yaml_dom.hpp"
 #include "sim/range.hpp"
 
+#include <onestop/clock.hpp>
 #include <onestop/simulation.hpp>
 
 #include <fmt/format.h>
@@ -118,28 +119,15 @@ class Reader {
   }
 
   std::chrono::local_days date(const Node* n, std::string_view what) const {
-    int y = 0;
-    unsigned m = 0, d = 0;
-    char extra = 0;
-    if (n->is_scalar() && std::sscanf(n->value.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &extra) == 3) {
-      const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m}, std::chrono::day{d}};
-      if (ymd.ok()) return std::chrono::local_days{ymd};
+    if (n->is_scalar()) {
+      if (const auto d = parse_date(n->value)) return std::chrono::local_days{*d};
     }
     fail(n, fmt::format("{} must be a date YYYY-MM-DD", what));
   }
 
   std::chrono::local_seconds timestamp(const Node* n, std::string_view what) const {
-    int y = 0;
-    unsigned mo = 0, d = 0, h = 0, mi = 0, s = 0;
-    char extra = 0;
     if (n->is_scalar()) {
-      const int got = std::sscanf(n->value.c_str(), "%4d-%2u-%2u%*[T ]%2u:%2u:%2u%c", &y, &mo, &d, &h, &mi, &s, &extra);
-      const int got_short = got >= 6 ? got : std::sscanf(n->value.c_str(), "%4d-%2u-%2u%*[T ]%2u:%2u%c", &y, &mo, &d, &h, &mi, &extra);
-      const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{mo}, std::chrono::day{d}};
-      if ((got == 6 || (got < 6 && got_short == 5)) && ymd.ok() && h < 24 && mi < 60 && s < 60) {
-        if (got < 6) s = 0;
-        return std::chrono::local_days{ymd} + std::chrono::hours(h) + std::chrono::minutes(mi) + std::chrono::seconds(s);
-      }
+      if (const auto t = parse_local_time(n->value)) return *t;
     }
     fail(n, fmt::format("{} must be a local time 'YYYY-MM-DDTHH:MM[:SS]' (in the calendar's zone)", what));
   }

@@ -51,12 +51,6 @@ std::string where_text(const SourceLocation& w) {
   return w.line > 0 ? fmt::format("{}:{}:{}", w.file, w.line, w.column) : w.file;
 }
 
-std::string date_text(std::chrono::local_days day) {
-  const std::chrono::year_month_day ymd{std::chrono::sys_days{day.time_since_epoch()}};
-  return fmt::format("{:04}-{:02}-{:02}", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                     static_cast<unsigned>(ymd.day()));
-}
-
 [[noreturn]] void bad(const SourceLocation& w, const std::string& what) {
   throw Error(ErrorCode::invalid_input, fmt::format("{}: {}", where_text(w), what));
 }
@@ -317,7 +311,7 @@ class Simulator {
     const std::string who = sc_.file.empty() ? "scenario" : sc_.file;
     auto refuse = [&](const std::string& what) { throw Error(ErrorCode::invalid_input, fmt::format("{}: {}", who, what)); };
     if (!sim::start_in_range(sc_.start)) {
-      refuse(sim::start_out_of_range(date_text(sc_.start)));
+      refuse(sim::start_out_of_range(format_date(std::chrono::year_month_day{sc_.start})));
     }
     if (!sim::ends_in_range(sc_.start, sc_.horizon)) {
       refuse(fmt::format("horizon of {} s: the run must last at least 1 s and end by 9999-12-31 (the calendars cover "

@@ -12,6 +12,7 @@
 // rest days apply and both are closed formulas over whole weeks.
 
 #include <onestop/calendar.hpp>
+#include <onestop/clock.hpp>
 
 #include <fmt/format.h>
 
@@ -57,11 +58,7 @@ std::int64_t day_number(year_month_day d) noexcept { return sys_days{d}.time_sin
 
 year_month_day to_date(std::int64_t day) noexcept { return year_month_day{sys_days{days{day}}}; }
 
-std::string date_text(std::int64_t day) {
-  const year_month_day ymd = to_date(day);
-  return fmt::format("{:04}-{:02}-{:02}", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                     static_cast<unsigned>(ymd.day()));
-}
+std::string date_text(std::int64_t day) { return format_date(to_date(day)); }
 
 const std::vector<WorkingPeriod>& default_hours() {
   static const std::vector<WorkingPeriod> hours{{9 * 60, 12 * 60}, {13 * 60 + 30, 17 * 60 + 30}};

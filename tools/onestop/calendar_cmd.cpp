@@ -6,12 +6,12 @@
 #include "calendar_cmd.hpp"
 
 #include <onestop/calendar.hpp>
+#include <onestop/clock.hpp>
 #include <onestop/definitions.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <charconv>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -40,36 +40,6 @@ struct Options {
   throw CLI::RuntimeError(1);
 }
 
-bool number(std::string_view s, std::size_t pos, std::size_t len, int& out) {
-  if (pos + len > s.size()) return false;
-  auto [p, ec] = std::from_chars(s.data() + pos, s.data() + pos + len, out);
-  return ec == std::errc() && p == s.data() + pos + len;
-}
-
-// "YYYY-MM-DD", optionally followed by "THH:MM" or "THH:MM:SS" (a space works too).
-std::optional<local_seconds> parse_local(std::string_view s, bool date_only) {
-  int y = 0;
-  int m = 0;
-  int d = 0;
-  if (s.size() < 10 || s[4] != '-' || s[7] != '-' || !number(s, 0, 4, y) || !number(s, 5, 2, m) ||
-      !number(s, 8, 2, d)) {
-    return std::nullopt;
-  }
-  const year_month_day ymd{year{y}, month{static_cast<unsigned>(m)}, day{static_cast<unsigned>(d)}};
-  if (!ymd.ok()) return std::nullopt;
-  local_seconds t = local_days{ymd};
-  if (s.size() == 10) return t;
-  if (date_only || (s[10] != 'T' && s[10] != ' ')) return std::nullopt;
-  int hh = 0;
-  int mm = 0;
-  int ss = 0;
-  if (s.size() != 16 && s.size() != 19) return std::nullopt;
-  if (s[13] != ':' || !number(s, 11, 2, hh) || !number(s, 14, 2, mm)) return std::nullopt;
-  if (s.size() == 19 && (s[16] != ':' || !number(s, 17, 2, ss))) return std::nullopt;
-  if (hh > 23 || mm > 59 || ss > 59) return std::nullopt;
-  return t + hours{hh} + minutes{mm} + seconds{ss};
-}
-
 onestop::WorkingCalendar load(const Options& o) {
   std::vector<std::filesystem::path> paths(o.paths.begin(), o.paths.end());
   for (const auto& p : paths) {
@@ -91,29 +61,26 @@ onestop::WorkingCalendar load(const Options& o) {
   }
 }
 
-std::string date_text(year_month_day d) {
-  return fmt::format("{:04}-{:02}-{:02}", static_cast<int>(d.year()), static_cast<unsigned>(d.month()),
-                     static_cast<unsigned>(d.day()));
-}
-
 void days_command(const Options& o) {
-  const auto from = parse_local(o.from, true);
-  const auto to = parse_local(o.to, true);
+  const auto from = onestop::parse_date(o.from);
+  const auto to = onestop::parse_date(o.to);
   if (!from) fail(fmt::format("--from '{}' is not a date YYYY-MM-DD", o.from));
   if (!to) fail(fmt::format("--to '{}' is not a date YYYY-MM-DD", o.to));
-  if (*to < *from) fail("--to is before --from");
-  if (*to - *from > days{366 * 100}) fail("at most 100 years at once");
+  const sys_days first{*from};
+  const sys_days last{*to};
+  if (last < first) fail("--to is before --from");
+  if (last - first > days{366 * 100}) fail("at most 100 years at once");
   const auto calendar = load(o);
   std::string out;
-  for (auto d = floor<days>(*from); d <= floor<days>(*to); d += days{1}) {
+  for (auto d = first; d <= last; d += days{1}) {
     const year_month_day ymd{d};
-    out += fmt::format("{} {}\n", date_text(ymd), calendar.is_working_day(ymd) ? 'W' : 'R');
+    out += fmt::format("{} {}\n", onestop::format_date(ymd), calendar.is_working_day(ymd) ? 'W' : 'R');
   }
   std::cout << out;
 }
 
 void due_command(const Options& o) {
-  const auto start = parse_local(o.start, false);
+  const auto start = onestop::parse_local_time(o.start, true);
   if (!start) fail(fmt::format("START '{}' is not YYYY-MM-DD or YYYY-MM-DDTHH:MM", o.start));
   onestop::TimeLimit limit;
   limit.amount = o.amount;

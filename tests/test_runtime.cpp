@@ -141,6 +141,36 @@ struct CommitRecorder final : StoreWrapper {
 
 }  // namespace
 
+TEST_CASE("hash_event: SHA-256 of the length-prefixed fields, the same for short and long fields") {
+  // The chain's format is fixed (stored histories and archives verify by
+  // it): the expected values are SHA-256 over prev, then case id, seq and
+  // instant as little-endian u64, the actor, kind and task, node, from, to
+  // and payload, each text after its u64 length (computed apart, in
+  // Python's hashlib). Long payloads and actors take other paths in
+  // hash_event; all must give the same digest.
+  Event e;
+  e.case_id = 7;
+  e.seq = 3;
+  e.at = Instant{std::chrono::seconds{1'700'000'000}};
+  e.actor = "clerk";
+  e.kind = static_cast<EventKind>(2);
+  e.task = 9;
+  e.node = "review";
+  e.to = "open";
+  Hash prev{};
+  for (std::size_t i = 0; i < prev.size(); ++i) prev[i] = static_cast<unsigned char>(i);
+  e.payload = std::string(100, 'p');
+  CHECK(to_hex(hash_event(e, prev)) == "ef89515d966255d5f2f9125c4b12401111d0923ac6cceed29293e010f91be118");
+  e.payload = std::string(2600, 'q');
+  CHECK(to_hex(hash_event(e, prev)) == "43609b22063c94009fe92c6e969c86143527306601a741ad20f1ccfe92571aec");
+  e.actor = std::string(600, 'a');
+  e.payload = std::string(3000, 'r');
+  CHECK(to_hex(hash_event(e, prev)) == "3260b004a9ca941d42f8d26cd53e58fed78de0b387121900b2b2b494646470fe");
+  e.at = Instant{std::chrono::seconds{-5}};
+  e.payload.clear();
+  CHECK(to_hex(hash_event(e, prev)) == "14bc79b43ec149968ca195bd0396c6fb436bc0e6829ccefa1239e7374f5c5ec9");
+}
+
 TEST_CASE("WCP-1 sequence: accept, review, approve; history verifies and replays") {
   Fixture f;
   const CaseId id = f.submit("SERIAL");

@@ -40,14 +40,14 @@ char* put_str(char* out, std::string_view s) {
 
 Hash hash_event(const Event& e, const Hash& prev) {
   // Every field, length-prefixed, so no two different events serialise alike.
-  // Written into a stack buffer (a heap one for long payloads) with plain
-  // stores: building the message cost as much as hashing it when appended
-  // field by field to a string.
-  const std::size_t size = prev.size() + 8 * 10 + e.actor.size() + e.node.size() + e.from.size() + e.to.size() +
-                           e.payload.size();
+  // Written into a stack buffer with plain stores (building the message cost
+  // as much as hashing it when appended field by field to a string); the
+  // payload, last, is hashed where it is when it does not fit (a
+  // submission's: no heap copy of a few KiB per case).
+  const std::size_t head = prev.size() + 8 * 10 + e.actor.size() + e.node.size() + e.from.size() + e.to.size();
   char local[512];
-  std::unique_ptr<char[]> heap;
-  char* const buf = size <= sizeof local ? local : (heap = std::make_unique<char[]>(size)).get();
+  std::unique_ptr<char[]> heap;  // only for fields other than the payload longer than `local`
+  char* const buf = head <= sizeof local ? local : (heap = std::make_unique<char[]>(head)).get();
   char* p = buf;
   std::memcpy(p, prev.data(), prev.size());
   p += prev.size();
@@ -60,13 +60,19 @@ Hash hash_event(const Event& e, const Hash& prev) {
   p = put_str(p, e.node);
   p = put_str(p, e.from);
   p = put_str(p, e.to);
-  p = put_str(p, e.payload);
+  p = put_u64(p, e.payload.size());
+  const bool inline_payload = static_cast<std::size_t>(p - buf) + e.payload.size() <= sizeof local && !heap;
+  if (inline_payload && !e.payload.empty()) {
+    std::memcpy(p, e.payload.data(), e.payload.size());
+    p += e.payload.size();
+  }
   // The low-level SHA-256 functions: several times faster than the EVP
   // interface for these short messages (no provider dispatch per call).
   Hash out{};
   SHA256_CTX ctx;
   SHA256_Init(&ctx);
   SHA256_Update(&ctx, buf, static_cast<std::size_t>(p - buf));
+  if (!inline_payload) SHA256_Update(&ctx, e.payload.data(), e.payload.size());
   SHA256_Final(out.data(), &ctx);
   return out;
 }

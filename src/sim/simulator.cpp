@@ -1196,9 +1196,9 @@ void Simulator::observe(const Commit& c) {
         fresh_.push_back(u);
       }
     }
-    for (const auto& [task, u] : cases_[r].open) {
-      const bool still = std::any_of(open.begin(), open.end(), [&](const auto& x) { return x.second == u; });
-      if (!still) unit_gone(u);
+    for (const auto& was : cases_[r].open) {
+      const bool still = std::any_of(open.begin(), open.end(), [&](const auto& x) { return x.second == was.second; });
+      if (!still) unit_gone(was.second);
     }
     cases_[r].open = std::move(open);
   }

@@ -424,7 +424,7 @@ TEST_CASE("parse_date, parse_local_time and format_date: the one way dates are r
   CHECK(parse_date("2024-02-29") == ymd(2024, 2, 29));
   CHECK(parse_date("0001-01-01") == ymd(1, 1, 1));
   for (const char* bad : {"2025-3-3", " 2025-03-03", "2025-03-03 ", "2023-02-29", "2025-13-01", "2025-00-10", "+202-03-03",
-                          "2025/03/03", "20250303", "2025-03-03T09:00", ""}) {
+                          "2025/03/03", "20250303", "2025-03-03T09:00", "", "-025-03-03"}) {
     CHECK_MESSAGE(!parse_date(bad).has_value(), bad);
   }
   const local_seconds nine{local_days{ymd(2025, 3, 3)} + hours{9}};
@@ -435,7 +435,7 @@ TEST_CASE("parse_date, parse_local_time and format_date: the one way dates are r
   CHECK(parse_local_time("2025-03-03", true) == local_seconds{local_days{ymd(2025, 3, 3)}});
   for (const char* bad : {"2025-03-03T9:00", "2025-03-03T09:00Z", "2025-03-03T09:00+08:00", "2025-03-03T24:00",
                           "2025-03-03T09:60", "2025-03-03T09:00:60", "2025-03-03T09:00:0", "2025-03-03TT09:00",
-                          "2025-02-30T09:00"}) {
+                          "2025-02-30T09:00", "2025-03-03T-9:00", "2025-03-03T09:-0", "-025-03-03T09:00"}) {
     CHECK_MESSAGE(!parse_local_time(bad, true).has_value(), bad);
   }
   CHECK(format_date(ymd(2025, 3, 3)) == "2025-03-03");

@@ -161,6 +161,11 @@ TEST_CASE("hash_event: SHA-256 of the length-prefixed fields, the same for short
   for (std::size_t i = 0; i < prev.size(); ++i) prev[i] = static_cast<unsigned char>(i);
   e.payload = std::string(100, 'p');
   CHECK(to_hex(hash_event(e, prev)) == "ef89515d966255d5f2f9125c4b12401111d0923ac6cceed29293e010f91be118");
+  // 127 bytes before the payload: 385 fill the stack buffer exactly, 386 do not.
+  e.payload = std::string(385, 's');
+  CHECK(to_hex(hash_event(e, prev)) == "1aef7f2723f4fee4385d52a2be26806dca3a54e4452ecfce6e450649a3368ace");
+  e.payload = std::string(386, 's');
+  CHECK(to_hex(hash_event(e, prev)) == "3ff872e1dad95bfc7c181a00d84f50e185e558f4fb91abc8808436d733448c5b");
   e.payload = std::string(2600, 'q');
   CHECK(to_hex(hash_event(e, prev)) == "43609b22063c94009fe92c6e969c86143527306601a741ad20f1ccfe92571aec");
   e.actor = std::string(600, 'a');

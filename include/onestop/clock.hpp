@@ -29,7 +29,8 @@ std::optional<std::chrono::year_month_day> parse_date(std::string_view text);
 // itself too ("2025-03-03": its midnight). nullopt for anything else.
 std::optional<std::chrono::local_seconds> parse_local_time(std::string_view text, bool date_alone = false);
 
-// "2025-03-03".
+// "2025-03-03" (four digits of year: what parse_date reads back, for the
+// years 0000-9999).
 std::string format_date(std::chrono::year_month_day date);
 
 // A source of the current instant. Implementations must be safe for

@@ -24,6 +24,10 @@ namespace onestop {
 struct FlowTestFailure {
   SourceLocation where;  // the step or expectation in the script
   std::string message;
+  // Not the script's or the definitions' doing: the engine or the runner
+  // failed in a way it never should (an exception other than
+  // onestop::Error); the message says "internal error". A bug to report.
+  bool internal = false;
 
   std::string to_string() const;
 };

@@ -42,6 +42,10 @@ void FlowTestReport::merge(FlowTestReport other) {
 namespace flowtest {
 namespace {
 
+// Before what an exception other than onestop::Error says: the engine or
+// the runner broke, not the script or the definitions.
+constexpr const char* kInternalError = "internal error (a bug in onestop, please report it): ";
+
 // Thrown to end a test after a step that could not be done.
 struct StepFailed {};
 
@@ -139,15 +143,18 @@ class TestRun {
           fail(test_.where, fmt::format("case {}: the history does not verify at entry {}: {}", name,
                                         check.first_bad_seq, check.message));
         }
-      } catch (const std::exception& e) {
+      } catch (const Error& e) {
         fail(test_.where, fmt::format("case {}: verifying the history failed: {}", name, e.what()));
+      } catch (const std::exception& e) {
+        fail(test_.where, fmt::format("case {}: verifying the history failed: {}{}", name, kInternalError, e.what()),
+             true);
       }
     }
   }
 
  private:
-  void fail(const SourceLocation& where, std::string message) {
-    result_.failures.push_back(FlowTestFailure{where, std::move(message)});
+  void fail(const SourceLocation& where, std::string message, bool internal = false) {
+    result_.failures.push_back(FlowTestFailure{where, std::move(message), internal});
   }
   [[noreturn]] void stop(const SourceLocation& where, std::string message) {
     fail(where, std::move(message) + " (the rest of the test is skipped)");
@@ -667,8 +674,11 @@ FlowTestReport run_text(const std::string& name, std::string_view text, const st
     try {
       TestRun run(script, test, catalog, result);
       run.run();
-    } catch (const std::exception& e) {
+    } catch (const Error& e) {
       result.failures.push_back(FlowTestFailure{test.where, fmt::format("the test could not run: {}", e.what())});
+    } catch (const std::exception& e) {
+      result.failures.push_back(
+          FlowTestFailure{test.where, fmt::format("the test could not run: {}{}", kInternalError, e.what()), true});
     }
     report.results.push_back(std::move(result));
   }

@@ -165,3 +165,98 @@ TEST_CASE("the archive fixture written by an earlier build still imports") {
   CHECK(to->get(1).status == CaseStatus::finished);
   CHECK(to->verify(2).ok);
 }
+
+TEST_CASE("import: payload fields of the wrong type or out of range are refused by name, sound chain or not") {
+  // A hostile or damaged archive whose hashes were made to match: replay
+  // reads each payload field strictly. A float out of range read as an int
+  // was undefined behaviour (UBSan, found by fuzz/fuzz_archive.cpp); a text
+  // where a number belongs was nlohmann's type_error, naming no field.
+  auto from_store = open_memory_store();
+  auto from = engine_on(from_store);
+  populate(*from);
+  const std::vector<Event> finished = from->history(1);
+  REQUIRE(finished.size() > 3);
+  // Replaces `what` in event k's payload (or, with k == npos, in the line)
+  // by `with`, and rechains the hashes from there.
+  auto line_with = [&](std::size_t k, const std::string& what, const std::string& with) {
+    std::vector<Event> events = finished;
+    std::string& payload = events[k].payload;
+    const auto at = payload.find(what);
+    REQUIRE_MESSAGE(at != std::string::npos, what << " in " << payload);
+    payload.replace(at, what.size(), with);
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      events[i].prev_hash = i == 0 ? Hash{} : events[i - 1].hash;
+      events[i].hash = hash_event(events[i], events[i].prev_hash);
+    }
+    std::string line = "{\"case\":1,\"events\":[";
+    for (std::size_t i = 0; i < events.size(); ++i) line += (i ? "," : "") + event_to_json(events[i]);
+    return line + "]}";
+  };
+  std::size_t action = 0;  // the first action
+  while (action < finished.size() && finished[action].kind != EventKind::acted) ++action;
+  REQUIRE(action < finished.size());
+  struct Bad {
+    std::size_t event;
+    std::string what, with, field;
+  };
+  const std::vector<Bad> cases{
+      {0, "\"kind\":1", "\"kind\":3.33333e+98", "'kind'"},         // applicant kind
+      {0, "\"kind\":1", "\"kind\":7", "'kind'"},                   // no such applicant kind
+      {0, "\"kind\":1", "\"kind\":\"1\"", "'kind'"},
+      {0, "\"version\":", "\"version\":1e300,\"x\":", "'version'"},
+      {0, "\"target\":\"XK-INV-0001\"", "\"target\":[]", "'target'"},
+      {0, "\"applicant\":{", "\"applicant\":5,\"y\":{", "'applicant'"},
+      {action, "\"task\":", "\"task\":-1,\"z\":", "'task'"},
+      {action, "\"task\":", "\"task\":4294967296,\"z\":", "'task'"},
+      {action, "\"departments\":[", "\"departments\":[7,", "'departments'"},
+      {action, "\"kind\":0", "\"kind\":200", "'kind'"},
+  };
+  for (const Bad& bad : cases) {
+    INFO(bad.with);
+    std::stringstream archive;
+    archive << "{\"cases\":1,\"format\":\"onestop-archive\",\"version\":1}\n" << line_with(bad.event, bad.what, bad.with) << '\n';
+    auto to = engine_on(open_memory_store());
+    const ImportReport report = import_cases(*to, archive);
+    CHECK(report.imported == 0);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].find("line 2: case 1: import of case 1: replaying its history failed") == 0);
+    CHECK(report.problems[0].find(bad.field) != std::string::npos);
+  }
+  // The same edit without rechaining: the hash check refuses it first.
+  {
+    std::stringstream archive;
+    export_cases(*from_store, archive, {1});
+    std::string text = archive.str();
+    const auto at = text.find("\\\"task\\\":");
+    REQUIRE(at != std::string::npos);
+    text.insert(at + 9, "1e99,\\\"w\\\":");
+    std::stringstream damaged(text);
+    auto to = engine_on(open_memory_store());
+    const ImportReport report = import_cases(*to, damaged);
+    CHECK(report.imported == 0);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].find("hash") != std::string::npos);
+  }
+  // Event and header fields: as strictly.
+  for (const auto& [line, wanted] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"format":"onestop-archive","version":3.3e98})", "archive version 3.3e+98 is not one"},
+           {R"({"format":7,"version":1})", "line 1 is not an onestop archive header"}}) {
+    std::stringstream archive(line + "\n");
+    auto to = engine_on(open_memory_store());
+    try {
+      import_cases(*to, archive);
+      FAIL("imported " << line);
+    } catch (const Error& e) {
+      CHECK_MESSAGE(std::string(e.what()).find(wanted) != std::string::npos, e.what());
+    }
+  }
+  std::string seq_line = line_with(action, "\"task\":", "\"task\":");
+  const auto seq = seq_line.find("\"seq\":1,");
+  REQUIRE(seq != std::string::npos);
+  seq_line.replace(seq, 8, "\"seq\":1e99,");
+  std::stringstream archive("{\"cases\":1,\"format\":\"onestop-archive\",\"version\":1}\n" + seq_line + "\n");
+  auto to = engine_on(open_memory_store());
+  const ImportReport report = import_cases(*to, archive);
+  REQUIRE(report.problems.size() == 1);
+  CHECK(report.problems[0].find("event: 'seq' is 1e+99, not a whole number") != std::string::npos);
+}

@@ -3,11 +3,15 @@
 #include <onestop/archive.hpp>
 #include <onestop/error.hpp>
 
+#include "common/json_fields.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
 
 #include <istream>
+#include <string>
+#include <type_traits>
 #include <ostream>
 
 namespace onestop {
@@ -65,14 +69,19 @@ json event_json(const Event& e) {
               {"payload", e.payload}, {"prev_hash", to_hex(e.prev_hash)}, {"hash", to_hex(e.hash)}};
 }
 
+// A required field of an event; a whole number T holds, or a text.
 template <class T>
 T field(const json& j, const char* name) {
-  auto it = j.find(name);
-  if (it == j.end()) throw Error(ErrorCode::invalid_input, fmt::format("event: no '{}'", name));
+  const json* v = json_fields::field(j, name);
+  if (!v) throw Error(ErrorCode::invalid_input, fmt::format("event: no '{}'", name));
   try {
-    return it->get<T>();
-  } catch (const json::exception&) {
-    throw Error(ErrorCode::invalid_input, fmt::format("event: '{}' has the wrong type", name));
+    if constexpr (std::is_same_v<T, std::string>) {
+      return json_fields::text_value(*v, name);
+    } else {
+      return json_fields::whole_value<T>(*v, name);
+    }
+  } catch (const Error& e) {
+    throw Error(ErrorCode::invalid_input, fmt::format("event: {}", e.what()));
   }
 }
 
@@ -158,12 +167,13 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
   } catch (const json::exception&) {
     throw Error(ErrorCode::invalid_input, "import: line 1 is not an onestop archive header");
   }
-  if (!header.is_object() || header.value("format", "") != "onestop-archive") {
+  if (!header.is_object() || !header.contains("format") || header["format"] != "onestop-archive") {
     throw Error(ErrorCode::invalid_input, "import: line 1 is not an onestop archive header");
   }
-  if (header.value("version", 0) != archive_version) {
+  if (!header.contains("version") || header["version"] != archive_version) {
     throw Error(ErrorCode::invalid_input, fmt::format("import: archive version {} is not one this build reads ({})",
-                                                      header.value("version", 0), archive_version));
+                                                      header.contains("version") ? header["version"].dump() : "(none)",
+                                                      archive_version));
   }
   std::size_t line_no = 1;
   while (read_line(in, text)) {

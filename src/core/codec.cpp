@@ -3,6 +3,8 @@
 
 #include "core/machine.hpp"
 
+#include "common/json_fields.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
@@ -15,6 +17,14 @@
 namespace onestop::core {
 
 using json = nlohmann::json;
+using json_fields::field;
+using json_fields::flag_of;
+using json_fields::kind_of;
+using json_fields::list_of;
+using json_fields::object_of;
+using json_fields::text_of;
+using json_fields::texts_of;
+using json_fields::whole;
 
 namespace {
 
@@ -121,8 +131,8 @@ std::vector<OfferedMaterial> materials_from(const json& j) {
   std::vector<OfferedMaterial> out;
   if (!j.is_array()) return out;
   for (const auto& m : j) {
-    out.push_back(OfferedMaterial{m.value("id", ""), m.value("file", ""), m.value("bytes", std::int64_t{0}),
-                                  static_cast<MaterialForm>(m.value("form", 0))});
+    out.push_back(OfferedMaterial{text_of(m, "id"), text_of(m, "file"), whole(m, "bytes", std::int64_t{0}),
+                                  kind_of(m, "form", MaterialForm::original, MaterialForm::electronic)});
   }
   return out;
 }
@@ -166,15 +176,16 @@ std::string encode_submission(const Submission& s, bool theme, int version) {
 }
 
 Submission decode_submission(const std::string& text, bool& theme, int& version) {
-  const json j = json::parse(text);
+  const json j = json_fields::parse(text, "the submission");
   Submission s;
-  theme = j.value("theme", false);
-  version = j.value("version", 1);
-  s.target = j.value("target", "");
-  const json& a = j.at("applicant");
-  s.applicant = Applicant{static_cast<ApplicantKind>(a.value("kind", 0)), a.value("id", ""), a.value("name", "")};
-  s.form = form_from(j.at("form"));
-  s.materials = materials_from(j.at("materials"));
+  theme = flag_of(j, "theme", false);
+  version = whole(j, "version", 1);
+  s.target = text_of(j, "target");
+  const json& a = object_of(j, "applicant");
+  s.applicant = Applicant{kind_of(a, "kind", ApplicantKind::natural_person, ApplicantKind::other_organisation),
+                          text_of(a, "id"), text_of(a, "name")};
+  s.form = form_from(object_of(j, "form"));
+  s.materials = materials_from(list_of(j, "materials"));
   return s;
 }
 
@@ -232,22 +243,22 @@ std::string encode_action(const Action& a) {
 }
 
 Action decode_action(const std::string& text, CaseId id) {
-  const json j = json::parse(text);
+  const json j = json_fields::parse(text, "the action");
   Action a;
   a.case_id = id;
-  a.kind = static_cast<ActionKind>(j.value("kind", 0));
-  const json& actor = j.at("actor");
-  a.actor.kind = static_cast<Actor::Kind>(actor.value("kind", 0));
-  a.actor.user = actor.value("user", "");
-  a.actor.roles = actor.value("roles", std::vector<std::string>{});
-  a.actor.departments = actor.value("departments", std::vector<std::string>{});
-  a.task = j.value("task", TaskId{0});
-  a.target = j.value("target", "");
-  a.comment = j.value("comment", "");
-  if (j.contains("limit")) a.limit = parse_time_limit(j["limit"].get<std::string>());
-  a.rating = j.value("rating", 0);
-  if (j.contains("form")) a.form = form_from(j["form"]);
-  if (j.contains("materials")) a.materials = materials_from(j["materials"]);
+  a.kind = kind_of(j, "kind", ActionKind::accept, ActionKind::rectify);
+  const json& actor = object_of(j, "actor");
+  a.actor.kind = kind_of(actor, "kind", Actor::Kind::staff, Actor::Kind::system);
+  a.actor.user = text_of(actor, "user");
+  a.actor.roles = texts_of(actor, "roles");
+  a.actor.departments = texts_of(actor, "departments");
+  a.task = whole(j, "task", TaskId{0});
+  a.target = text_of(j, "target");
+  a.comment = text_of(j, "comment");
+  if (field(j, "limit")) a.limit = parse_time_limit(text_of(j, "limit"));
+  a.rating = whole(j, "rating", 0);
+  if (field(j, "form")) a.form = form_from(object_of(j, "form"));
+  if (field(j, "materials")) a.materials = materials_from(list_of(j, "materials"));
   return a;
 }
 
@@ -259,12 +270,12 @@ std::string encode_step_result(const StepResult& r) {
 }
 
 StepResult decode_step_result(const std::string& text) {
-  const json j = json::parse(text);
+  const json j = json_fields::parse(text, "the step result");
   StepResult r;
-  r.ok = j.value("ok", true);
-  r.decision = static_cast<Decision>(j.value("decision", 1));
-  r.message = j.value("message", "");
-  if (j.contains("form")) r.form = form_from(j["form"]);
+  r.ok = flag_of(j, "ok", true);
+  r.decision = kind_of(j, "decision", Decision::approved, Decision::deemed_approved);
+  r.message = text_of(j, "message");
+  if (field(j, "form")) r.form = form_from(object_of(j, "form"));
   return r;
 }
 

@@ -210,6 +210,13 @@ TEST_CASE("import: payload fields of the wrong type or out of range are refused 
       {action, "\"task\":", "\"task\":4294967296,\"z\":", "'task'"},
       {action, "\"departments\":[", "\"departments\":[7,", "'departments'"},
       {action, "\"kind\":0", "\"kind\":200", "'kind'"},
+      {action, "\"task\":", "\"limit\":\"-3 working days\",\"task\":", "'limit'"},
+      // Shown cut short in ASCII: no character split, the message stays valid UTF-8.
+      {action, "\"task\":", "\"task\":\"" + std::string(30, 'x') + "\u4e00\u4e00\",\"z\":", "'task' is \"xxx"},
+      // Nested deeper than any payload is written: refused when read, not
+      // walked (writing it out in the message overflowed the stack).
+      {action, "\"task\":", "\"task\":" + std::string(100000, '[') + std::string(100000, ']') + ",\"z\":",
+       "nests deeper than 64 levels"},
   };
   for (const Bad& bad : cases) {
     INFO(bad.with);
@@ -249,6 +256,15 @@ TEST_CASE("import: payload fields of the wrong type or out of range are refused 
     } catch (const Error& e) {
       CHECK_MESSAGE(std::string(e.what()).find(wanted) != std::string::npos, e.what());
     }
+  }
+  {
+    // An archive line nested too deep: refused as the line, not walked.
+    std::stringstream deep("{\"cases\":1,\"format\":\"onestop-archive\",\"version\":1}\n{\"case\":1,\"events\":" +
+                           std::string(100000, '[') + std::string(100000, ']') + "}\n");
+    auto to = engine_on(open_memory_store());
+    const ImportReport report = import_cases(*to, deep);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].find("line 2: the line nests deeper than 64 levels") == 0);
   }
   std::string seq_line = line_with(action, "\"task\":", "\"task\":");
   const auto seq = seq_line.find("\"seq\":1,");

@@ -132,9 +132,9 @@ std::string event_to_json(const Event& event) { return event_json(event).dump();
 Event event_from_json(const std::string& text, CaseId case_id) {
   json j;
   try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(ErrorCode::invalid_input, fmt::format("event: not JSON ({})", e.what()));
+    j = json_fields::parse(text, "the event");
+  } catch (const Error& e) {
+    throw Error(ErrorCode::invalid_input, fmt::format("event: {}", e.what()));
   }
   return event_of(j, case_id);
 }
@@ -163,8 +163,8 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
   if (!read_line(in, text)) throw Error(ErrorCode::invalid_input, "import: the archive is empty");
   json header;
   try {
-    header = json::parse(text);
-  } catch (const json::exception&) {
+    header = json_fields::parse(text, "line 1");
+  } catch (const Error&) {
     throw Error(ErrorCode::invalid_input, "import: line 1 is not an onestop archive header");
   }
   if (!header.is_object() || !header.contains("format") || header["format"] != "onestop-archive") {
@@ -172,7 +172,7 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
   }
   if (!header.contains("version") || header["version"] != archive_version) {
     throw Error(ErrorCode::invalid_input, fmt::format("import: archive version {} is not one this build reads ({})",
-                                                      header.contains("version") ? header["version"].dump() : "(none)",
+                                                      header.contains("version") ? json_fields::shown(header["version"]) : "(none)",
                                                       archive_version));
   }
   std::size_t line_no = 1;
@@ -181,7 +181,7 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
     if (text.empty()) continue;
     CaseId id = 0;
     try {
-      const json line = json::parse(text);
+      const json line = json_fields::parse(text, "the line");
       if (!line.is_object() || !line.contains("case") || !line.contains("events") || !line["events"].is_array()) {
         throw Error(ErrorCode::invalid_input, "not a case line ({\"case\": id, \"events\": [...]})");
       }

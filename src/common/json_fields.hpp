@@ -25,10 +25,19 @@ namespace onestop::json_fields {
 
 using json = nlohmann::json;
 
+// A value as an error message shows it: never a list or object written out
+// (dump() recurses once per level: deep nesting would overflow the stack);
+// a scalar in ASCII and cut at 40 characters (cutting splits no character).
+inline std::string shown(const json& value) {
+  std::string out = value.is_array()    ? std::string("a list")
+                    : value.is_object() ? std::string("an object")
+                                        : value.dump(-1, ' ', true, json::error_handler_t::replace);
+  if (out.size() > 40) out = out.substr(0, 37) + "...";
+  return out;
+}
+
 [[noreturn]] inline void bad_field(std::string_view key, const json& value, std::string_view wanted) {
-  std::string shown = value.dump();
-  if (shown.size() > 40) shown = shown.substr(0, 37) + "...";
-  throw Error(ErrorCode::invalid_input, fmt::format("'{}' is {}, not {}", key, shown, wanted));
+  throw Error(ErrorCode::invalid_input, fmt::format("'{}' is {}, not {}", key, shown(value), wanted));
 }
 
 // The field, nullptr when absent; `j` must be an object.
@@ -107,10 +116,21 @@ inline const json& list_of(const json& j, const char* key) {
   return *v;
 }
 
-// JSON text, or Error(invalid_input) saying what it was meant to be.
+// Deeper than anything this engine writes (an archive line: 4 levels; a
+// form value: a list of lists at most): readers that walk a value
+// recursively stay far from the stack's end.
+constexpr int max_depth = 64;
+
+// JSON text nested at most max_depth levels, or Error(invalid_input) saying
+// what it was meant to be.
 inline json parse(std::string_view text, std::string_view what) {
   try {
-    return json::parse(text);
+    return json::parse(text, [&](int depth, json::parse_event_t, json&) {
+      if (depth > max_depth) {
+        throw Error(ErrorCode::invalid_input, fmt::format("{} nests deeper than {} levels", what, max_depth));
+      }
+      return true;
+    });
   } catch (const json::exception& e) {
     throw Error(ErrorCode::invalid_input, fmt::format("{} is not JSON ({})", what, e.what()));
   }

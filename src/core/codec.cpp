@@ -255,7 +255,10 @@ Action decode_action(const std::string& text, CaseId id) {
   a.task = whole(j, "task", TaskId{0});
   a.target = text_of(j, "target");
   a.comment = text_of(j, "comment");
-  if (field(j, "limit")) a.limit = parse_time_limit(text_of(j, "limit"));
+  if (const json* limit = field(j, "limit")) {
+    a.limit = parse_time_limit(text_of(j, "limit"));
+    if (!a.limit) json_fields::bad_field("limit", *limit, "a time limit");
+  }
   a.rating = whole(j, "rating", 0);
   if (field(j, "form")) a.form = form_from(object_of(j, "form"));
   if (field(j, "materials")) a.materials = materials_from(list_of(j, "materials"));

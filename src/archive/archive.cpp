@@ -10,9 +10,9 @@
 #include <fmt/format.h>
 
 #include <istream>
+#include <ostream>
 #include <string>
 #include <type_traits>
-#include <ostream>
 
 namespace onestop {
 

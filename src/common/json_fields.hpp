@@ -102,18 +102,28 @@ inline std::vector<std::string> texts_of(const json& j, const char* key) {
   return out;
 }
 
-inline const json& object_of(const json& j, const char* key) {
+// An object or list field: nullptr when absent, refused when of another type.
+inline const json* object_if_any(const json& j, const char* key) {
   const json* v = field(j, key);
-  if (!v) throw Error(ErrorCode::invalid_input, fmt::format("'{}' is missing", key));
-  if (!v->is_object()) bad_field(key, *v, "an object");
-  return *v;
+  if (v && !v->is_object()) bad_field(key, *v, "an object");
+  return v;
+}
+
+inline const json* list_if_any(const json& j, const char* key) {
+  const json* v = field(j, key);
+  if (v && !v->is_array()) bad_field(key, *v, "a list");
+  return v;
+}
+
+// The same, required.
+inline const json& object_of(const json& j, const char* key) {
+  if (const json* v = object_if_any(j, key)) return *v;
+  throw Error(ErrorCode::invalid_input, fmt::format("'{}' is missing", key));
 }
 
 inline const json& list_of(const json& j, const char* key) {
-  const json* v = field(j, key);
-  if (!v) throw Error(ErrorCode::invalid_input, fmt::format("'{}' is missing", key));
-  if (!v->is_array()) bad_field(key, *v, "a list");
-  return *v;
+  if (const json* v = list_if_any(j, key)) return *v;
+  throw Error(ErrorCode::invalid_input, fmt::format("'{}' is missing", key));
 }
 
 // Deeper than anything this engine writes (an archive line: 4 levels; a

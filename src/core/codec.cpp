@@ -20,7 +20,9 @@ using json = nlohmann::json;
 using json_fields::field;
 using json_fields::flag_of;
 using json_fields::kind_of;
+using json_fields::list_if_any;
 using json_fields::list_of;
+using json_fields::object_if_any;
 using json_fields::object_of;
 using json_fields::text_of;
 using json_fields::texts_of;
@@ -111,11 +113,9 @@ json form_json(const std::map<std::string, Value>& form) {
   return out;
 }
 
-std::map<std::string, Value> form_from(const json& j) {
+std::map<std::string, Value> form_from(const json& j) {  // `j`: an object (object_of, object_if_any)
   std::map<std::string, Value> out;
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) out[it.key()] = from_json(it.value());
-  }
+  for (auto it = j.begin(); it != j.end(); ++it) out[it.key()] = from_json(it.value());
   return out;
 }
 
@@ -128,8 +128,7 @@ json materials_json(const std::vector<OfferedMaterial>& ms) {
 }
 
 std::vector<OfferedMaterial> materials_from(const json& j) {
-  std::vector<OfferedMaterial> out;
-  if (!j.is_array()) return out;
+  std::vector<OfferedMaterial> out;  // `j`: a list (list_of, list_if_any)
   for (const auto& m : j) {
     out.push_back(OfferedMaterial{text_of(m, "id"), text_of(m, "file"), whole(m, "bytes", std::int64_t{0}),
                                   kind_of(m, "form", MaterialForm::original, MaterialForm::electronic)});
@@ -256,12 +255,12 @@ Action decode_action(const std::string& text, CaseId id) {
   a.target = text_of(j, "target");
   a.comment = text_of(j, "comment");
   if (const json* limit = field(j, "limit")) {
-    a.limit = parse_time_limit(text_of(j, "limit"));
+    a.limit = parse_time_limit(json_fields::text_value(*limit, "limit"));
     if (!a.limit) json_fields::bad_field("limit", *limit, "a time limit");
   }
   a.rating = whole(j, "rating", 0);
-  if (field(j, "form")) a.form = form_from(object_of(j, "form"));
-  if (field(j, "materials")) a.materials = materials_from(list_of(j, "materials"));
+  if (const json* form = object_if_any(j, "form")) a.form = form_from(*form);
+  if (const json* materials = list_if_any(j, "materials")) a.materials = materials_from(*materials);
   return a;
 }
 
@@ -278,7 +277,7 @@ StepResult decode_step_result(const std::string& text) {
   r.ok = flag_of(j, "ok", true);
   r.decision = kind_of(j, "decision", Decision::approved, Decision::deemed_approved);
   r.message = text_of(j, "message");
-  if (field(j, "form")) r.form = form_from(object_of(j, "form"));
+  if (const json* form = object_if_any(j, "form")) r.form = form_from(*form);
   return r;
 }
 

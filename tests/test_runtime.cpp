@@ -1007,3 +1007,182 @@ TEST_CASE("the memory store gives back random histories exactly, chained or not,
     }
   }
 }
+
+namespace {
+
+// A handler whose result is whatever the test sets.
+struct Scripted final : StepHandler {
+  StepResult result;
+  StepResult run(const Case&, const Task&) override { return result; }
+};
+
+// `depth` lists, one inside the other, around 1.
+Value nested_lists(int depth) {
+  Value v(1.0);
+  for (int i = 0; i < depth; ++i) v = Value(Value::List{v});
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("host input the engine could not record exactly is refused by name; nothing is stored") {
+  // Each of these was stored once and then refused when the history was
+  // replayed (verify, import), or threw nlohmann's exception naming nothing.
+  Fixture f;
+  const CaseId id = f.submit("SERIAL");
+  const TaskId accept = f.task(id, "accept");
+  const auto history = f.engine->history(id).size();
+  auto refused = [&](const Action& a, const std::string& says) {
+    try {
+      f.engine->act(a);
+      FAIL("not refused: " << says);
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::invalid_input);
+      CHECK_MESSAGE(std::string(e.what()).find(says) != std::string::npos, e.what());
+    }
+    CHECK(f.engine->history(id).size() == history);
+    CHECK(f.engine->verify(id).ok);
+  };
+  auto action = [&](ActionKind kind) {
+    Action a;
+    a.kind = kind;
+    a.case_id = id;
+    a.task = accept;
+    a.actor = hall();
+    return a;
+  };
+
+  SUBCASE("actions") {
+    refused(action(static_cast<ActionKind>(99)), "action on case 1: kind 99 is not an action (0 accept .. 17 rectify)");
+    Action a = action(ActionKind::accept);
+    a.actor.kind = static_cast<Actor::Kind>(4);
+    refused(a, "accept on case 1: actor kind 4 is not a kind of actor (0 staff .. 3 system)");
+    a = action(ActionKind::comment);
+    a.comment = "\xff\xfe";
+    refused(a, "comment on case 1: comment is not UTF-8 text (byte 0xFF at offset 0)");
+    a = action(ActionKind::transfer);
+    a.target = "chen\xc3";
+    refused(a, "transfer on case 1: target is not UTF-8 text (byte 0xC3 at offset 4)");
+    a = action(ActionKind::accept);
+    a.actor.roles = {"ok", "\xed\xa0\x80"};  // a UTF-16 surrogate
+    refused(a, "actor's role is not UTF-8 text (byte 0xED at offset 0)");
+    a.actor = Actor::staff_member("wang\xc0\xaf", {}, {"hall"});  // an overlong '/'
+    refused(a, "actor's user is not UTF-8 text (byte 0xC0 at offset 4)");
+    a = action(ActionKind::start_special);
+    a.target = "hearing";
+    a.limit = TimeLimit{5, static_cast<TimeUnit>(7)};
+    refused(a, "start_special on case 1: limit's unit 7 is not a time unit (0 working days .. 3 natural hours)");
+
+    f.act(ActionKind::request_correction, id, accept, hall());
+    Action r;
+    r.kind = ActionKind::resubmit;
+    r.case_id = id;
+    r.actor = Actor::applicant_of(person);
+    r.materials = {{"form", "form.pdf", 1000, static_cast<MaterialForm>(9)}};
+    const auto before = f.engine->history(id).size();
+    auto still = [&](const std::string& says) {
+      try {
+        f.engine->act(r);
+        FAIL("not refused: " << says);
+      } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::invalid_input);
+        CHECK_MESSAGE(std::string(e.what()).find(says) != std::string::npos, e.what());
+      }
+      CHECK(f.engine->history(id).size() == before);
+    };
+    still("resubmit on case 1: material 1 (\"form\"): form 9 is not a material form (0 original .. 3 electronic)");
+    r.materials = {{"form", "form.pdf", -1, MaterialForm::electronic}};
+    still("material 1 (\"form\"): size -1 bytes is negative");
+    r.materials = {{"form", "form\xe4\xb8.pdf", 1, MaterialForm::electronic}};
+    still("material 1 (\"form\"): file name is not UTF-8 text (byte 0xE4 at offset 4)");
+    r.materials.clear();
+    r.form["area"] = Value(Value::List{Value(1.0), Value(std::nan(""))});
+    still("resubmit on case 1: form field 'area'[1] is nan, not a finite number");
+    r.form = {{"plot", nested_lists(33)}};
+    still("form field 'plot'[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0] nests lists deeper than 32 levels");
+    r.form = {{"\xf8", Value(true)}};
+    still("form field name \"\\ufffd\" is not UTF-8 text (byte 0xF8 at offset 0)");
+    // As deep as may be: recorded, and read back the same.
+    r.form = {{"plot", nested_lists(32)}, {"name", Value(std::string("张三"))}};
+    f.engine->act(r);
+    CHECK(f.engine->get(id).form.at("plot") == nested_lists(32));
+    CHECK(f.engine->verify(id).ok);
+  }
+
+  SUBCASE("submissions") {
+    const auto cases = f.store->case_ids().size();
+    auto refused_submission = [&](const Submission& s, const Actor& actor, const std::string& says) {
+      try {
+        f.engine->submit(s, actor);
+        FAIL("not refused: " << says);
+      } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::invalid_input);
+        CHECK_MESSAGE(std::string(e.what()).find(says) != std::string::npos, e.what());
+      }
+      CHECK(f.store->case_ids().size() == cases);
+    };
+    Submission s = application("SERIAL");
+    s.applicant.kind = static_cast<ApplicantKind>(3);
+    refused_submission(s, Actor::applicant_of(person),
+                       "submission: applicant kind 3 is not a kind of applicant (0 natural_person .. 2 other_organisation)");
+    s = application("SERIAL");
+    s.applicant.name = "Zhang \xc3";
+    refused_submission(s, Actor::applicant_of(person), "submission: applicant's name is not UTF-8 text (byte 0xC3 at offset 6)");
+    s = application("SERIAL", {{"rate", Value(std::numeric_limits<double>::infinity())}});
+    refused_submission(s, Actor::applicant_of(person), "submission: form field 'rate' is inf, not a finite number");
+    s = application("SERIAL", {{"note", Value(std::string("\x80"))}});
+    refused_submission(s, Actor::applicant_of(person), "submission: form field 'note' is not UTF-8 text (byte 0x80 at offset 0)");
+    s = application("SERIAL");
+    s.materials[2].form = static_cast<MaterialForm>(4);
+    refused_submission(s, Actor::applicant_of(person),
+                       "submission: material 3 (\"local_proof\"): form 4 is not a material form (0 original .. 3 electronic)");
+    Actor odd = Actor::applicant_of(person);
+    odd.kind = static_cast<Actor::Kind>(200);
+    refused_submission(application("SERIAL"), odd, "submission: actor kind 200 is not a kind of actor (0 staff .. 3 system)");
+
+    // The certificate library is host code too.
+    struct Broken final : CertificateProvider {
+      std::optional<OfferedMaterial> fetch(const Applicant&, const Material& m) override {
+        return OfferedMaterial{m.id, "licence\xff.ofd", 1000, MaterialForm::electronic};
+      }
+    };
+    EngineOptions o;
+    o.store = f.store;
+    o.clock = f.clock;
+    o.certificates = std::make_shared<Broken>();
+    const auto broken = open_engine(runtime_catalog(), o);
+    try {
+      broken->submit(application("SERIAL"), Actor::applicant_of(person));
+      FAIL("a fetched material that is not UTF-8 was taken");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::invalid_input);
+      CHECK(std::string(e.what()).find("the certificate library's material \"licence\": file name is not UTF-8 text") !=
+            std::string::npos);
+    }
+    CHECK(f.store->case_ids().size() == cases);
+  }
+
+  SUBCASE("a handler's result that cannot be recorded is the handler's failure, and may be retried") {
+    auto handler = std::make_shared<Scripted>();
+    f.engine->register_handler("registry_check", handler);
+    for (const auto& [bad, says] : std::vector<std::pair<StepResult, std::string>>{
+             {[] { StepResult r; r.decision = static_cast<Decision>(99); return r; }(),
+              "decision 99 is not a decision (0 none .. 3 deemed_approved)"},
+             {[] { StepResult r; r.message = "ok\xc3"; return r; }(), "message is not UTF-8 text (byte 0xC3 at offset 2)"},
+             {[] { StepResult r; r.form["household"] = Value(-std::numeric_limits<double>::infinity()); return r; }(),
+              "form field 'household' is -inf, not a finite number"}}) {
+      handler->result = bad;
+      const CaseId auto_id = f.submit("AUTO");
+      const Case c = f.engine->get(auto_id);
+      CHECK(c.status == CaseStatus::error);
+      CHECK_MESSAGE(c.error.find("handler 'registry_check' returned a result that cannot be recorded: " + says) !=
+                        std::string::npos,
+                    c.error);
+      CHECK(f.engine->verify(auto_id).ok);
+      handler->result = StepResult{};
+      f.act(ActionKind::retry, auto_id, 0, Actor::supervisor_named("sup"));
+      CHECK(f.engine->get(auto_id).status == CaseStatus::running);
+      CHECK(f.engine->verify(auto_id).ok);
+    }
+  }
+}

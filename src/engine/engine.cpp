@@ -3,6 +3,7 @@
 
 #include "core/application.hpp"
 #include "core/compiled.hpp"
+#include "core/input.hpp"
 #include "core/machine.hpp"
 #include "core/state.hpp"
 
@@ -96,6 +97,7 @@ class EngineImpl final : public Engine {
   }
 
   SubmitResult submit(const Submission& submission, const Actor& actor) override {
+    core::check_submission(submission, actor);
     const Catalog& cat = compiled_->catalog();
     const Item* item = cat.find_item(submission.target);
     const Theme* theme = item ? nullptr : cat.find_theme(submission.target);
@@ -131,6 +133,7 @@ class EngineImpl final : public Engine {
   }
 
   std::uint64_t act(const Action& given) override {
+    core::check_action(given);
     const Action* action = &given;
     Action with_limit;
     if (given.kind == ActionKind::evaluate && !given.limit) {
@@ -216,6 +219,12 @@ class EngineImpl final : public Engine {
         } catch (const std::exception& e) {
           result.ok = false;
           result.message = e.what();
+        }
+        // A result that cannot be recorded is the handler's failure.
+        if (std::string problem = core::step_result_problem(result); !problem.empty()) {
+          result = StepResult{};
+          result.ok = false;
+          result.message = fmt::format("handler '{}' returned a result that cannot be recorded: {}", def.handler, problem);
         }
       }
       auto next = std::make_shared<CaseSnapshot>(*current);
@@ -537,6 +546,7 @@ class EngineImpl final : public Engine {
           if (options_.certificates) fetched = options_.certificates->fetch(s.applicant, m);
           if (fetched) {
             fetched->id = m.id;
+            core::check_fetched_material(*fetched);
             s.materials.push_back(*fetched);
             continue;
           }

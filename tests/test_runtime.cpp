@@ -248,6 +248,59 @@ TEST_CASE("a memory store outlives its engine and catalog: a later engine reads 
   CHECK(later->verify(open).ok);
 }
 
+TEST_CASE("engines opened on one catalog share its compiled form; a memory store keeps it once, not once per engine") {
+  // A host opening an engine per request on one catalog and memory store:
+  // the store kept every engine's compiled catalog (and the catalog it
+  // holds) as long as itself, a leak that grew with every request.
+  auto r = load_catalog({fs::path(ONESTOP_TEST_DATA) / "runtime"});
+  REQUIRE(r.ok());
+  const std::shared_ptr<const Catalog> catalog = r.catalog;
+  const long alone = catalog.use_count();
+  auto store = open_memory_store();
+  EngineOptions o;
+  o.store = store;
+  o.clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 3 / 2} + std::chrono::hours{1});
+  o.certificates = std::make_shared<Library>();
+  CaseId id = 0;
+  for (int request = 0; request < 100; ++request) {
+    auto engine = open_engine(catalog, o);
+    if (request == 0) {
+      const auto s = engine->submit(application("SERIAL"), Actor::applicant_of(person));
+      REQUIRE(s.accepted());
+      id = *s.case_id;
+      continue;
+    }
+    Action note;
+    note.kind = ActionKind::comment;
+    note.case_id = id;
+    note.actor = Actor::applicant_of(person);
+    note.comment = "request " + std::to_string(request);
+    engine->act(note);
+  }
+  CHECK(catalog.use_count() == alone + 1);  // the store's one binding
+  {
+    auto a = open_engine(catalog, o);
+    auto b = open_engine(catalog, {});  // another store: the same compiled catalog
+    CHECK(catalog.use_count() == alone + 1);
+    CHECK(a->catalog() == catalog);
+    CHECK_THROWS_AS(b->get(id), Error);  // not in that store
+  }
+  auto reader = open_engine(catalog, o);
+  CHECK(reader->get(id).version == 100);  // submitted, then 99 comments
+  CHECK(reader->verify(id).ok);
+  reader.reset();
+  store.reset();
+  o.store.reset();
+  CHECK(catalog.use_count() == alone);  // nothing holds it now
+  // Compiled again when needed again; a catalog with errors is refused each time.
+  CHECK(open_engine(catalog, {})->catalog() == catalog);
+  auto broken = std::make_shared<Catalog>(*catalog);
+  broken->items.front().flow = "no-such-flow";
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    CHECK_THROWS_WITH_AS(open_engine(broken, {}), doctest::Contains("the catalog has errors"), Error);
+  }
+}
+
 TEST_CASE("refusals change nothing: finished task, stale version, finished case, unknown task") {
   Fixture f;
   const CaseId id = f.submit("SERIAL");
@@ -1016,6 +1069,18 @@ struct Scripted final : StepHandler {
   StepResult run(const Case&, const Task&) override { return result; }
 };
 
+// Expects `fn` to throw Error(invalid_input) saying `says`.
+template <class F>
+void refused_input(F&& fn, const std::string& says) {
+  try {
+    fn();
+    FAIL("not refused: " << says);
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_input);
+    CHECK_MESSAGE(std::string(e.what()).find(says) != std::string::npos, e.what());
+  }
+}
+
 // `depth` lists, one inside the other, around 1.
 Value nested_lists(int depth) {
   Value v(1.0);
@@ -1033,13 +1098,7 @@ TEST_CASE("host input the engine could not record exactly is refused by name; no
   const TaskId accept = f.task(id, "accept");
   const auto history = f.engine->history(id).size();
   auto refused = [&](const Action& a, const std::string& says) {
-    try {
-      f.engine->act(a);
-      FAIL("not refused: " << says);
-    } catch (const Error& e) {
-      CHECK(e.code() == ErrorCode::invalid_input);
-      CHECK_MESSAGE(std::string(e.what()).find(says) != std::string::npos, e.what());
-    }
+    refused_input([&] { f.engine->act(a); }, says);
     CHECK(f.engine->history(id).size() == history);
     CHECK(f.engine->verify(id).ok);
   };
@@ -1081,13 +1140,7 @@ TEST_CASE("host input the engine could not record exactly is refused by name; no
     r.materials = {{"form", "form.pdf", 1000, static_cast<MaterialForm>(9)}};
     const auto before = f.engine->history(id).size();
     auto still = [&](const std::string& says) {
-      try {
-        f.engine->act(r);
-        FAIL("not refused: " << says);
-      } catch (const Error& e) {
-        CHECK(e.code() == ErrorCode::invalid_input);
-        CHECK_MESSAGE(std::string(e.what()).find(says) != std::string::npos, e.what());
-      }
+      refused_input([&] { f.engine->act(r); }, says);
       CHECK(f.engine->history(id).size() == before);
     };
     still("resubmit on case 1: material 1 (\"form\"): form 9 is not a material form (0 original .. 3 electronic)");
@@ -1112,13 +1165,7 @@ TEST_CASE("host input the engine could not record exactly is refused by name; no
   SUBCASE("submissions") {
     const auto cases = f.store->case_ids().size();
     auto refused_submission = [&](const Submission& s, const Actor& actor, const std::string& says) {
-      try {
-        f.engine->submit(s, actor);
-        FAIL("not refused: " << says);
-      } catch (const Error& e) {
-        CHECK(e.code() == ErrorCode::invalid_input);
-        CHECK_MESSAGE(std::string(e.what()).find(says) != std::string::npos, e.what());
-      }
+      refused_input([&] { f.engine->submit(s, actor); }, says);
       CHECK(f.store->case_ids().size() == cases);
     };
     Submission s = application("SERIAL");
@@ -1151,14 +1198,8 @@ TEST_CASE("host input the engine could not record exactly is refused by name; no
     o.clock = f.clock;
     o.certificates = std::make_shared<Broken>();
     const auto broken = open_engine(runtime_catalog(), o);
-    try {
-      broken->submit(application("SERIAL"), Actor::applicant_of(person));
-      FAIL("a fetched material that is not UTF-8 was taken");
-    } catch (const Error& e) {
-      CHECK(e.code() == ErrorCode::invalid_input);
-      CHECK(std::string(e.what()).find("the certificate library's material \"licence\": file name is not UTF-8 text") !=
-            std::string::npos);
-    }
+    refused_input([&] { broken->submit(application("SERIAL"), Actor::applicant_of(person)); },
+                  "the certificate library's material \"licence\": file name is not UTF-8 text");
     CHECK(f.store->case_ids().size() == cases);
   }
 

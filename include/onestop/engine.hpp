@@ -166,7 +166,11 @@ class Engine {
 };
 
 // Opens an engine on a checked catalog. Throws Error(invalid_input) when the
-// catalog has errors.
+// catalog has errors. The catalog must not change once handed over (the
+// engine and the cases it stores refer into it): engines opened on the same
+// catalog object, at a time, share one checked and compiled form of it, so
+// opening an engine per request on one catalog is cheap and a store that
+// outlives them keeps one compiled catalog, not one per engine.
 std::unique_ptr<Engine> open_engine(std::shared_ptr<const Catalog> catalog, EngineOptions options = {});
 
 }  // namespace onestop

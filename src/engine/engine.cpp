@@ -70,6 +70,7 @@ bool form_fits(MaterialForm wanted, MaterialForm offered) {
 class Binding final : public CatalogBinding {
  public:
   explicit Binding(std::shared_ptr<const core::CompiledCatalog> compiled) : compiled_(std::move(compiled)) {}
+  const std::shared_ptr<const core::CompiledCatalog>& compiled() const noexcept { return compiled_; }
   const Catalog& catalog() const override { return compiled_->catalog(); }
   std::string encode(const CaseSnapshot& s) const override { return core::encode_snapshot(s); }
   std::shared_ptr<const CaseSnapshot> decode(std::string_view bytes) const override {
@@ -84,13 +85,40 @@ class Binding final : public CatalogBinding {
   std::shared_ptr<const core::CompiledCatalog> compiled_;
 };
 
+// The binding of a catalog, checked and compiled once however many engines
+// are opened on it at a time: a host that opens an engine per request on
+// one catalog and store compiles it once, and its store is handed one
+// binding (a memory store keeps every binding it is handed, for the cases
+// that refer into it), not one per engine. Throws Error(invalid_input) when
+// the catalog has errors.
+std::shared_ptr<const Binding> binding_of(std::shared_ptr<const Catalog> catalog) {
+  static std::mutex mu;
+  // A catalog outlives its binding's entry: the binding holds it, so an
+  // address is not reused while its entry is live.
+  static std::map<const Catalog*, std::weak_ptr<const Binding>> bindings;
+  std::lock_guard lock(mu);
+  if (auto it = bindings.find(catalog.get()); it != bindings.end()) {
+    if (auto live = it->second.lock()) return live;
+  }
+  std::erase_if(bindings, [](const auto& entry) { return entry.second.expired(); });
+  for (const auto& d : check_catalog(*catalog)) {
+    if (d.severity == Severity::error) {
+      throw Error(ErrorCode::invalid_input, "open_engine: the catalog has errors, first: " + d.to_string());
+    }
+  }
+  const Catalog* key = catalog.get();
+  auto binding = std::make_shared<const Binding>(std::make_shared<const core::CompiledCatalog>(std::move(catalog)));
+  bindings[key] = binding;
+  return binding;
+}
+
 class EngineImpl final : public Engine {
  public:
-  EngineImpl(std::shared_ptr<const Catalog> catalog, EngineOptions options)
-      : compiled_(std::make_shared<const core::CompiledCatalog>(std::move(catalog))), options_(std::move(options)) {
+  EngineImpl(std::shared_ptr<const Binding> binding, EngineOptions options)
+      : compiled_(binding->compiled()), options_(std::move(options)) {
     if (!options_.store) options_.store = open_memory_store();
     if (!options_.clock) options_.clock = make_system_clock();
-    options_.store->bind(std::make_shared<Binding>(compiled_));
+    options_.store->bind(std::move(binding));
     for (const Item& it : compiled_->catalog().items) {
       for (const Material& m : it.materials) material_ids_.insert(m.id);
     }
@@ -603,13 +631,7 @@ std::shared_ptr<Clock> make_system_clock() { return std::make_shared<SystemClock
 
 std::unique_ptr<Engine> open_engine(std::shared_ptr<const Catalog> catalog, EngineOptions options) {
   if (!catalog) throw Error(ErrorCode::invalid_input, "open_engine: no catalog");
-  const auto problems = check_catalog(*catalog);
-  for (const auto& d : problems) {
-    if (d.severity == Severity::error) {
-      throw Error(ErrorCode::invalid_input, "open_engine: the catalog has errors, first: " + d.to_string());
-    }
-  }
-  return std::make_unique<EngineImpl>(std::move(catalog), std::move(options));
+  return std::make_unique<EngineImpl>(binding_of(std::move(catalog)), std::move(options));
 }
 
 }  // namespace onestop

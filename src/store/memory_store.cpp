@@ -339,7 +339,8 @@ class MemoryStore final : public Store {
   // the store, so that cases stay readable after their engine is closed.
   void bind(std::shared_ptr<const CatalogBinding> binding) override {
     std::lock_guard lock(mu_);
-    bindings_.push_back(std::move(binding));
+    // Engines opened on one catalog hand the same binding: kept once.
+    if (std::find(bindings_.begin(), bindings_.end(), binding) == bindings_.end()) bindings_.push_back(std::move(binding));
   }
 
   CaseId allocate_case_id() override { return next_id_.fetch_add(1); }

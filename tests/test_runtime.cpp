@@ -285,6 +285,20 @@ TEST_CASE("engines opened on one catalog share its compiled form; a memory store
     CHECK(a->catalog() == catalog);
     CHECK_THROWS_AS(b->get(id), Error);  // not in that store
   }
+  {
+    // A store need not keep the binding it is handed: engines open at once still share it.
+    struct Forgetful final : StoreWrapper {
+      using StoreWrapper::StoreWrapper;
+      void bind(std::shared_ptr<const CatalogBinding>) override {}
+    };
+    auto other = load_catalog({fs::path(ONESTOP_TEST_DATA) / "runtime"}).catalog;
+    const long other_alone = other.use_count();
+    EngineOptions forgetful;
+    forgetful.store = std::make_shared<Forgetful>(open_memory_store());
+    auto a = open_engine(other, forgetful);
+    auto b = open_engine(other, forgetful);
+    CHECK(other.use_count() == other_alone + 1);
+  }
   auto reader = open_engine(catalog, o);
   CHECK(reader->get(id).version == 100);  // submitted, then 99 comments
   CHECK(reader->verify(id).ok);
@@ -1124,13 +1138,19 @@ TEST_CASE("host input the engine could not record exactly is refused by name; no
     refused(a, "transfer on case 1: target is not UTF-8 text (byte 0xC3 at offset 4)");
     a = action(ActionKind::accept);
     a.actor.roles = {"ok", "\xed\xa0\x80"};  // a UTF-16 surrogate
-    refused(a, "actor's role is not UTF-8 text (byte 0xED at offset 0)");
+    refused(a, "actor's role 2 is not UTF-8 text (byte 0xED at offset 0)");
     a.actor = Actor::staff_member("wang\xc0\xaf", {}, {"hall"});  // an overlong '/'
     refused(a, "actor's user is not UTF-8 text (byte 0xC0 at offset 4)");
     a = action(ActionKind::start_special);
     a.target = "hearing";
     a.limit = TimeLimit{5, static_cast<TimeUnit>(7)};
     refused(a, "start_special on case 1: limit's unit 7 is not a time unit (0 working days .. 3 natural hours)");
+    // A limit is recorded as text and read back with at most six digits.
+    a.limit = TimeLimit{1'000'000, TimeUnit::natural_hours};
+    refused(a, "start_special on case 1: limit of 1000000 natural hours is not from 0 to 999999");
+    a = action(ActionKind::comment);
+    a.limit = TimeLimit{-5, TimeUnit::working_days};  // ignored by a comment, yet recorded
+    refused(a, "comment on case 1: limit of -5 working days is not from 0 to 999999");
 
     f.act(ActionKind::request_correction, id, accept, hall());
     Action r;
@@ -1201,6 +1221,39 @@ TEST_CASE("host input the engine could not record exactly is refused by name; no
     refused_input([&] { broken->submit(application("SERIAL"), Actor::applicant_of(person)); },
                   "the certificate library's material \"licence\": file name is not UTF-8 text");
     CHECK(f.store->case_ids().size() == cases);
+  }
+
+  SUBCASE("the follow-up limit in force is recorded with each evaluation: one that cannot be is refused at open") {
+    for (const TimeLimit bad : {TimeLimit{2'000'000, TimeUnit::working_days}, TimeLimit{-1, TimeUnit::working_days},
+                                TimeLimit{5, static_cast<TimeUnit>(4)}}) {
+      EngineOptions o;
+      o.follow_up_limit = bad;
+      refused_input([&] { open_engine(runtime_catalog(), o); }, "open_engine: follow_up_limit");
+    }
+    EngineOptions o;
+    o.follow_up_limit = TimeLimit{999'999, TimeUnit::natural_hours};
+    CHECK_NOTHROW(open_engine(runtime_catalog(), o));
+  }
+
+  SUBCASE("a handler that throws: its message recorded as UTF-8, whatever it threw") {
+    struct Throws final : StepHandler {
+      bool standard = true;
+      StepResult run(const Case&, const Task&) override {
+        if (standard) throw std::runtime_error("registry \xff offline");
+        throw 42;
+      }
+    };
+    auto handler = std::make_shared<Throws>();
+    f.engine->register_handler("registry_check", handler);
+    const CaseId a = f.submit("AUTO");
+    CHECK(f.engine->get(a).status == CaseStatus::error);
+    CHECK_MESSAGE(f.engine->get(a).error.find("registry \xEF\xBF\xBD offline") != std::string::npos, f.engine->get(a).error);
+    CHECK(f.engine->verify(a).ok);
+    handler->standard = false;
+    const CaseId b = f.submit("AUTO");  // 42 escaped submit, after its case was committed
+    CHECK(f.engine->get(b).error.find("handler 'registry_check' threw something other than a std::exception") !=
+          std::string::npos);
+    CHECK(f.engine->verify(b).ok);
   }
 
   SUBCASE("a handler's result that cannot be recorded is the handler's failure, and may be retried") {

@@ -40,4 +40,15 @@ std::size_t invalid_utf8_at(std::string_view s) noexcept {
   return std::string_view::npos;
 }
 
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  for (std::size_t bad = invalid_utf8_at(s); bad != std::string_view::npos; bad = invalid_utf8_at(s)) {
+    out.append(s.substr(0, bad));
+    out += "\xEF\xBF\xBD";
+    s.remove_prefix(bad + 1);
+  }
+  out.append(s);
+  return out;
+}
+
 }  // namespace onestop

@@ -20,6 +20,10 @@ namespace {
 constexpr int max_list_depth = 32;
 static_assert(max_list_depth + 4 < json_fields::max_depth);
 
+// A limit is recorded as its text and read back by parse_time_limit, which
+// reads at most six digits.
+constexpr std::int64_t max_recorded_amount = 999'999;
+
 // The problems below are said after the name of what has them ("comment",
 // "form field 'x'"); they are worked out first and named only when found, so
 // that a sound action costs a scan of its texts and no formatting.
@@ -119,13 +123,25 @@ std::string actor_problem(const Actor& a) {
     return "actor " + p;
   }
   if (std::string p = text_problem(a.user); !p.empty()) return "actor's user" + p;
-  for (const auto& r : a.roles) {
-    if (std::string p = text_problem(r); !p.empty()) return "actor's role" + p;
+  for (std::size_t i = 0; i < a.roles.size(); ++i) {
+    if (std::string p = text_problem(a.roles[i]); !p.empty()) return fmt::format("actor's role {}{}", i + 1, p);
   }
-  for (const auto& d : a.departments) {
-    if (std::string p = text_problem(d); !p.empty()) return "actor's department" + p;
+  for (std::size_t i = 0; i < a.departments.size(); ++i) {
+    if (std::string p = text_problem(a.departments[i]); !p.empty()) return fmt::format("actor's department {}{}", i + 1, p);
   }
   return {};
+}
+
+// " ... ", or "" when the limit is recorded as text ("5 working days") that
+// reads back as itself.
+std::string limit_problem(const TimeLimit& limit) {
+  if (std::string p = kind_problem("'s unit", limit.unit, TimeUnit::working_days, TimeUnit::natural_hours, "a time unit",
+                                   time_unit_name);
+      !p.empty()) {
+    return p;
+  }
+  if (limit.amount >= 0 && limit.amount <= max_recorded_amount) return {};
+  return fmt::format(" of {} {} is not from 0 to {}", limit.amount, time_unit_name(limit.unit), max_recorded_amount);
 }
 
 [[noreturn]] void refuse(std::string message) { throw Error(ErrorCode::invalid_input, std::move(message)); }
@@ -161,11 +177,7 @@ void check_action(const Action& a) {
     if (std::string p = text_problem(a.target); !p.empty()) return "target" + p;
     if (std::string p = text_problem(a.comment); !p.empty()) return "comment" + p;
     if (a.limit) {
-      if (std::string p = kind_problem("limit's unit", a.limit->unit, TimeUnit::working_days, TimeUnit::natural_hours,
-                                       "a time unit", time_unit_name);
-          !p.empty()) {
-        return p;
-      }
+      if (std::string p = limit_problem(*a.limit); !p.empty()) return "limit" + p;
     }
     if (std::string p = form_problem(a.form); !p.empty()) return p;
     return materials_problem(a.materials);
@@ -180,6 +192,10 @@ void check_fetched_material(const OfferedMaterial& m) {
   if (std::string p = material_problem(m); !p.empty()) {
     refuse(fmt::format("the certificate library's material {}: {}", shown_text(m.id), p));
   }
+}
+
+void check_follow_up_limit(const TimeLimit& limit) {
+  if (std::string p = limit_problem(limit); !p.empty()) refuse("open_engine: follow_up_limit" + p);
 }
 
 std::string step_result_problem(const StepResult& r) {

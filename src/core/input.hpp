@@ -15,6 +15,8 @@ namespace onestop::core {
 // Error(invalid_input) naming the field and what is wrong with it.
 void check_submission(const Submission& s, const Actor& actor);
 void check_action(const Action& a);
+// EngineOptions::follow_up_limit, recorded with every evaluation.
+void check_follow_up_limit(const TimeLimit& limit);
 // A material the certificate library supplied (CertificateProvider::fetch).
 void check_fetched_material(const OfferedMaterial& m);
 

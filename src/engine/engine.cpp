@@ -1,6 +1,7 @@
 // The Engine facade: load state, apply the pure core, commit atomically,
 // then tell observers and run automatic steps.
 
+#include "common/utf8.hpp"
 #include "core/application.hpp"
 #include "core/compiled.hpp"
 #include "core/input.hpp"
@@ -92,33 +93,42 @@ class Binding final : public CatalogBinding {
 // that refer into it), not one per engine. Throws Error(invalid_input) when
 // the catalog has errors.
 std::shared_ptr<const Binding> binding_of(std::shared_ptr<const Catalog> catalog) {
-  static std::mutex mu;
+  // Never destroyed: an engine opened while the process exits finds it.
+  static auto* const mu = new std::mutex;
   // A catalog outlives its binding's entry: the binding holds it, so an
   // address is not reused while its entry is live.
-  static std::map<const Catalog*, std::weak_ptr<const Binding>> bindings;
-  std::lock_guard lock(mu);
-  if (auto it = bindings.find(catalog.get()); it != bindings.end()) {
-    if (auto live = it->second.lock()) return live;
+  static auto* const bindings = new std::map<const Catalog*, std::weak_ptr<const Binding>>;
+  const Catalog* key = catalog.get();
+  {
+    std::lock_guard lock(*mu);
+    if (auto it = bindings->find(key); it != bindings->end()) {
+      if (auto live = it->second.lock()) return live;
+    }
   }
-  std::erase_if(bindings, [](const auto& entry) { return entry.second.expired(); });
+  // Checked and compiled outside the lock: a large catalog holds up no
+  // other engine opening.
   for (const auto& d : check_catalog(*catalog)) {
     if (d.severity == Severity::error) {
       throw Error(ErrorCode::invalid_input, "open_engine: the catalog has errors, first: " + d.to_string());
     }
   }
-  const Catalog* key = catalog.get();
   auto binding = std::make_shared<const Binding>(std::make_shared<const core::CompiledCatalog>(std::move(catalog)));
-  bindings[key] = binding;
+  std::lock_guard lock(*mu);
+  std::erase_if(*bindings, [](const auto& entry) { return entry.second.expired(); });
+  auto& slot = (*bindings)[key];
+  if (auto first = slot.lock()) return first;  // another thread compiled it meanwhile
+  slot = binding;
   return binding;
 }
 
 class EngineImpl final : public Engine {
  public:
   EngineImpl(std::shared_ptr<const Binding> binding, EngineOptions options)
-      : compiled_(binding->compiled()), options_(std::move(options)) {
+      : binding_(std::move(binding)), compiled_(binding_->compiled()), options_(std::move(options)) {
     if (!options_.store) options_.store = open_memory_store();
     if (!options_.clock) options_.clock = make_system_clock();
-    options_.store->bind(std::move(binding));
+    core::check_follow_up_limit(options_.follow_up_limit);
+    options_.store->bind(binding_);
     for (const Item& it : compiled_->catalog().items) {
       for (const Material& m : it.materials) material_ids_.insert(m.id);
     }
@@ -245,8 +255,13 @@ class EngineImpl final : public Engine {
         try {
           result = handler->run(view, *view.find_task(pending->id));
         } catch (const std::exception& e) {
+          result = StepResult{};
           result.ok = false;
-          result.message = e.what();
+          result.message = valid_utf8(e.what());  // recorded: any byte that is not UTF-8 becomes U+FFFD
+        } catch (...) {
+          result = StepResult{};
+          result.ok = false;
+          result.message = fmt::format("handler '{}' threw something other than a std::exception", def.handler);
         }
         // A result that cannot be recorded is the handler's failure.
         if (std::string problem = core::step_result_problem(result); !problem.empty()) {
@@ -616,6 +631,7 @@ class EngineImpl final : public Engine {
     return notice;
   }
 
+  std::shared_ptr<const Binding> binding_;  // held here too: a store need not keep it
   std::shared_ptr<const core::CompiledCatalog> compiled_;
   EngineOptions options_;
   std::mutex mu_;

@@ -225,6 +225,9 @@ class SqliteStoreImpl final : public SqliteStore {
   void bind(std::shared_ptr<const CatalogBinding> binding) override {
     if (!binding) throw Error(ErrorCode::invalid_input, fmt::format("{}: bind: no catalog binding", path_));
     std::lock_guard lock(mu_);
+    // Engines opened one after another on one catalog share its binding:
+    // its definitions are recorded and its cache is good.
+    if (binding == binding_) return;
     if (batch_depth_ > 0) flush();
     const Catalog& cat = binding->catalog();
     // Refuse a catalog that lacks a version running cases still use.
@@ -260,6 +263,8 @@ class SqliteStoreImpl final : public SqliteStore {
     }
     // Snapshots an engine still open on an earlier binding commits land in
     // the cache and refer into its catalog: every binding is kept.
+    // Each kept once.
+    std::erase(earlier_bindings_, binding);
     if (binding_) earlier_bindings_.push_back(std::move(binding_));
     binding_ = std::move(binding);
     cache_.clear();

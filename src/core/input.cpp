@@ -67,7 +67,8 @@ std::string form_problem(const std::map<std::string, Value>& form) {
   return {};
 }
 
-// The enumerator's number when it is one of first..last, named by `name`.
+// "" when `value` is one of first..last; else "<what> <number> is not <noun>"
+// and the range, its ends named by `name`.
 template <class E, class Name>
 std::string kind_problem(std::string_view what, E value, E first, E last, std::string_view noun, Name name) {
   if (value >= first && value <= last) return {};
@@ -132,8 +133,9 @@ std::string actor_problem(const Actor& a) {
   return {};
 }
 
-// " ... ", or "" when the limit is recorded as text ("5 working days") that
-// reads back as itself.
+// What is wrong with a limit (said after "limit": "'s unit 7 is not ...",
+// " of -5 working days is not from 0 to 999999"), or "" when the text it is
+// recorded as ("5 working days") reads back as itself.
 std::string limit_problem(const TimeLimit& limit) {
   if (std::string p = kind_problem("'s unit", limit.unit, TimeUnit::working_days, TimeUnit::natural_hours, "a time unit",
                                    time_unit_name);

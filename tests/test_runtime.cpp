@@ -307,7 +307,10 @@ TEST_CASE("engines opened on one catalog share its compiled form; a memory store
   o.store.reset();
   CHECK(catalog.use_count() == alone);  // nothing holds it now
   // Compiled again when needed again; a catalog with errors is refused each time.
-  CHECK(open_engine(catalog, {})->catalog() == catalog);
+  {
+    auto again = open_engine(catalog, {});
+    CHECK(catalog.use_count() == alone + 1);  // compiled anew, held by this engine and its store
+  }
   auto broken = std::make_shared<Catalog>(*catalog);
   broken->items.front().flow = "no-such-flow";
   for (int attempt = 0; attempt < 2; ++attempt) {

@@ -37,6 +37,10 @@ struct TimeLimit {
   friend bool operator==(const TimeLimit&, const TimeLimit&) = default;
 };
 
+// The largest amount a written limit has: parse_time_limit reads at most
+// six digits ("999999 working days").
+inline constexpr std::int64_t max_written_limit_amount = 999'999;
+
 // Parses "20 working days", "1 working day", "8 working hours", "5 natural
 // days" / "5 calendar days", "36 hours", and the Chinese forms "20个工作日",
 // "20工作日", "5自然日", "8工作小时". Returns nullopt on anything else.

@@ -4,6 +4,7 @@
 #include "core/machine.hpp"
 
 #include "common/json_fields.hpp"
+#include "core/recorded_enums.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -131,7 +132,7 @@ std::vector<OfferedMaterial> materials_from(const json& j) {
   std::vector<OfferedMaterial> out;  // `j`: a list (list_of, list_if_any)
   for (const auto& m : j) {
     out.push_back(OfferedMaterial{text_of(m, "id"), text_of(m, "file"), whole(m, "bytes", std::int64_t{0}),
-                                  kind_of(m, "form", MaterialForm::original, MaterialForm::electronic)});
+                                  kind_of(m, "form", MaterialForm::original, last_of<MaterialForm>)});
   }
   return out;
 }
@@ -181,7 +182,7 @@ Submission decode_submission(const std::string& text, bool& theme, int& version)
   version = whole(j, "version", 1);
   s.target = text_of(j, "target");
   const json& a = object_of(j, "applicant");
-  s.applicant = Applicant{kind_of(a, "kind", ApplicantKind::natural_person, ApplicantKind::other_organisation),
+  s.applicant = Applicant{kind_of(a, "kind", ApplicantKind::natural_person, last_of<ApplicantKind>),
                           text_of(a, "id"), text_of(a, "name")};
   s.form = form_from(object_of(j, "form"));
   s.materials = materials_from(list_of(j, "materials"));
@@ -245,9 +246,9 @@ Action decode_action(const std::string& text, CaseId id) {
   const json j = json_fields::parse(text, "the action");
   Action a;
   a.case_id = id;
-  a.kind = kind_of(j, "kind", ActionKind::accept, ActionKind::rectify);
+  a.kind = kind_of(j, "kind", ActionKind::accept, last_of<ActionKind>);
   const json& actor = object_of(j, "actor");
-  a.actor.kind = kind_of(actor, "kind", Actor::Kind::staff, Actor::Kind::system);
+  a.actor.kind = kind_of(actor, "kind", Actor::Kind::staff, last_of<Actor::Kind>);
   a.actor.user = text_of(actor, "user");
   a.actor.roles = texts_of(actor, "roles");
   a.actor.departments = texts_of(actor, "departments");
@@ -275,7 +276,7 @@ StepResult decode_step_result(const std::string& text) {
   const json j = json_fields::parse(text, "the step result");
   StepResult r;
   r.ok = flag_of(j, "ok", true);
-  r.decision = kind_of(j, "decision", Decision::approved, Decision::deemed_approved);
+  r.decision = kind_of(j, "decision", Decision::approved, last_of<Decision>);
   r.message = text_of(j, "message");
   if (const json* form = object_if_any(j, "form")) r.form = form_from(*form);
   return r;

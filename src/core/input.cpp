@@ -2,6 +2,7 @@
 
 #include "common/json_fields.hpp"
 #include "common/utf8.hpp"
+#include "core/recorded_enums.hpp"
 
 #include <onestop/error.hpp>
 
@@ -19,10 +20,6 @@ namespace {
 // levels down in it (payload, form, field).
 constexpr int max_list_depth = 32;
 static_assert(max_list_depth + 4 < json_fields::max_depth);
-
-// A limit is recorded as its text and read back by parse_time_limit, which
-// reads at most six digits.
-constexpr std::int64_t max_recorded_amount = 999'999;
 
 // The problems below are said after the name of what has them ("comment",
 // "form field 'x'"); they are worked out first and named only when found, so
@@ -67,13 +64,18 @@ std::string form_problem(const std::map<std::string, Value>& form) {
   return {};
 }
 
-// "" when `value` is one of first..last; else "<what> <number> is not <noun>"
-// and the range, its ends named by `name`.
+template <class E>
+bool recordable(E value) {
+  return value <= last_of<E>;  // every recorded enum starts at 0
+}
+
+// "" when `value` is one the history records (0 .. last_of<E>); else
+// "<what> <number> is not <noun>" and the range, its ends named by `name`.
 template <class E, class Name>
-std::string kind_problem(std::string_view what, E value, E first, E last, std::string_view noun, Name name) {
-  if (value >= first && value <= last) return {};
-  return fmt::format("{} {} is not {} ({} {} .. {} {})", what, static_cast<int>(value), noun, static_cast<int>(first),
-                     name(first), static_cast<int>(last), name(last));
+std::string kind_problem(std::string_view what, E value, std::string_view noun, Name name) {
+  if (recordable(value)) return {};
+  return fmt::format("{} {} is not {} (0 {} .. {} {})", what, static_cast<int>(value), noun, name(E{}),
+                     static_cast<int>(last_of<E>), name(last_of<E>));
 }
 
 std::string_view actor_kind_name(Actor::Kind k) {
@@ -98,14 +100,14 @@ std::string_view time_unit_name(TimeUnit u) {
 
 // What is wrong with one material (its id, file name, size or form), or "".
 std::string material_problem(const OfferedMaterial& m) {
-  if (m.bytes >= 0 && m.form >= MaterialForm::original && m.form <= MaterialForm::electronic &&
+  if (m.bytes >= 0 && recordable(m.form) &&
       invalid_utf8_at(m.id) == std::string_view::npos && invalid_utf8_at(m.file_name) == std::string_view::npos) {
     return {};
   }
   if (std::string p = text_problem(m.id); !p.empty()) return "id" + p;
   if (std::string p = text_problem(m.file_name); !p.empty()) return "file name" + p;
   if (m.bytes < 0) return fmt::format("size {} bytes is negative", m.bytes);
-  return kind_problem("form", m.form, MaterialForm::original, MaterialForm::electronic, "a material form",
+  return kind_problem("form", m.form, "a material form",
                       [](MaterialForm f) { return to_string(f); });
 }
 
@@ -119,7 +121,7 @@ std::string materials_problem(const std::vector<OfferedMaterial>& materials) {
 }
 
 std::string actor_problem(const Actor& a) {
-  if (std::string p = kind_problem("kind", a.kind, Actor::Kind::staff, Actor::Kind::system, "a kind of actor", actor_kind_name);
+  if (std::string p = kind_problem("kind", a.kind, "a kind of actor", actor_kind_name);
       !p.empty()) {
     return "actor " + p;
   }
@@ -137,13 +139,12 @@ std::string actor_problem(const Actor& a) {
 // " of -5 working days is not from 0 to 999999"), or "" when the text it is
 // recorded as ("5 working days") reads back as itself.
 std::string limit_problem(const TimeLimit& limit) {
-  if (std::string p = kind_problem("'s unit", limit.unit, TimeUnit::working_days, TimeUnit::natural_hours, "a time unit",
-                                   time_unit_name);
+  if (std::string p = kind_problem("'s unit", limit.unit, "a time unit", time_unit_name);
       !p.empty()) {
     return p;
   }
-  if (limit.amount >= 0 && limit.amount <= max_recorded_amount) return {};
-  return fmt::format(" of {} {} is not from 0 to {}", limit.amount, time_unit_name(limit.unit), max_recorded_amount);
+  if (limit.amount >= 0 && limit.amount <= max_written_limit_amount) return {};
+  return fmt::format(" of {} {} is not from 0 to {}", limit.amount, time_unit_name(limit.unit), max_written_limit_amount);
 }
 
 [[noreturn]] void refuse(std::string message) { throw Error(ErrorCode::invalid_input, std::move(message)); }
@@ -153,8 +154,7 @@ std::string limit_problem(const TimeLimit& limit) {
 void check_submission(const Submission& s, const Actor& actor) {
   auto problem = [&]() -> std::string {
     if (std::string p = text_problem(s.target); !p.empty()) return "target" + p;
-    if (std::string p = kind_problem("applicant kind", s.applicant.kind, ApplicantKind::natural_person,
-                                     ApplicantKind::other_organisation, "a kind of applicant",
+    if (std::string p = kind_problem("applicant kind", s.applicant.kind, "a kind of applicant",
                                      [](ApplicantKind k) { return to_string(k); });
         !p.empty()) {
       return p;
@@ -170,7 +170,7 @@ void check_submission(const Submission& s, const Actor& actor) {
 
 void check_action(const Action& a) {
   auto problem = [&]() -> std::string {
-    if (std::string p = kind_problem("kind", a.kind, ActionKind::accept, ActionKind::rectify, "an action",
+    if (std::string p = kind_problem("kind", a.kind, "an action",
                                      [](ActionKind k) { return to_string(k); });
         !p.empty()) {
       return p;
@@ -185,7 +185,7 @@ void check_action(const Action& a) {
     return materials_problem(a.materials);
   };
   if (std::string p = problem(); !p.empty()) {
-    refuse(fmt::format("{} on case {}: {}", a.kind >= ActionKind::accept && a.kind <= ActionKind::rectify ? to_string(a.kind) : "action",
+    refuse(fmt::format("{} on case {}: {}", recordable(a.kind) ? to_string(a.kind) : "action",
                        a.case_id, p));
   }
 }
@@ -201,7 +201,7 @@ void check_follow_up_limit(const TimeLimit& limit) {
 }
 
 std::string step_result_problem(const StepResult& r) {
-  if (std::string p = kind_problem("decision", r.decision, Decision::none, Decision::deemed_approved, "a decision",
+  if (std::string p = kind_problem("decision", r.decision, "a decision",
                                    [](Decision d) { return to_string(d); });
       !p.empty()) {
     return p;

@@ -54,7 +54,9 @@ std::optional<TimeLimit> parse_time_limit(std::string_view text) {
   text = trim(text);
   std::size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  if (digits == 0 || digits > 6) return std::nullopt;
+  constexpr std::size_t max_digits = 6;
+  static_assert(max_written_limit_amount == 999'999, "six digits");
+  if (digits == 0 || digits > max_digits) return std::nullopt;
   TimeLimit limit;
   std::from_chars(text.data(), text.data() + digits, limit.amount);
   const std::string_view unit = trim(text.substr(digits));

@@ -248,26 +248,25 @@ class EngineImpl final : public Engine {
         if (it != handlers_.end()) handler = it->second;
       }
       const Case view = core::to_case(*compiled_, *current);
+      auto failed = [](std::string message) {
+        StepResult r;
+        r.ok = false;
+        r.message = std::move(message);
+        return r;
+      };
       if (!handler) {
-        result.ok = false;
-        result.message = fmt::format("no handler '{}' is registered", def.handler);
+        result = failed(fmt::format("no handler '{}' is registered", def.handler));
       } else {
         try {
           result = handler->run(view, *view.find_task(pending->id));
+          // A result that cannot be recorded is the handler's failure.
+          if (std::string problem = core::step_result_problem(result); !problem.empty()) {
+            result = failed(fmt::format("handler '{}' returned a result that cannot be recorded: {}", def.handler, problem));
+          }
         } catch (const std::exception& e) {
-          result = StepResult{};
-          result.ok = false;
-          result.message = valid_utf8(e.what());  // recorded: any byte that is not UTF-8 becomes U+FFFD
+          result = failed(valid_utf8(e.what()));  // recorded: any byte that is not UTF-8 becomes U+FFFD
         } catch (...) {
-          result = StepResult{};
-          result.ok = false;
-          result.message = fmt::format("handler '{}' threw something other than a std::exception", def.handler);
-        }
-        // A result that cannot be recorded is the handler's failure.
-        if (std::string problem = core::step_result_problem(result); !problem.empty()) {
-          result = StepResult{};
-          result.ok = false;
-          result.message = fmt::format("handler '{}' returned a result that cannot be recorded: {}", def.handler, problem);
+          result = failed(fmt::format("handler '{}' threw something other than a std::exception", def.handler));
         }
       }
       auto next = std::make_shared<CaseSnapshot>(*current);

@@ -262,8 +262,7 @@ class SqliteStoreImpl final : public SqliteStore {
       if (tx) tx->commit();
     }
     // Snapshots an engine still open on an earlier binding commits land in
-    // the cache and refer into its catalog: every binding is kept.
-    // Each kept once.
+    // the cache and refer into its catalog: every binding is kept, once.
     std::erase(earlier_bindings_, binding);
     if (binding_) earlier_bindings_.push_back(std::move(binding_));
     binding_ = std::move(binding);

@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost-dev libboost-serialization-dev libyaml-cpp-dev libfmt-dev
   libsqlite3-dev libssl-dev libcli11-dev doctest-dev libbenchmark-dev nlohmann-json3-dev
+  libgoogle-perftools-dev
   graphviz python3 python3-jsonschema python3-yaml
 )
 

@@ -886,9 +886,11 @@ TEST_CASE("a store wrapper may replace a commit's snapshot: the open tasks and h
 }
 
 TEST_CASE("the memory store keeps every history whole across the blocks of its history log") {
-  // The log is written in 2 MiB blocks shared by all cases: interleaved
-  // cases, histories spread over several blocks, and a record larger than
-  // a block must all read back exactly and verify.
+  // The log is written in 2 MiB blocks shared by all cases (each after the
+  // first prepared on another thread while its predecessor fills):
+  // interleaved cases, histories spread over several blocks, and a record
+  // larger than a block (with a prepared block waiting) must all read back
+  // exactly and verify.
   Fixture f;
   std::vector<CaseId> ids;
   for (int i = 0; i < 3000; ++i) ids.push_back(f.submit("SERIAL"));

@@ -16,10 +16,12 @@
 #include <atomic>
 #include <cassert>
 #include <cstring>
+#include <future>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -169,9 +171,11 @@ class HistoryLog {
     const std::size_t need = header + most;
     if (blocks_.empty() || used_ + need > size_) {
       const std::size_t size = std::max<std::size_t>(block, need);
-      blocks_.push_back(Block(size));  // may throw: nothing has changed yet
+      blocks_.push_back(size == block ? next_block() : Block(size));  // may throw: nothing has changed yet
       size_ = size;
       used_ = 0;
+    } else if (used_ > size_ / 2 && !spare_.valid()) {
+      prepare_next_block();
     }
     return blocks_.back().data + used_ + header;
   }
@@ -237,9 +241,32 @@ class HistoryLog {
 #endif
     }
   };
+  // The next block: the one prepared in the background, else a new one.
+  Block next_block() {
+    if (!spare_.valid()) return Block(block);
+    return spare_.get();  // rethrows its bad_alloc; the next open() tries again
+  }
+
+  // Once the current block is half full, the next one is mapped and its
+  // pages touched on another thread: a growing store's page faults (on a
+  // virtual machine the kernel zeroing a fresh 2 MiB page costs some
+  // milliseconds) then overlap its commits instead of stalling one. A
+  // store that never fills half a block starts no thread.
+  void prepare_next_block() {
+    try {
+      spare_ = std::async(std::launch::async, [] {
+        Block b(block);
+        for (std::size_t i = 0; i < b.size; i += 4096) b.data[i] = 0;
+        return b;
+      });
+    } catch (const std::system_error&) {  // no thread to be had: the next block faults in as it is written
+    }
+  }
+
   std::vector<Block> blocks_;
   std::size_t used_ = 0;
   std::size_t size_ = 0;
+  std::future<Block> spare_;  // declared last: destroyed (waited for) first
 };
 
 std::vector<Event> decode_history(std::string_view in, CaseId id, std::size_t count) {

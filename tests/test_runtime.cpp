@@ -1138,6 +1138,15 @@ TEST_CASE("host input the engine could not record exactly is refused by name; no
     a = action(ActionKind::comment);
     a.comment = "\xff\xfe";
     refused(a, "comment on case 1: comment is not UTF-8 text (byte 0xFF at offset 0)");
+    // Past the eight-byte ASCII skip: a bad byte after 8, 17 and 16 ASCII bytes, and one after valid Chinese text.
+    a.comment = "approved\x80";
+    refused(a, "comment on case 1: comment is not UTF-8 text (byte 0x80 at offset 8)");
+    a.comment = "all papers seen: \xe5\xae";
+    refused(a, "comment on case 1: comment is not UTF-8 text (byte 0xE5 at offset 17)");
+    a.comment = "0123456789abcdef\xc1\x81";
+    refused(a, "comment on case 1: comment is not UTF-8 text (byte 0xC1 at offset 16)");
+    a.comment = "\xe5\x90\x8c\xe6\x84\x8f, see the file of 2025\xf5\x80\x80\x80";
+    refused(a, "comment on case 1: comment is not UTF-8 text (byte 0xF5 at offset 28)");
     a = action(ActionKind::transfer);
     a.target = "chen\xc3";
     refused(a, "transfer on case 1: target is not UTF-8 text (byte 0xC3 at offset 4)");

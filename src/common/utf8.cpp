@@ -1,6 +1,7 @@
 #include "common/utf8.hpp"
 
 #include <cstdint>
+#include <cstring>
 
 namespace onestop {
 
@@ -8,6 +9,14 @@ std::size_t invalid_utf8_at(std::string_view s) noexcept {
   std::size_t i = 0;
   const std::size_t n = s.size();
   while (i < n) {
+    // ASCII eight bytes at a time (ids, codes, keys, most form values).
+    while (i + 8 <= n) {
+      std::uint64_t word;
+      std::memcpy(&word, s.data() + i, sizeof word);
+      if ((word & 0x8080808080808080ULL) != 0) break;
+      i += 8;
+    }
+    if (i == n) break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       ++i;

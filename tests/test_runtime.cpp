@@ -1147,6 +1147,16 @@ TEST_CASE("host input the engine could not record exactly is refused by name; no
     refused(a, "comment on case 1: comment is not UTF-8 text (byte 0xC1 at offset 16)");
     a.comment = "\xe5\x90\x8c\xe6\x84\x8f, see the file of 2025\xf5\x80\x80\x80";
     refused(a, "comment on case 1: comment is not UTF-8 text (byte 0xF5 at offset 28)");
+    // Every byte lane of the two eight-byte words the ASCII skip reads: a
+    // stray continuation byte, and a lead byte whose sequence is cut short.
+    for (std::size_t k = 0; k < 16; ++k) {
+      INFO("bad byte at " << k);
+      a.comment = std::string(16, 'a');
+      a.comment[k] = '\x80';
+      refused(a, "comment on case 1: comment is not UTF-8 text (byte 0x80 at offset " + std::to_string(k) + ")");
+      a.comment[k] = '\xe5';
+      refused(a, "comment on case 1: comment is not UTF-8 text (byte 0xE5 at offset " + std::to_string(k) + ")");
+    }
     a = action(ActionKind::transfer);
     a.target = "chen\xc3";
     refused(a, "transfer on case 1: target is not UTF-8 text (byte 0xC3 at offset 4)");

@@ -20,8 +20,8 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <set>
-#include <system_error>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -243,8 +243,13 @@ class HistoryLog {
   };
   // The next block: the one prepared in the background, else a new one.
   Block next_block() {
-    if (!spare_.valid()) return Block(block);
-    return spare_.get();  // rethrows its bad_alloc; the next open() tries again
+    if (spare_.valid()) {
+      try {
+        return spare_.get();
+      } catch (const std::bad_alloc&) {  // the helper could not map it: try once more here
+      }
+    }
+    return Block(block);
   }
 
   // Once the current block is half full, the next one is mapped and its
@@ -259,7 +264,7 @@ class HistoryLog {
         for (std::size_t i = 0; i < b.size; i += 4096) b.data[i] = 0;
         return b;
       });
-    } catch (const std::system_error&) {  // no thread to be had: the next block faults in as it is written
+    } catch (...) {  // no thread to be had (system_error, bad_alloc): the next block is mapped when needed
     }
   }
 

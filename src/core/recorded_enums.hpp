@@ -10,34 +10,15 @@
 
 namespace onestop::core {
 
-template <class E>
-struct LastOf;
-template <>
-struct LastOf<ActionKind> {
-  static constexpr ActionKind value = ActionKind::rectify;
-};
-template <>
-struct LastOf<Actor::Kind> {
-  static constexpr Actor::Kind value = Actor::Kind::system;
-};
-template <>
-struct LastOf<ApplicantKind> {
-  static constexpr ApplicantKind value = ApplicantKind::other_organisation;
-};
-template <>
-struct LastOf<MaterialForm> {
-  static constexpr MaterialForm value = MaterialForm::electronic;
-};
-template <>
-struct LastOf<Decision> {
-  static constexpr Decision value = Decision::deemed_approved;
-};
-template <>
-struct LastOf<TimeUnit> {
-  static constexpr TimeUnit value = TimeUnit::natural_hours;
-};
+constexpr ActionKind last_enumerator(ActionKind) { return ActionKind::rectify; }
+constexpr Actor::Kind last_enumerator(Actor::Kind) { return Actor::Kind::system; }
+constexpr ApplicantKind last_enumerator(ApplicantKind) { return ApplicantKind::other_organisation; }
+constexpr MaterialForm last_enumerator(MaterialForm) { return MaterialForm::electronic; }
+constexpr Decision last_enumerator(Decision) { return Decision::deemed_approved; }
+constexpr TimeUnit last_enumerator(TimeUnit) { return TimeUnit::natural_hours; }
 
+// last_of<E>: the last enumerator of recorded enum E.
 template <class E>
-inline constexpr E last_of = LastOf<E>::value;
+inline constexpr E last_of = last_enumerator(E{});
 
 }  // namespace onestop::core

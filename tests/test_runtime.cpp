@@ -992,6 +992,67 @@ TEST_CASE("the memory store gives hashes back as committed: the engine's compute
   CHECK(std::vector<Event>(after.begin(), after.end() - 1) == back);
 }
 
+TEST_CASE("on a store that derives the chain, events go unhashed until someone observes, and the history is the same") {
+  // Hands commits on unchanged and says so (Store::derives_chain): the
+  // engine then leaves the SHA-256 of each event to the memory store, which
+  // computes the chain when it reads a history.
+  struct Passthrough final : StoreWrapper {
+    using StoreWrapper::StoreWrapper;
+    bool derives_chain() override { return target().derives_chain(); }
+    void commit(Commit c) override {
+      commits.push_back(c);
+      StoreWrapper::commit(std::move(c));
+    }
+    std::vector<Commit> commits;
+  };
+  struct Full final : Observer {
+    std::vector<Event> events;
+    void on_event(const Event& e, const Case&) override { events.push_back(e); }
+  };
+  auto lazy = std::make_shared<Passthrough>(open_memory_store());
+  auto eager = std::make_shared<CommitRecorder>(open_memory_store());  // a wrapper that does not say so: hashed
+  CHECK(open_memory_store()->derives_chain());
+  CHECK_FALSE(eager->derives_chain());
+  Fixture a(lazy), b(eager);
+  const CaseId id = a.submit("SERIAL");
+  REQUIRE(b.submit("SERIAL") == id);
+  a.act(ActionKind::accept, id, a.task(id, "accept"), hall());
+  b.act(ActionKind::accept, id, b.task(id, "accept"), hall());
+  REQUIRE(lazy->commits.size() == 2);
+  REQUIRE(eager->commits.size() == 2);
+  for (const Commit& c : lazy->commits) {
+    CHECK(c.unhashed);
+    CHECK_FALSE(c.chained);
+    for (const Event& e : c.events) CHECK((e.hash == Hash{} && e.prev_hash == Hash{}));
+  }
+  for (const Commit& c : eager->commits) {
+    CHECK_FALSE(c.unhashed);
+    CHECK(c.chained);
+  }
+  const auto before = a.engine->history(id);
+  CHECK(before == b.engine->history(id));  // the same hashes, computed by the store
+  CHECK(verify_history(before).ok);
+  CHECK(a.engine->verify(id).ok);  // a state whose chain the store holds
+
+  // An observer from now on: the next events are hashed, chained onto the
+  // store's history, and heard with their hashes.
+  auto heard = std::make_shared<Full>();
+  a.engine->subscribe(heard);
+  a.act(ActionKind::approve, id, a.task(id, "review"), reviewer());
+  b.act(ActionKind::approve, id, b.task(id, "review"), reviewer());
+  REQUIRE(lazy->commits.size() == 3);
+  CHECK(lazy->commits.back().chained);
+  CHECK_FALSE(lazy->commits.back().unhashed);
+  REQUIRE_FALSE(heard->events.empty());
+  CHECK(heard->events.front().prev_hash == before.back().hash);
+  for (const Event& e : heard->events) CHECK(e.hash == hash_event(e, e.prev_hash));
+  const auto after = a.engine->history(id);
+  CHECK(after == b.engine->history(id));
+  CHECK(std::equal(heard->events.begin(), heard->events.end(), after.end() - static_cast<std::ptrdiff_t>(heard->events.size())));
+  CHECK(a.engine->verify(id).ok);
+  CHECK(a.engine->get(id).outcome == Outcome::approved);
+}
+
 TEST_CASE("the memory store gives back random histories exactly, chained or not, one commit or a batch") {
   // Every field the encoding may leave out or write short: another case's
   // id, seq jumps, instants later, earlier or the same (far ones too), the

@@ -88,6 +88,11 @@ struct Commit {
   // events clears it (else the memory store would give back the hash of
   // the changed event, and the change would go unseen).
   bool chained = false;
+  // True when the engine left the events' prev_hash and hash out (zero):
+  // it does so only for a store whose derives_chain() is true, while nobody
+  // observes its events. Each event then follows the one before it in the
+  // case's history, and the store computes the hashes when it reads it.
+  bool unhashed = false;
   // Keeps alive what `header.target` and `open_tasks` view (the state they
   // were taken from), even when a wrapper replaces `snapshot` (say, with
   // the state decoded from the bytes it stores). Leave it as it is.
@@ -162,6 +167,14 @@ class Store {
   virtual std::vector<CaseId> due_cases(Instant now, std::size_t limit) = 0;
   // Ids of every case, in id order (replay, export).
   virtual std::vector<CaseId> case_ids() = 0;
+  // True when the store computes the hash chain of a history itself, from
+  // the events alone, whenever it reads one (history()), and so accepts
+  // commits whose events carry no hashes (Commit::unhashed): an engine then
+  // spares the SHA-256 of every event while nobody observes its events
+  // (Engine::subscribe), the simulator's case. The memory store does;
+  // stores that write hashes down (SQLite) do not. Asked once, when an
+  // engine opens on the store.
+  virtual bool derives_chain() { return false; }
 };
 
 // A store that keeps everything in memory (tests, simulation, caches). It
@@ -180,6 +193,8 @@ std::shared_ptr<Store> open_store(std::string_view uri);
 
 // Decorates another store; override what you need (metrics, fault injection).
 // A wrapper that changes a commit's events sets Commit::chained to false.
+// A wrapper answers derives_chain() false, so the events it sees carry
+// their hashes; one that hands commits on unchanged may ask its target.
 class StoreWrapper : public Store {
  public:
   explicit StoreWrapper(std::shared_ptr<Store> target) : target_(std::move(target)) {}

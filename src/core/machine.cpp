@@ -120,8 +120,12 @@ Decision decision_of(Outcome o) {
 
 }  // namespace
 
-Machine::Machine(const CompiledCatalog& catalog, CaseSnapshot& state, Instant now, std::string actor)
-    : catalog_(catalog), state_(state), now_(now), actor_(std::move(actor)), events_(event_buffer()) {}
+Machine::Machine(const CompiledCatalog& catalog, CaseSnapshot& state, Instant now, std::string actor, bool hash)
+    : catalog_(catalog), state_(state), now_(now), actor_(std::move(actor)), events_(event_buffer()), hash_(hash) {
+  if (hash && state.chain_pending) {
+    throw Error(ErrorCode::internal, fmt::format("case {}: its history's chain end is not known: it cannot be hashed on", state.id));
+  }
+}
 
 Machine::~Machine() { recycle_events(events_); }
 
@@ -138,9 +142,13 @@ void Machine::emit(EventKind kind, TaskId task, std::string node, std::string fr
   e.from = std::move(from);
   e.to = std::move(to);
   e.payload = std::move(payload);
-  e.prev_hash = state_.last_hash;
-  e.hash = hash_event(e, e.prev_hash);
-  state_.last_hash = e.hash;
+  if (hash_) {
+    e.prev_hash = state_.last_hash;
+    e.hash = hash_event(e, e.prev_hash);
+    state_.last_hash = e.hash;
+  } else {
+    state_.chain_pending = true;  // the store derives the chain (Store::derives_chain)
+  }
   events_.push_back(std::move(e));
 }
 

@@ -28,7 +28,10 @@ struct Deadline {
 };
 class Machine {
  public:
-  Machine(const CompiledCatalog& catalog, CaseSnapshot& state, Instant now, std::string actor);
+  // `hash`: whether the events get their hashes (else they are left zero
+  // and the state's chain marked pending: Commit::unhashed). A state whose
+  // chain is pending is hashed on only once its chain's end is set again.
+  Machine(const CompiledCatalog& catalog, CaseSnapshot& state, Instant now, std::string actor, bool hash = true);
   ~Machine();  // hands its event buffer back (core::recycle_events) unless a commit took it
   Machine(const Machine&) = delete;
   Machine& operator=(const Machine&) = delete;
@@ -93,6 +96,7 @@ class Machine {
   std::string actor_;
   std::vector<Event> events_;
   int depth_ = 0;
+  bool hash_ = true;
 };
 
 // The item code whose flow a frame runs ("" for a theme's root flow): a

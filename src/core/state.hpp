@@ -334,6 +334,10 @@ struct CaseSnapshot {
   // History chain.
   std::uint64_t seq = 0;
   Hash last_hash{};
+  // Events since last_hash were committed unhashed (Commit::unhashed): the
+  // chain's end is in the store's history, not here. Never stored (stores
+  // that keep snapshots as bytes derive no chain).
+  bool chain_pending = false;
 };
 
 }  // namespace onestop

@@ -129,6 +129,7 @@ class EngineImpl final : public Engine {
     if (!options_.clock) options_.clock = make_system_clock();
     core::check_follow_up_limit(options_.follow_up_limit);
     options_.store->bind(binding_);
+    derives_chain_ = options_.store->derives_chain();
     for (const Item& it : compiled_->catalog().items) {
       for (const Material& m : it.materials) material_ids_.insert(m.id);
     }
@@ -162,9 +163,10 @@ class EngineImpl final : public Engine {
     snapshot->is_theme = theme != nullptr;
     snapshot->target_version = theme ? theme->version : item->version;
     const Instant now = options_.clock->now();
-    core::Machine m(*compiled_, *snapshot, now, actor.user.empty() ? complete.applicant.id : actor.user);
+    const Step step = begin();
+    core::Machine m(*compiled_, *snapshot, now, actor.user.empty() ? complete.applicant.id : actor.user, step.hashed);
     m.submit(std::move(complete), !result.notice.ok());
-    commit(snapshot, 0, m.events());
+    commit(snapshot, 0, m.events(), step);
     result.case_id = snapshot->id;
     after_commit(snapshot, m.events());
     return result;
@@ -185,11 +187,12 @@ class EngineImpl final : public Engine {
     // fresh load: the action is checked again against what is there now.
     for (int attempt = 0;; ++attempt) {
       auto current = load(action->case_id, attempt == 0);
-      auto next = std::make_shared<CaseSnapshot>(*current);
-      core::Machine m(*compiled_, *next, options_.clock->now(), action->actor.user);
+      const Step step = begin();
+      auto next = next_state(*current, step);
+      core::Machine m(*compiled_, *next, options_.clock->now(), action->actor.user, step.hashed);
       m.act(*action);
       try {
-        commit(next, current->version, m.events());
+        commit(next, current->version, m.events(), step);
       } catch (const Error& e) {
         if (e.code() == ErrorCode::conflict && attempt == 0) continue;
         throw;
@@ -209,11 +212,12 @@ class EngineImpl final : public Engine {
       for (int attempt = 0; attempt < 3; ++attempt) {
         try {
           auto current = load(id, attempt == 0);
-          auto next = std::make_shared<CaseSnapshot>(*current);
-          core::Machine m(*compiled_, *next, now, "system");
+          const Step step = begin();
+          auto next = next_state(*current, step);
+          core::Machine m(*compiled_, *next, now, "system", step.hashed);
           const std::size_t n = m.fire_timers();
           if (n == 0) break;
-          commit(next, current->version, m.events());
+          commit(next, current->version, m.events(), step);
           fired += n;
           after_commit(next, m.events());
           break;
@@ -269,11 +273,12 @@ class EngineImpl final : public Engine {
           result = failed(fmt::format("handler '{}' threw something other than a std::exception", def.handler));
         }
       }
-      auto next = std::make_shared<CaseSnapshot>(*current);
-      core::Machine m(*compiled_, *next, options_.clock->now(), "system");
+      const Step step = begin();
+      auto next = next_state(*current, step);
+      core::Machine m(*compiled_, *next, options_.clock->now(), "system", step.hashed);
       m.handler_result(pending->id, result);
       try {
-        commit(next, current->version, m.events());
+        commit(next, current->version, m.events(), step);
       } catch (const Error& e) {
         if (e.code() == ErrorCode::conflict) continue;  // someone acted meanwhile: look again
         throw;
@@ -297,8 +302,18 @@ class EngineImpl final : public Engine {
     if (std::string problem = core::invariant_violation(*stored); !problem.empty()) {
       return {false, 0, fmt::format("case {} is inconsistent: {}", id, problem)};
     }
-    if (stored->version == 0 || events.empty() || events.back().hash != stored->last_hash) {
+    // A state whose chain is pending (Commit::unhashed) ends the history its
+    // store derived: it is compared as if it held that history's last hash.
+    if (stored->version == 0 || events.empty() || (!stored->chain_pending && events.back().hash != stored->last_hash) ||
+        stored->seq != events.back().seq) {
       return {false, 0, fmt::format("case {}: the stored state does not end the stored history", id)};
+    }
+    std::shared_ptr<const CaseSnapshot> settled = stored;
+    if (stored->chain_pending) {
+      auto copy = std::make_shared<CaseSnapshot>(*stored);
+      copy->last_hash = events.back().hash;
+      copy->chain_pending = false;
+      settled = std::move(copy);
     }
     std::shared_ptr<const CaseSnapshot> replayed;
     try {
@@ -306,7 +321,7 @@ class EngineImpl final : public Engine {
     } catch (const std::exception& e) {
       return {false, 0, fmt::format("replaying case {} failed: {}", id, e.what())};
     }
-    if (core::dump(*replayed) != core::dump(*stored)) {
+    if (core::dump(*replayed) != core::dump(*settled)) {
       return {false, 0, fmt::format("replaying the history of case {} does not rebuild its stored state", id)};
     }
     return check;
@@ -462,16 +477,44 @@ class EngineImpl final : public Engine {
     return s;
   }
 
+  // How one action runs: whether observers see its events (read once: one
+  // subscribing meanwhile sees the next action's), and whether they are
+  // hashed (always, unless the store derives the chain and nobody observes).
+  struct Step {
+    bool observed = false;
+    bool hashed = true;
+  };
+  Step begin() const {
+    const bool observed = has_observers_.load(std::memory_order_relaxed);
+    return Step{observed, observed || !derives_chain_};
+  }
+
+  // The state an action changes: a copy of `current`. When its events are to
+  // be hashed and the chain's end was left to the store (Commit::unhashed,
+  // before anyone observed), that end is read back from the store's history.
+  std::shared_ptr<CaseSnapshot> next_state(const CaseSnapshot& current, Step step) {
+    auto next = std::make_shared<CaseSnapshot>(current);
+    if (step.hashed && next->chain_pending) {
+      const std::vector<Event> events = options_.store->history(next->id);
+      if (events.empty() || events.back().seq != next->seq) {
+        throw Error(ErrorCode::storage, fmt::format("case {}: the stored history does not end at event {}", next->id, next->seq));
+      }
+      next->last_hash = events.back().hash;
+      next->chain_pending = false;
+    }
+    return next;
+  }
+
   // Commits the change. The events move into the store unless observers
   // still need them.
-  void commit(const std::shared_ptr<CaseSnapshot>& next, std::uint64_t expected, std::vector<Event>& events) {
+  void commit(const std::shared_ptr<CaseSnapshot>& next, std::uint64_t expected, std::vector<Event>& events, Step step) {
     Commit c;
     c.case_id = next->id;
     c.expected_version = expected;
     c.new_version = next->version;
     c.snapshot = next;
     c.header = core::header_of(*next);
-    if (has_observers_.load(std::memory_order_relaxed)) {
+    if (step.observed) {
       c.events = events;
     } else {
       c.events = std::move(events);
@@ -480,7 +523,8 @@ class EngineImpl final : public Engine {
     c.open_tasks = core::open_task_views(*compiled_, *next);
     c.next_timer = core::next_timer(*compiled_, *next);
     c.finished = next->status == CaseStatus::finished;
-    c.chained = true;  // every hash made by Machine::emit from its event
+    c.chained = step.hashed;  // every hash made by Machine::emit from its event
+    c.unhashed = !step.hashed;
     c.views_owner = next;
     options_.store->commit(std::move(c));
   }
@@ -637,6 +681,7 @@ class EngineImpl final : public Engine {
   std::unordered_map<std::string, std::shared_ptr<StepHandler>> handlers_;
   std::vector<std::shared_ptr<Observer>> observers_;
   std::atomic<bool> has_observers_{false};
+  bool derives_chain_ = false;  // the store's (Store::derives_chain), asked once
   std::unordered_set<std::string> material_ids_;  // every item's
 };
 

@@ -220,6 +220,8 @@ class Tap final : public StoreWrapper {
     flush();
     return target().case_ids();
   }
+  // Commits reach the store unchanged.
+  bool derives_chain() override { return target().derives_chain(); }
   void flush() {
     if (pending_.empty()) return;
     std::vector<Commit> batch;

@@ -91,7 +91,7 @@ enum : std::uint8_t {
   new_actor = 8,      // actor written (else the previous event's)
   later = 16,         // at written as seconds after the previous event's (else the same instant)
   earlier = 32,       // at written as seconds before it
-  hash_kept = 64,     // hash written (else hash_event of the event: a Commit::chained commit's)
+  hash_kept = 64,     // hash written (else hash_event of the event: a Commit::chained or ::unhashed commit's)
 };
 
 // The most bytes encode_event can write for `e`.
@@ -103,10 +103,11 @@ std::size_t encoded_bound(const Event& e) {
 // Writes event `k` of `events` at `out` (room for encoded_bound) and moves
 // `out` past it. The event before it is events[k-1], or, for the first,
 // the case's last stored event as `chain` describes it. `chained`: the
-// events' hashes are those of their content (Commit::chained). Sets
+// events' hashes are those of their content (Commit::chained); `unhashed`:
+// they have none, and each follows the one before (Commit::unhashed). Sets
 // `actor_at` to where an actor was written.
 void encode_event(char*& out, const Chain& chain, CaseId id, const std::vector<Event>& events, std::size_t k,
-                  bool chained, const char*& actor_at) {
+                  bool chained, bool unhashed, const char*& actor_at) {
   const Event& e = events[k];
   Hash prev{};
   std::string_view prev_actor;
@@ -131,11 +132,11 @@ void encode_event(char*& out, const Chain& chain, CaseId id, const std::vector<E
   std::uint8_t flags = 0;
   if (e.case_id != id) flags |= other_case;
   if (e.seq != prev_seq + 1) flags |= seq_jump;
-  if (e.prev_hash != prev) flags |= chain_broken;
+  if (!unhashed && e.prev_hash != prev) flags |= chain_broken;
   if (first || e.actor != prev_actor) flags |= new_actor;
   if (at > before) flags |= later;
   if (at < before) flags |= earlier;
-  if (!chained) flags |= hash_kept;
+  if (!chained && !unhashed) flags |= hash_kept;
   *out++ = static_cast<char>(flags);
   *out++ = static_cast<char>(e.kind);
   if (flags & other_case) put_varint(out, e.case_id);
@@ -451,6 +452,10 @@ class MemoryStore final : public Store {
     return out;
   }
 
+  // Histories are kept without hashes and read back with them computed
+  // (decode_history): unhashed commits cost nothing more.
+  bool derives_chain() override { return true; }
+
  private:
   void apply_batch(std::vector<Commit>& commits) {
     // Check every version first so the batch is all or nothing.
@@ -612,7 +617,7 @@ class MemoryStore final : public Store {
     // A chained commit's hashes are left out and computed again when read:
     // one that is not its event's (a wrapper edited the event and kept the
     // flag) would be lost. Debug builds check the promise.
-    if (c.chained) {
+    if (c.chained && !c.unhashed) {
       for (const Event& e : c.events) assert(e.hash == hash_event(e, e.prev_hash) && "Commit::chained, yet a hash is not its event's");
     }
 #endif
@@ -622,7 +627,7 @@ class MemoryStore final : public Store {
     char* out = start;
     const char* actor_at = nullptr;
     for (std::size_t k = 0; k < c.events.size(); ++k) {
-      encode_event(out, chain, c.case_id, c.events, k, c.chained, actor_at);
+      encode_event(out, chain, c.case_id, c.events, k, c.chained, c.unhashed, actor_at);
     }
     assert(static_cast<std::size_t>(out - start) <= most && "encoded_bound is short");
     last = log_.close(last, out);

@@ -1053,6 +1053,53 @@ TEST_CASE("on a store that derives the chain, events go unhashed until someone o
   CHECK(a.engine->get(id).outcome == Outcome::approved);
 }
 
+TEST_CASE("text goes into the history as JSON writes it, whatever it holds and wherever") {
+  // The history's payloads quote the applicant's name, file names and
+  // comments; plain text is copied eight bytes at a time, so each awkward
+  // character is put at every place of those words (a lane the check
+  // missed would write it unescaped, and the payload would not replay).
+  auto quoted = [](const std::string& text) {  // as JSON (nlohmann's dump) writes it
+    std::string out = "\"";
+    for (const char c : text) {
+      if (c == '"') out += "\\\"";
+      else if (c == '\\') out += "\\\\";
+      else if (c == '\n') out += "\\n";
+      else if (c == '\x01') out += "\\u0001";
+      else out += c;
+    }
+    return out + "\"";
+  };
+  for (const std::string odd : {"\"", "\\", "\n", "\x01", "\x7F", "\xE5\xBC\xA0"}) {
+    for (std::size_t k = 0; k < 17; ++k) {
+      const std::string text = std::string(k, 'a') + odd + std::string(17 - k, 'b');
+      CAPTURE(k);
+      CAPTURE(text);
+      Fixture f;
+      Submission s = application("SERIAL");
+      s.applicant.name = text;
+      s.materials[0].file_name = text + ".pdf";
+      const auto r = f.engine->submit(s, Actor::applicant_of(person));
+      REQUIRE(r.accepted());
+      const CaseId id = *r.case_id;
+      Action a;
+      a.kind = ActionKind::accept;
+      a.case_id = id;
+      a.task = f.task(id, "accept");
+      a.actor = hall();
+      a.comment = text;
+      f.engine->act(a);
+      const auto history = f.engine->history(id);
+      REQUIRE(history.size() > 2);
+      CHECK(history.front().payload.find("\"name\":" + quoted(text)) != std::string::npos);
+      CHECK(history.front().payload.find("\"file\":" + quoted(text + ".pdf")) != std::string::npos);
+      const auto acted = std::find_if(history.begin(), history.end(), [](const Event& e) { return e.kind == EventKind::acted; });
+      REQUIRE(acted != history.end());
+      CHECK(acted->payload.find("\"comment\":" + quoted(text)) != std::string::npos);
+      CHECK(f.engine->verify(id).ok);  // the payloads replay
+    }
+  }
+}
+
 TEST_CASE("the memory store gives back random histories exactly, chained or not, one commit or a batch") {
   // Every field the encoding may leave out or write short: another case's
   // id, seq jumps, instants later, earlier or the same (far ones too), the

@@ -12,8 +12,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <charconv>
+#include <cstring>
 #include <limits>
+#include <span>
 
 namespace onestop::core {
 
@@ -31,17 +34,40 @@ using json_fields::whole;
 
 namespace {
 
+// Whether `s` goes into JSON as it is between quotes: no quote, backslash or
+// control character, and with `ascii` nothing but printable ASCII. Eight
+// bytes at a time (these run on every name and file of every input): a
+// byte below 0x20 shows as a borrow, a given byte as a zero after xor.
+template <bool ascii>
 bool plain_json(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20;
-  });
+  constexpr std::uint64_t ones = 0x0101010101010101ULL;
+  constexpr std::uint64_t highs = 0x8080808080808080ULL;
+  auto zero_byte = [&](std::uint64_t w) { return ((w - ones) & ~w & highs) != 0; };
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, sizeof w);
+    if (((w - 0x20 * ones) & ~w & highs) != 0 || zero_byte(w ^ ('"' * ones)) || zero_byte(w ^ ('\\' * ones))) return false;
+    if (ascii && ((w & highs) != 0 || zero_byte(w ^ (0x7F * ones)))) return false;
+  }
+  for (; i < s.size(); ++i) {
+    const auto u = static_cast<unsigned char>(s[i]);
+    if (u < 0x20 || u == '"' || u == '\\' || (ascii && u >= 0x7F)) return false;
+  }
+  return true;
 }
 
+void append_plain(std::string& out, std::string_view s) {
+  out += '"';
+  out.append(s.data(), s.size());
+  out += '"';
+}
+
+// Text the engine has checked is UTF-8 (check_action): as it is when it
+// needs no escapes, else through nlohmann.
 void append_quoted(std::string& out, const std::string& s) {
-  if (plain_json(s)) {
-    out += '"';
-    out += s;
-    out += '"';
+  if (plain_json<false>(s)) {
+    append_plain(out, s);
   } else {
     out += json(s).dump();
   }
@@ -50,14 +76,8 @@ void append_quoted(std::string& out, const std::string& s) {
 // Exactly as nlohmann's dump writes it: printable ASCII directly, anything
 // else through nlohmann (which also refuses invalid UTF-8).
 void append_json_string(std::string& out, const std::string& s) {
-  const bool ascii = std::all_of(s.begin(), s.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u >= 0x20 && u < 0x7F && c != '"' && c != '\\';
-  });
-  if (ascii) {
-    out += '"';
-    out += s;
-    out += '"';
+  if (plain_json<true>(s)) {
+    append_plain(out, s);
   } else {
     out += json(s).dump();
   }
@@ -350,17 +370,45 @@ Case to_case(const CompiledCatalog&, const CaseSnapshot& s) {
 }
 
 std::vector<OpenTaskView> open_task_views(const CompiledCatalog&, const CaseSnapshot& s) {
+  // Every open task is held by a live token (invariant_violation): the few
+  // tokens name them, and the task list, dozens of records in a theme's
+  // case spread over as many allocations, is not walked at every commit.
+  TaskId few[16];
+  std::vector<TaskId> many;  // past sixteen (rare)
+  std::size_t n = 0;
+  for (const auto& k : s.tokens) {
+    if (k.task == 0 || k.task > s.tasks.size() || s.tasks[k.task - 1].state != TaskState::open) continue;
+    if (n < std::size(few)) {
+      few[n++] = k.task;
+    } else {
+      if (many.empty()) many.assign(few, few + n);
+      many.push_back(k.task);
+    }
+  }
+  TaskId* const first = many.empty() ? few : many.data();
+  TaskId* last = many.empty() ? few + n : many.data() + many.size();
+  std::sort(first, last);  // in task order, as stores merge them
+  last = std::unique(first, last);
   std::vector<OpenTaskView> out;
-  out.reserve(static_cast<std::size_t>(
-      std::count_if(s.tasks.begin(), s.tasks.end(), [](const TaskRecord& t) { return t.state == TaskState::open; })));
-  for (const auto& t : s.tasks) {
-    if (t.state != TaskState::open) continue;
+  out.reserve(static_cast<std::size_t>(last - first));
+  for (const TaskId id : std::span<const TaskId>(first, last)) {
+    const TaskRecord& t = s.tasks[id - 1];
     const Node* def = s.frames[t.frame].flow->nodes[t.node].def;
     if (def->kind == NodeKind::automatic) continue;
     const Flow& flow = *s.frames[t.frame].flow->def;
     out.push_back(OpenTaskView{t.id, def, frame_item(s, t.frame), flow.id, flow.version, t.node, t.assigned_user(),
                                t.added_signers(), t.created, t.due});
   }
+#ifndef NDEBUG
+  // Debug builds (the sanitizer preset runs every test on them) check the
+  // shortcut against the whole list.
+  std::vector<TaskId> walked;
+  for (const auto& t : s.tasks) {
+    if (t.state == TaskState::open && s.frames[t.frame].flow->nodes[t.node].def->kind != NodeKind::automatic) walked.push_back(t.id);
+  }
+  assert(walked.size() == out.size() && "an open task without a live token");
+  for (std::size_t i = 0; i < walked.size(); ++i) assert(walked[i] == out[i].task && "open tasks out of order");
+#endif
   return out;
 }
 
@@ -404,44 +452,44 @@ ClockInstants clock_instants(const CompiledCatalog& catalog, const LimitClock& c
     std::uint64_t calendar = 0;
     std::int64_t due = 0;
     std::int64_t amount = 0;
-    std::uint8_t unit = 0;
-    std::uint8_t flags = 0;
+    std::uint32_t shape = 0;  // unit and flags, one word (bytes compared apart stalled on a partial load)
     ClockInstants at;
   };
   constexpr std::size_t slots = 4096;
   thread_local std::unique_ptr<Memo[]> memo;
   if (!memo) memo = std::make_unique<Memo[]>(slots);
   const std::int64_t due = clock.due.time_since_epoch().count();
-  const auto unit = static_cast<std::uint8_t>(clock.limit.unit);
-  const auto flags = static_cast<std::uint8_t>((step ? 1 : 0) | (statutory ? 2 : 0) | (clock.paused_at ? 4 : 0));
-  std::uint64_t h = (catalog.serial() * 0x9E3779B97F4A7C15ULL) ^ (static_cast<std::uint64_t>(due) * 0xC2B2AE3D27D4EB4FULL) ^
-                    (cal.serial() * 0x165667B19E3779F9ULL) ^ (static_cast<std::uint64_t>(clock.limit.amount) << 8) ^
-                    (static_cast<std::uint64_t>(unit) << 4) ^ flags;
+  const std::uint32_t shape = static_cast<std::uint32_t>(clock.limit.unit) << 8 | (step ? 1u : 0u) | (statutory ? 2u : 0u) |
+                              (clock.paused_at ? 4u : 0u);
+  const std::uint64_t catalog_serial = catalog.serial();
+  const std::uint64_t calendar_serial = cal.serial();
+  std::uint64_t h = (catalog_serial * 0x9E3779B97F4A7C15ULL) ^ (static_cast<std::uint64_t>(due) * 0xC2B2AE3D27D4EB4FULL) ^
+                    (calendar_serial * 0x165667B19E3779F9ULL) ^ (static_cast<std::uint64_t>(clock.limit.amount) << 12) ^ shape;
   h ^= h >> 29;
   Memo& m = memo[h & (slots - 1)];
-  if (m.catalog == catalog.serial() && m.calendar == cal.serial() && m.due == due && m.amount == clock.limit.amount &&
-      m.unit == unit && m.flags == flags) {
+  if (m.catalog == catalog_serial && m.calendar == calendar_serial && m.due == due && m.amount == clock.limit.amount &&
+      m.shape == shape) {
     return m.at;
   }
   ClockInstants at;
   compute_instants(catalog.rules(), clock, cal, step, statutory, at.data());  // may throw: the slot is untouched
-  m = Memo{catalog.serial(), cal.serial(), due, clock.limit.amount, unit, flags, at};
+  m = Memo{catalog_serial, calendar_serial, due, clock.limit.amount, shape, at};
   return at;
 }
 
-}  // namespace
-
-void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
-                       const std::function<void(const Deadline&)>& visit) {
+// Calls visit(const Deadline&) for every deadline of the case: a template,
+// so that next_timer, run at every commit, inlines its comparison.
+template <class Visit>
+void visit_deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s, Visit&& visit) {
   const CaseExtras& x = *s.extras;
   if (x.follow_up && !x.follow_up->closed && !x.follow_up_warned) {
-    visit({x.follow_up->due, Deadline::Kind::follow_up, 0, 0, false});
+    visit(Deadline{x.follow_up->due, Deadline::Kind::follow_up, 0, 0, false});
   }
   if (s.status == CaseStatus::finished || s.status == CaseStatus::draft || s.frames.empty()) return;
   for (const auto& t : s.tokens) {
-    if (t.wait == Wait::timer) visit({t.due, Deadline::Kind::timer, t.id, 0, false});
+    if (t.wait == Wait::timer) visit(Deadline{t.due, Deadline::Kind::timer, t.id, 0, false});
   }
-  if (x.special_until) visit({*x.special_until, Deadline::Kind::special_end, 0, 0, false});
+  if (x.special_until) visit(Deadline{*x.special_until, Deadline::Kind::special_end, 0, 0, false});
   if (s.paused) return;  // stopped clocks fire nothing
   const auto& rules = catalog.rules();
   auto warned = [&](std::uint32_t key, std::uint16_t rule) {
@@ -459,10 +507,20 @@ void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
       compute_instants(rules, clock, cal, step, statutory, many.data());
       at = many.data();
     }
+    // The rules this clock has warned of: one look through the case's
+    // list (which grows with its warnings), not one per rule.
+    std::uint64_t done = 0;
+    const bool few = rules.size() <= 64;
+    if (few) {
+      for (const auto& [k, id] : s.warned) {
+        if (k == key && ((id & 0x8000) != 0) == statutory && (id & 0x7FFF) < 64) done |= std::uint64_t{1} << (id & 0x7FFF);
+      }
+    }
     for (std::uint16_t r = 0; r < rules.size(); ++r) {
       if (at[r] == no_instant) continue;
       const std::uint16_t id = static_cast<std::uint16_t>(statutory ? r + 0x8000 : r);
-      if (!warned(key, id)) visit({Instant{std::chrono::seconds{at[r]}}, Deadline::Kind::warning, key, id, statutory});
+      const bool already = few ? ((done >> r) & 1) != 0 : warned(key, id);
+      if (!already) visit(Deadline{Instant{std::chrono::seconds{at[r]}}, Deadline::Kind::warning, key, id, statutory});
     }
   };
   const WorkingCalendar& root = catalog.calendar_of(*s.frames[0].flow);
@@ -472,16 +530,22 @@ void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
     if (!t.clock) continue;
     const CompiledFlow& cf = *s.frames[t.frame].flow;
     schedule(*t.clock, catalog.calendar_of(cf), t.id, true, false);
-    const Node& def = *cf.nodes[t.node].def;
-    if (def.on_timeout != TimeoutAction::warn && !t.timed_out) {
-      visit({t.clock->due, Deadline::Kind::timeout, t.id, 0, false});
+    if (cf.nodes[t.node].times_out && !t.timed_out) {
+      visit(Deadline{t.clock->due, Deadline::Kind::timeout, t.id, 0, false});
     }
   }
 }
 
+}  // namespace
+
+void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
+                       const std::function<void(const Deadline&)>& visit) {
+  visit_deadlines(catalog, s, visit);
+}
+
 std::optional<Instant> next_timer(const CompiledCatalog& catalog, const CaseSnapshot& s) {
   std::optional<Instant> best;
-  for_each_deadline(catalog, s, [&](const Deadline& d) {
+  visit_deadlines(catalog, s, [&](const Deadline& d) {
     if (!best || d.at < *best) best = d.at;
   });
   return best;

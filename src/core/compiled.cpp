@@ -61,6 +61,7 @@ void CompiledCatalog::compile(CompiledFlow& cf) {
   cf.nodes.resize(n);
   for (std::uint32_t i = 0; i < n; ++i) {
     cf.nodes[i].def = &f.nodes[i];
+    cf.nodes[i].times_out = f.nodes[i].on_timeout != TimeoutAction::warn;
     cf.index.emplace(f.nodes[i].id, i);
     if (f.nodes[i].kind == NodeKind::start) cf.start = i;
   }

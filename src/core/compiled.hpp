@@ -34,6 +34,7 @@ struct CompiledNode {
   std::uint32_t split = npos;    // join: its split
   std::vector<std::uint32_t> returns;  // declared return targets
   ReturnSiblings return_siblings = ReturnSiblings::cancel;
+  bool times_out = false;  // def->on_timeout is not warn (read at every commit: next_timer)
   const CompiledFlow* subflow = nullptr;  // subflow: the flow it runs
   const Item* subflow_item = nullptr;
 };

@@ -551,7 +551,10 @@ class EngineImpl final : public Engine {
   void after_commit(const std::shared_ptr<const CaseSnapshot>& s, const std::vector<Event>& events) {
     publish(s, events);
     if (options_.run_handlers_inline && s->status == CaseStatus::running) {
-      const bool pending = std::any_of(s->tasks.begin(), s->tasks.end(), [&](const core::TaskRecord& t) {
+      // An open task is held by a live token: the tokens, not the whole task list.
+      const bool pending = std::any_of(s->tokens.begin(), s->tokens.end(), [&](const core::Token& k) {
+        if (k.task == 0 || k.task > s->tasks.size()) return false;
+        const core::TaskRecord& t = s->tasks[k.task - 1];
         return t.state == TaskState::open && !t.failed &&
                s->frames[t.frame].flow->nodes[t.node].def->kind == NodeKind::automatic;
       });

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <limits>
 #include <span>
+#include <type_traits>
 
 namespace onestop::core {
 
@@ -85,6 +86,10 @@ void append_json_string(std::string& out, const std::string& s) {
 
 template <typename Int>
 void append_int(std::string& out, Int v) {
+  if (static_cast<std::make_unsigned_t<Int>>(v) < 10u) {  // one digit (kinds, forms): no conversion
+    out += static_cast<char>('0' + static_cast<int>(v));
+    return;
+  }
   char buf[24];
   const auto r = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, r.ptr);
@@ -496,11 +501,27 @@ void visit_deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s, Visi
     return std::find(s.warned.begin(), s.warned.end(), std::pair<std::uint32_t, std::uint16_t>{key, rule}) != s.warned.end();
   };
   ClockInstants computed{};
+  // What `computed` was computed for: the branches of a parallel section
+  // start their steps' clocks together, and a clock like the one before
+  // needs no look in the memo.
+  struct Shape {
+    const WorkingCalendar* cal = nullptr;
+    std::int64_t due = 0;
+    std::int64_t amount = 0;
+    TimeUnit unit{};
+    bool step = false, statutory = false, paused = false;
+    bool operator==(const Shape&) const = default;
+  } last;
   std::vector<std::int64_t> many;  // more rules than the memo holds
   auto schedule = [&](const LimitClock& clock, const WorkingCalendar& cal, std::uint32_t key, bool step, bool statutory) {
     const std::int64_t* at = nullptr;
     if (rules.size() <= memo_rules) {
-      computed = clock_instants(catalog, clock, cal, step, statutory);
+      const Shape shape{&cal, clock.due.time_since_epoch().count(), clock.limit.amount, clock.limit.unit, step, statutory,
+                        clock.paused_at.has_value()};
+      if (!(shape == last)) {
+        computed = clock_instants(catalog, clock, cal, step, statutory);
+        last = shape;
+      }
       at = computed.data();
     } else {
       many.resize(rules.size());

@@ -530,6 +530,9 @@ class EngineImpl final : public Engine {
   }
 
   void publish(const std::shared_ptr<const CaseSnapshot>& s, const std::vector<Event>& events) {
+    // Nothing to hear, or nobody to hear it (subscribe sets the flag after
+    // adding its observer): no lock taken, no list copied.
+    if (events.empty() || !has_observers_.load(std::memory_order_acquire)) return;
     std::vector<std::shared_ptr<Observer>> observers;
     {
       std::lock_guard lock(mu_);

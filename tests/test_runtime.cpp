@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <random>
 
@@ -1051,6 +1052,73 @@ TEST_CASE("on a store that derives the chain, events go unhashed until someone o
   CHECK(std::equal(heard->events.begin(), heard->events.end(), after.end() - static_cast<std::ptrdiff_t>(heard->events.size())));
   CHECK(a.engine->verify(id).ok);
   CHECK(a.engine->get(id).outcome == Outcome::approved);
+}
+
+TEST_CASE("an engine hashing on a case another engine left unhashed: a commit in between is a conflict, retried") {
+  // Engine `quiet` on the plain memory store leaves its events unhashed;
+  // engine `heard`, observed, must read the chain's end from the history.
+  // The first time it does, `quiet` acts on the case in between: the
+  // history is then a step ahead of the state `heard` loaded, which takes
+  // the hash at its own last event and meets the conflict at commit.
+  struct Meddler final : StoreWrapper {
+    using StoreWrapper::StoreWrapper;
+    bool derives_chain() override { return target().derives_chain(); }
+    std::vector<Event> history(CaseId id) override {
+      if (meddle) {
+        auto then = std::exchange(meddle, nullptr);
+        then();
+      }
+      return StoreWrapper::history(id);
+    }
+    std::function<void()> meddle;
+  };
+  struct Count final : Observer {
+    std::size_t events = 0;
+    void on_event(const Event&, const Case&) override { ++events; }
+  };
+  auto memory = open_memory_store();
+  auto meddler = std::make_shared<Meddler>(memory);
+  Fixture quiet(memory), heard(meddler);
+  auto count = std::make_shared<Count>();
+  heard.engine->subscribe(count);
+  const CaseId id = quiet.submit("SERIAL");
+  REQUIRE(quiet.engine->get(id).version == 1);
+  Action note;
+  note.kind = ActionKind::comment;
+  note.case_id = id;
+  note.actor = Actor::applicant_of(person);
+  note.comment = "in between";
+  meddler->meddle = [&] { quiet.engine->act(note); };
+  CHECK(heard.act(ActionKind::accept, id, heard.task(id, "accept"), hall()) == 3);  // after the comment, on a retry
+  CHECK_FALSE(meddler->meddle);
+  CHECK(count->events > 0);
+  const auto history = quiet.engine->history(id);
+  CHECK(verify_history(history).ok);
+  CHECK(quiet.engine->verify(id).ok);
+  CHECK(heard.engine->verify(id).ok);
+  CHECK(std::count_if(history.begin(), history.end(), [](const Event& e) { return e.kind == EventKind::acted; }) == 2);
+}
+
+TEST_CASE("a state committed unhashed is never encoded: a wrapper that encodes states and claims to derive the chain fails clearly") {
+  // Its last hash is not the chain's end; stored as bytes, it would be
+  // taken for it. The commit is refused by name, and nothing is stored.
+  struct Claims final : test_support::CodecStore {
+    bool derives_chain() override { return true; }
+    void commit(Commit c) override {
+      c.snapshot = binding().decode(binding().encode(*c.snapshot));
+      CodecStore::commit(std::move(c));
+    }
+  };
+  auto store = std::make_shared<Claims>();
+  Fixture f(store);
+  try {
+    f.engine->submit(application("SERIAL"), Actor::applicant_of(person));
+    FAIL("an unhashed state was encoded");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::internal);
+    CHECK(std::string(e.what()).find("derives_chain") != std::string::npos);
+  }
+  CHECK(store->case_ids().empty());
 }
 
 TEST_CASE("text goes into the history as JSON writes it, whatever it holds and wherever") {

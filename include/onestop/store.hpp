@@ -194,7 +194,8 @@ std::shared_ptr<Store> open_store(std::string_view uri);
 // Decorates another store; override what you need (metrics, fault injection).
 // A wrapper that changes a commit's events sets Commit::chained to false.
 // A wrapper answers derives_chain() false, so the events it sees carry
-// their hashes; one that hands commits on unchanged may ask its target.
+// their hashes; one that hands commits on unchanged (events and snapshot)
+// may ask its target.
 class StoreWrapper : public Store {
  public:
   explicit StoreWrapper(std::shared_ptr<Store> target) : target_(std::move(target)) {}

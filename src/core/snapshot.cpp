@@ -390,6 +390,15 @@ std::uint64_t checksum(std::string_view bytes) {
 }  // namespace
 
 std::string encode_snapshot(const CaseSnapshot& s) {
+  if (s.chain_pending) {
+    // Its last_hash is not the chain's end (Commit::unhashed): stored, it
+    // would be taken for it. Only a store that derives the chain gets such
+    // states, and it must keep them as they are (Store::derives_chain).
+    throw Error(ErrorCode::internal,
+                fmt::format("case {}: a state whose history was committed unhashed cannot be encoded; a store or "
+                            "wrapper that encodes states must not answer derives_chain() true",
+                            s.id));
+  }
   std::string out(prefix, '\0');
   std::memcpy(out.data(), magic, sizeof magic);
   {

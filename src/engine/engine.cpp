@@ -495,11 +495,14 @@ class EngineImpl final : public Engine {
   std::shared_ptr<CaseSnapshot> next_state(const CaseSnapshot& current, Step step) {
     auto next = std::make_shared<CaseSnapshot>(current);
     if (step.hashed && next->chain_pending) {
+      // The history may have moved on since the load (another engine on
+      // the store): the hash at the state's own last event, and the commit
+      // then finds the newer version (Error(conflict), retried).
       const std::vector<Event> events = options_.store->history(next->id);
-      if (events.empty() || events.back().seq != next->seq) {
-        throw Error(ErrorCode::storage, fmt::format("case {}: the stored history does not end at event {}", next->id, next->seq));
+      if (next->seq == 0 || events.size() < next->seq || events[next->seq - 1].seq != next->seq) {
+        throw Error(ErrorCode::storage, fmt::format("case {}: the stored history has no event {}, the state's last", next->id, next->seq));
       }
-      next->last_hash = events.back().hash;
+      next->last_hash = events[next->seq - 1].hash;
       next->chain_pending = false;
     }
     return next;

@@ -1137,7 +1137,7 @@ TEST_CASE("text goes into the history as JSON writes it, whatever it holds and w
     }
     return out + "\"";
   };
-  for (const std::string odd : {"\"", "\\", "\n", "\x01", "\x7F", "\xE5\xBC\xA0"}) {
+  for (const std::string odd : {"", "\"", "\\", "\n", "\x01", "\x7F", "\xE5\xBC\xA0"}) {  // "": plain, written directly
     for (std::size_t k = 0; k < 17; ++k) {
       const std::string text = std::string(k, 'a') + odd + std::string(17 - k, 'b');
       CAPTURE(k);
@@ -1159,7 +1159,7 @@ TEST_CASE("text goes into the history as JSON writes it, whatever it holds and w
       const auto history = f.engine->history(id);
       REQUIRE(history.size() > 2);
       CHECK(history.front().payload.find("\"name\":" + quoted(text)) != std::string::npos);
-      CHECK(history.front().payload.find("\"file\":" + quoted(text + ".pdf")) != std::string::npos);
+      CHECK(history.front().payload.find("{\"bytes\":1000,\"file\":" + quoted(text + ".pdf") + ",\"form\":") != std::string::npos);
       const auto acted = std::find_if(history.begin(), history.end(), [](const Event& e) { return e.kind == EventKind::acted; });
       REQUIRE(acted != history.end());
       CHECK(acted->payload.find("\"comment\":" + quoted(text)) != std::string::npos);

@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <utility>
 
 namespace fs = std::filesystem;
 using namespace onestop;

@@ -166,6 +166,20 @@ TEST_CASE("the archive fixture written by an earlier build still imports") {
   CHECK(to->verify(2).ok);
 }
 
+TEST_CASE("the same cases export to the fixture's bytes: the history's payloads are written as they always were") {
+  // The engine writes submissions and actions by hand for speed; every byte
+  // of their JSON (and so every hash) must stay what the fixture holds.
+  std::ifstream in(fs::path(ONESTOP_TEST_DATA) / "store" / "cases.jsonl");
+  REQUIRE(in);
+  std::stringstream fixture;
+  fixture << in.rdbuf();
+  auto store = open_memory_store();
+  populate(*engine_on(store));
+  std::stringstream archive;
+  REQUIRE(export_cases(*store, archive) == 3);
+  CHECK(archive.str() == fixture.str());
+}
+
 TEST_CASE("import: payload fields of the wrong type or out of range are refused by name, sound chain or not") {
   // A hostile or damaged archive whose hashes were made to match: replay
   // reads each payload field strictly. A float out of range read as an int

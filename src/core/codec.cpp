@@ -6,6 +6,7 @@
 #include "common/json_fields.hpp"
 #include "core/recorded_enums.hpp"
 
+#include <boost/container/small_vector.hpp>
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
@@ -16,7 +17,6 @@
 #include <charconv>
 #include <cstring>
 #include <limits>
-#include <span>
 #include <type_traits>
 
 namespace onestop::core {
@@ -58,30 +58,35 @@ bool plain_json(std::string_view s) {
   return true;
 }
 
-void append_plain(std::string& out, std::string_view s) {
-  out += '"';
-  out.append(s.data(), s.size());
-  out += '"';
+// The most bytes put_quoted writes for `t`: an escaped control character
+// takes six.
+std::size_t quoted_bound(std::string_view t) { return 6 * t.size() + 2; }
+
+// Writes `t` at `p` exactly as nlohmann's dump writes it (valid UTF-8 as it
+// is; quotes, backslashes and control characters escaped) and returns the
+// end: between quotes as it is when plain_json<ascii>, else through
+// nlohmann. With `ascii`, anything but printable ASCII goes through
+// nlohmann, which refuses invalid UTF-8 (texts not checked before); action
+// texts have been (check_action).
+template <bool ascii>
+char* put_quoted(char* p, const std::string& t) {
+  if (plain_json<ascii>(t)) {
+    *p++ = '"';
+    std::memcpy(p, t.data(), t.size());
+    p += t.size();
+    *p++ = '"';
+    return p;
+  }
+  const std::string escaped = json(t).dump();
+  std::memcpy(p, escaped.data(), escaped.size());
+  return p + escaped.size();
 }
 
-// Text the engine has checked is UTF-8 (check_action): as it is when it
-// needs no escapes, else through nlohmann.
-void append_quoted(std::string& out, const std::string& s) {
-  if (plain_json<false>(s)) {
-    append_plain(out, s);
-  } else {
-    out += json(s).dump();
-  }
-}
-
-// Exactly as nlohmann's dump writes it: printable ASCII directly, anything
-// else through nlohmann (which also refuses invalid UTF-8).
-void append_json_string(std::string& out, const std::string& s) {
-  if (plain_json<true>(s)) {
-    append_plain(out, s);
-  } else {
-    out += json(s).dump();
-  }
+template <bool ascii>
+void append_quoted(std::string& out, const std::string& t) {
+  const std::size_t at = out.size();
+  out.resize(at + quoted_bound(t));
+  out.resize(static_cast<std::size_t>(put_quoted<ascii>(out.data() + at, t) - out.data()));
 }
 
 template <typename Int>
@@ -99,8 +104,7 @@ void append_int(std::string& out, Int v) {
 
 std::string quote_json(const std::string& s) {
   std::string out;
-  out.reserve(s.size() + 2);
-  append_quoted(out, s);
+  append_quoted<false>(out, s);
   return out;
 }
 
@@ -169,52 +173,41 @@ std::string encode_submission(const Submission& s, bool theme, int version) {
   // order) gives: this runs for every submission.
   std::string out;
   std::size_t size = 128 + s.applicant.id.size() + s.applicant.name.size() + s.target.size() + 48 * s.form.size();
-  for (const auto& m : s.materials) size += 80 + m.file_name.size() + m.id.size();  // the room the fast path makes
+  for (const auto& m : s.materials) size += 72 + m.file_name.size() + m.id.size();
   out.reserve(size);  // one allocation: themes offer dozens of materials
   out += "{\"applicant\":{\"id\":";
-  append_json_string(out, s.applicant.id);
+  append_quoted<true>(out, s.applicant.id);
   out += ",\"kind\":";
   append_int(out, static_cast<int>(s.applicant.kind));
   out += ",\"name\":";
-  append_json_string(out, s.applicant.name);
+  append_quoted<true>(out, s.applicant.name);
   out += "},\"form\":";
   out += s.form.empty() ? std::string("{}") : form_json(s.form).dump();
   out += ",\"materials\":[";
   for (std::size_t i = 0; i < s.materials.size(); ++i) {
+    // Written straight into room made for it (a theme offers dozens).
     const OfferedMaterial& m = s.materials[i];
-    if (plain_json<true>(m.file_name) && plain_json<true>(m.id)) {
-      // Written straight into room made for it (a theme offers dozens).
-      const std::size_t at = out.size();
-      out.resize(at + 80 + m.file_name.size() + m.id.size());  // keys, two numbers, quotes: at most 68
-      char* p = out.data() + at;
-      auto put = [&](std::string_view text) {
-        std::memcpy(p, text.data(), text.size());
-        p += text.size();
-      };
-      put(i ? ",{\"bytes\":" : "{\"bytes\":");
-      p = std::to_chars(p, p + 24, m.bytes).ptr;
-      put(",\"file\":\"");
-      put(m.file_name);
-      put("\",\"form\":");
-      p = std::to_chars(p, p + 24, static_cast<int>(m.form)).ptr;
-      put(",\"id\":\"");
-      put(m.id);
-      put("\"}");
-      out.resize(static_cast<std::size_t>(p - out.data()));
-      continue;
-    }
-    out += i ? ",{\"bytes\":" : "{\"bytes\":";
-    append_int(out, m.bytes);
-    out += ",\"file\":";
-    append_json_string(out, m.file_name);
-    out += ",\"form\":";
-    append_int(out, static_cast<int>(m.form));
-    out += ",\"id\":";
-    append_json_string(out, m.id);
-    out += '}';
+    const std::size_t at = out.size();
+    out.resize(at + 64 + quoted_bound(m.file_name) + quoted_bound(m.id));  // keys and two numbers: at most 64
+    char* p = out.data() + at;
+    char* const end = out.data() + out.size();
+    auto put = [&](std::string_view text) {
+      std::memcpy(p, text.data(), text.size());
+      p += text.size();
+    };
+    put(i ? ",{\"bytes\":" : "{\"bytes\":");
+    p = std::to_chars(p, end, m.bytes).ptr;
+    put(",\"file\":");
+    p = put_quoted<true>(p, m.file_name);
+    put(",\"form\":");
+    p = std::to_chars(p, end, static_cast<int>(m.form)).ptr;
+    put(",\"id\":");
+    p = put_quoted<true>(p, m.id);
+    *p++ = '}';
+    out.resize(static_cast<std::size_t>(p - out.data()));
   }
   out += "],\"target\":";
-  append_json_string(out, s.target);
+  append_quoted<true>(out, s.target);
   out += theme ? ",\"theme\":true,\"version\":" : ",\"theme\":false,\"version\":";
   append_int(out, version);
   out += '}';
@@ -235,128 +228,73 @@ Submission decode_submission(const std::string& text, bool& theme, int& version)
   return s;
 }
 
-namespace {
-
-// Any action: texts that need escapes go through nlohmann, as do a form and
-// materials.
-std::string encode_action_general(const Action& a) {
-  std::string out;
-  std::size_t size = 128 + a.actor.user.size() + a.target.size() + a.comment.size();
-  for (const auto& r : a.actor.roles) size += r.size() + 3;
-  for (const auto& d : a.actor.departments) size += d.size() + 3;
-  out.reserve(size);  // one allocation for the usual action
-  out += "{\"kind\":";
-  append_int(out, static_cast<int>(a.kind));
-  out += ",\"actor\":{\"kind\":";
-  append_int(out, static_cast<int>(a.actor.kind));
-  out += ",\"user\":";
-  append_quoted(out, a.actor.user);
-  auto list = [&](const char* key, const std::vector<std::string>& items) {
-    if (items.empty()) return;
-    out += ",\"";
-    out += key;
-    out += "\":[";
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      if (i) out += ',';
-      append_quoted(out, items[i]);
-    }
-    out += ']';
-  };
-  list("roles", a.actor.roles);
-  list("departments", a.actor.departments);
-  out += '}';
-  if (a.task != 0) {
-    out += ",\"task\":";
-    append_int(out, a.task);
-  }
-  if (!a.target.empty()) {
-    out += ",\"target\":";
-    append_quoted(out, a.target);
-  }
-  if (!a.comment.empty()) {
-    out += ",\"comment\":";
-    append_quoted(out, a.comment);
-  }
-  if (a.limit) {
-    out += ",\"limit\":";
-    append_quoted(out, a.limit->to_string());
-  }
-  if (a.rating != 0) {
-    out += ",\"rating\":";
-    append_int(out, a.rating);
-  }
-  if (!a.form.empty()) out += ",\"form\":" + form_json(a.form).dump();
-  if (!a.materials.empty()) out += ",\"materials\":" + materials_json(a.materials).dump();
-  out += '}';
-  return out;
-}
-
-}  // namespace
-
 std::string encode_action(const Action& a) {
-  // Hand-written: this runs for every action and nlohmann's tree is slow
-  // here. The usual action (plain texts, no form, materials or limit) is
-  // written straight into room sized for it; anything else as above.
-  auto all_plain = [](const std::vector<std::string>& texts) {
-    return std::all_of(texts.begin(), texts.end(), [](const std::string& t) { return plain_json<false>(t); });
-  };
-  if (!a.form.empty() || !a.materials.empty() || a.limit || !plain_json<false>(a.actor.user) || !plain_json<false>(a.target) ||
-      !plain_json<false>(a.comment) || !all_plain(a.actor.roles) || !all_plain(a.actor.departments)) {
-    return encode_action_general(a);
-  }
-  std::size_t size = 192 + a.actor.user.size() + a.target.size() + a.comment.size();  // keys, numbers and quotes: < 192
-  for (const auto& r : a.actor.roles) size += r.size() + 3;
-  for (const auto& d : a.actor.departments) size += d.size() + 3;
+  // Hand-written, written straight into room sized for it: this runs for
+  // every action and nlohmann's tree is slow here. What is rare (a limit, a
+  // form, materials) is made first.
+  const std::string limit = a.limit ? a.limit->to_string() : std::string();
+  const std::string form = a.form.empty() ? std::string() : form_json(a.form).dump();
+  const std::string materials = a.materials.empty() ? std::string() : materials_json(a.materials).dump();
+  std::size_t size = 192 + quoted_bound(a.actor.user) + quoted_bound(a.target) + quoted_bound(a.comment) +
+                     quoted_bound(limit) + form.size() + materials.size();  // keys and numbers: < 192
+  for (const auto& r : a.actor.roles) size += quoted_bound(r) + 1;
+  for (const auto& d : a.actor.departments) size += quoted_bound(d) + 1;
   std::string out(size, '\0');
   char* p = out.data();
-  auto key = [&](std::string_view text) {
+  char* const end = out.data() + out.size();
+  auto put = [&](std::string_view text) {
     std::memcpy(p, text.data(), text.size());
     p += text.size();
   };
-  auto quoted = [&](const std::string& text) {
-    *p++ = '"';
-    std::memcpy(p, text.data(), text.size());
-    p += text.size();
-    *p++ = '"';
-  };
-  auto number = [&](auto v) { p = std::to_chars(p, p + 24, v).ptr; };
+  auto number = [&](auto v) { p = std::to_chars(p, end, v).ptr; };
   auto list = [&](std::string_view name, const std::vector<std::string>& items) {
     if (items.empty()) return;
-    key(name);
+    put(name);
     for (std::size_t i = 0; i < items.size(); ++i) {
       if (i) *p++ = ',';
-      quoted(items[i]);
+      p = put_quoted<false>(p, items[i]);
     }
     *p++ = ']';
   };
-  key("{\"kind\":");
+  put("{\"kind\":");
   number(static_cast<int>(a.kind));
-  key(",\"actor\":{\"kind\":");
+  put(",\"actor\":{\"kind\":");
   number(static_cast<int>(a.actor.kind));
-  key(",\"user\":");
-  quoted(a.actor.user);
+  put(",\"user\":");
+  p = put_quoted<false>(p, a.actor.user);
   list(",\"roles\":[", a.actor.roles);
   list(",\"departments\":[", a.actor.departments);
   *p++ = '}';
   if (a.task != 0) {
-    key(",\"task\":");
+    put(",\"task\":");
     number(a.task);
   }
   if (!a.target.empty()) {
-    key(",\"target\":");
-    quoted(a.target);
+    put(",\"target\":");
+    p = put_quoted<false>(p, a.target);
   }
   if (!a.comment.empty()) {
-    key(",\"comment\":");
-    quoted(a.comment);
+    put(",\"comment\":");
+    p = put_quoted<false>(p, a.comment);
+  }
+  if (a.limit) {
+    put(",\"limit\":");
+    p = put_quoted<false>(p, limit);
   }
   if (a.rating != 0) {
-    key(",\"rating\":");
+    put(",\"rating\":");
     number(a.rating);
+  }
+  if (!form.empty()) {
+    put(",\"form\":");
+    put(form);
+  }
+  if (!materials.empty()) {
+    put(",\"materials\":");
+    put(materials);
   }
   *p++ = '}';
   out.resize(static_cast<std::size_t>(p - out.data()));
-  assert(out == encode_action_general(a) && "the two ways of writing an action differ");  // debug builds: every test
   return out;
 }
 
@@ -471,25 +409,15 @@ std::vector<OpenTaskView> open_task_views(const CompiledCatalog&, const CaseSnap
   // Every open task is held by a live token (invariant_violation): the few
   // tokens name them, and the task list, dozens of records in a theme's
   // case spread over as many allocations, is not walked at every commit.
-  TaskId few[16];
-  std::vector<TaskId> many;  // past sixteen (rare)
-  std::size_t n = 0;
+  boost::container::small_vector<TaskId, 16> held;
   for (const auto& k : s.tokens) {
-    if (k.task == 0 || k.task > s.tasks.size() || s.tasks[k.task - 1].state != TaskState::open) continue;
-    if (n < std::size(few)) {
-      few[n++] = k.task;
-    } else {
-      if (many.empty()) many.assign(few, few + n);
-      many.push_back(k.task);
-    }
+    if (k.task != 0 && k.task <= s.tasks.size() && s.tasks[k.task - 1].state == TaskState::open) held.push_back(k.task);
   }
-  TaskId* const first = many.empty() ? few : many.data();
-  TaskId* last = many.empty() ? few + n : many.data() + many.size();
-  std::sort(first, last);  // in task order, as stores merge them
-  last = std::unique(first, last);
+  std::sort(held.begin(), held.end());  // in task order, as stores merge them
+  held.erase(std::unique(held.begin(), held.end()), held.end());
   std::vector<OpenTaskView> out;
-  out.reserve(static_cast<std::size_t>(last - first));
-  for (const TaskId id : std::span<const TaskId>(first, last)) {
+  out.reserve(held.size());
+  for (const TaskId id : held) {
     const TaskRecord& t = s.tasks[id - 1];
     const Node* def = s.frames[t.frame].flow->nodes[t.node].def;
     if (def->kind == NodeKind::automatic) continue;

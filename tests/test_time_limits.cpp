@@ -158,6 +158,58 @@ TEST_CASE("engines whose catalogs differ only in their warning rules each warn b
   }
 }
 
+TEST_CASE("a case acted on by an engine with other warning rules is timed by that engine's rules") {
+  // Each token keeps a note of its clock's earliest warning (Commit::
+  // next_timer reads it when the action left the clock alone); the note
+  // made under one catalog's rules must not time the case under another's.
+  auto loaded = load_catalog({fs::path(ONESTOP_TEST_DATA) / "time", fs::path(ONESTOP_SOURCE_DIR) / "calendars"});
+  REQUIRE(loaded.ok());
+  auto halfway = std::make_shared<Catalog>(*loaded.catalog);
+  WarningRule half;
+  half.id = "half";
+  half.used_share = 0.5;
+  halfway->rules = {half};
+  auto store = open_memory_store();
+  auto clock = std::make_shared<ManualClock>(local(2026, 3, 2, 9, 0));
+  EngineOptions o;
+  o.clock = clock;
+  o.store = store;
+  auto a = open_engine(loaded.catalog, o);  // yellow at 80 %, red at 100 %
+  auto b = open_engine(halfway, o);         // "half" at 50 %
+  Submission s;
+  s.target = "TIMED";
+  s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+  const CaseId id = *a->submit(s, Actor::applicant_of(person)).case_id;
+  auto act = [&](Engine& e, ActionKind kind, const std::string& node, Actor actor) {
+    Action x;
+    x.kind = kind;
+    x.case_id = id;
+    const Case c = e.get(id);
+    for (const auto* t : c.open_tasks()) {
+      if (t->node == node) x.task = t->id;
+    }
+    REQUIRE(x.task != 0);
+    x.actor = std::move(actor);
+    e.act(x);
+  };
+  act(*a, ActionKind::accept, "accept", hall());  // planning and fire start 5-working-day clocks, noted under a's rules
+  act(*b, ActionKind::approve, "planning", Actor::staff_member("li", {}, {"planning"}));  // fire's clock untouched
+  // fire: 5 working days of 7 hours, counted from Tuesday (the start day
+  // does not count); half of them are used on Thursday at 14:00, 80 % at
+  // Friday's end. b's commit must have timed the case by the former.
+  const auto due = store->due_cases(local(2026, 3, 6, 9, 0), 10);
+  CHECK(due == std::vector<CaseId>{id});
+  b->tick(local(2026, 3, 6, 9, 0));
+  std::size_t warnings = 0;
+  for (const auto& ev : b->history(id)) {
+    if (ev.kind == EventKind::warning) {
+      ++warnings;
+      CHECK(ev.node == "fire");
+    }
+  }
+  CHECK(warnings == 1);
+}
+
 TEST_CASE("a warning rule far past the longest limit never fires and refuses no action") {
   // Found in review: "used >= 1000%" passes validation, but on a promised
   // limit of 900,000 natural days its instant lies 8,100,000 days past the

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 namespace onestop::core {
 
@@ -470,20 +471,32 @@ void compute_instants(const std::vector<WarningRule>& rules, const LimitClock& c
 // next_timer), so the same clocks' warning instants are asked for at every
 // action: a small per-thread memo answers them, one lookup per clock, keyed
 // by the serials of the catalog (its rules) and of the calendar, never
-// reused, and by what the instants depend on.
-ClockInstants clock_instants(const CompiledCatalog& catalog, const LimitClock& clock, const WorkingCalendar& cal,
-                             bool step, bool statutory) {
-  struct Memo {
-    std::uint64_t catalog = 0;  // 0: empty
-    std::uint64_t calendar = 0;
-    std::int64_t due = 0;
-    std::int64_t amount = 0;
-    std::uint32_t shape = 0;  // unit and flags, one word (bytes compared apart stalled on a partial load)
-    ClockInstants at;
-  };
-  constexpr std::size_t slots = 4096;
-  thread_local std::unique_ptr<Memo[]> memo;
-  if (!memo) memo = std::make_unique<Memo[]>(slots);
+// reused, and by what the instants depend on. An entry also keeps the
+// earliest of its instants: next_timer, for a clock that has warned of
+// nothing yet, needs only that one.
+struct ClockMemo {
+  std::uint64_t catalog = 0;  // 0: empty
+  std::uint64_t calendar = 0;
+  std::int64_t due = 0;
+  std::int64_t amount = 0;
+  std::uint32_t shape = 0;  // unit and flags, one word (bytes compared apart stalled on a partial load)
+  std::int64_t first = no_instant;  // the earliest of `at`, no_instant if none applies
+  ClockInstants at;
+};
+constexpr std::size_t memo_slots = 4096;
+
+// This thread's memo (found once per case, not once per clock: a
+// thread_local in a shared library costs a call).
+ClockMemo* clock_memo() {
+  thread_local std::unique_ptr<ClockMemo[]> memo;
+  if (!memo) memo = std::make_unique<ClockMemo[]>(memo_slots);
+  return memo.get();
+}
+
+// The memo's entry for the clock (the reference is good until the next
+// call: a later clock may take its slot).
+const ClockMemo& clock_instants(ClockMemo* memo, const CompiledCatalog& catalog, const LimitClock& clock,
+                                const WorkingCalendar& cal, bool step, bool statutory) {
   const std::int64_t due = clock.due.time_since_epoch().count();
   const std::uint32_t shape = static_cast<std::uint32_t>(clock.limit.unit) << 8 | (step ? 1u : 0u) | (statutory ? 2u : 0u) |
                               (clock.paused_at ? 4u : 0u);
@@ -492,21 +505,30 @@ ClockInstants clock_instants(const CompiledCatalog& catalog, const LimitClock& c
   std::uint64_t h = (catalog_serial * 0x9E3779B97F4A7C15ULL) ^ (static_cast<std::uint64_t>(due) * 0xC2B2AE3D27D4EB4FULL) ^
                     (calendar_serial * 0x165667B19E3779F9ULL) ^ (static_cast<std::uint64_t>(clock.limit.amount) << 12) ^ shape;
   h ^= h >> 29;
-  Memo& m = memo[h & (slots - 1)];
+  ClockMemo& m = memo[h & (memo_slots - 1)];
   if (m.catalog == catalog_serial && m.calendar == calendar_serial && m.due == due && m.amount == clock.limit.amount &&
       m.shape == shape) {
-    return m.at;
+    return m;
   }
   ClockInstants at;
-  compute_instants(catalog.rules(), clock, cal, step, statutory, at.data());  // may throw: the slot is untouched
-  m = Memo{catalog_serial, calendar_serial, due, clock.limit.amount, shape, at};
-  return at;
+  const auto& rules = catalog.rules();
+  compute_instants(rules, clock, cal, step, statutory, at.data());  // may throw: the slot is untouched
+  std::int64_t first = no_instant;
+  for (std::size_t r = 0; r < rules.size(); ++r) {
+    if (at[r] != no_instant && (first == no_instant || at[r] < first)) first = at[r];
+  }
+  m = ClockMemo{catalog_serial, calendar_serial, due, clock.limit.amount, shape, first, at};
+  return m;
 }
 
 // Calls visit(const Deadline&) for every deadline of the case: a template,
-// so that next_timer, run at every commit, inlines its comparison.
-template <class Visit>
-void visit_deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s, Visit&& visit) {
+// so that next_timer, run at every commit, inlines its comparison. With
+// `earliest`, a clock's warnings may be visited as their earliest alone
+// (all next_timer asks for); a state handed in to change (`Snapshot` not
+// const) has its tokens' warning notes read and brought up to date.
+template <bool earliest = false, class Snapshot, class Visit>
+void visit_deadlines(const CompiledCatalog& catalog, Snapshot& s, Visit&& visit) {
+  constexpr bool noting = earliest && !std::is_const_v<Snapshot>;
   const CaseExtras& x = *s.extras;
   if (x.follow_up && !x.follow_up->closed && !x.follow_up_warned) {
     visit(Deadline{x.follow_up->due, Deadline::Kind::follow_up, 0, 0, false});
@@ -521,7 +543,8 @@ void visit_deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s, Visi
   auto warned = [&](std::uint32_t key, std::uint16_t rule) {
     return std::find(s.warned.begin(), s.warned.end(), std::pair<std::uint32_t, std::uint16_t>{key, rule}) != s.warned.end();
   };
-  ClockInstants computed{};
+  ClockMemo* const memo = rules.size() <= memo_rules ? clock_memo() : nullptr;
+  ClockMemo computed{};
   // What `computed` was computed for: the branches of a parallel section
   // start their steps' clocks together, and a clock like the one before
   // needs no look in the memo.
@@ -534,16 +557,29 @@ void visit_deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s, Visi
     bool operator==(const Shape&) const = default;
   } last;
   std::vector<std::int64_t> many;  // more rules than the memo holds
-  auto schedule = [&](const LimitClock& clock, const WorkingCalendar& cal, std::uint32_t key, bool step, bool statutory) {
+  auto schedule = [&](const LimitClock& clock, const WorkingCalendar& cal, std::uint32_t key, bool step, bool statutory,
+                      WarnNote* note) {
     const std::int64_t* at = nullptr;
-    if (rules.size() <= memo_rules) {
-      const Shape shape{&cal, clock.due.time_since_epoch().count(), clock.limit.amount, clock.limit.unit, step, statutory,
-                        clock.paused_at.has_value()};
+    std::int64_t first = no_instant;
+    const Shape shape{&cal, clock.due.time_since_epoch().count(), clock.limit.amount, clock.limit.unit, step, statutory,
+                      clock.paused_at.has_value()};
+    auto instants = [&] {
       if (!(shape == last)) {
-        computed = clock_instants(catalog, clock, cal, step, statutory);
+        computed = clock_instants(memo, catalog, clock, cal, step, statutory);
         last = shape;
       }
-      at = computed.data();
+      at = computed.at.data();
+      first = computed.first;
+    };
+    if (memo != nullptr) {
+      if (note != nullptr && note->catalog == catalog.serial() && note->calendar == &cal && note->due == shape.due &&
+          note->amount == shape.amount && note->unit == shape.unit && note->paused == shape.paused) {
+        first = note->first;  // `at` only if a rule has warned already
+      } else {
+        instants();
+        if (note != nullptr) *note = WarnNote{catalog.serial(), &cal, shape.due, shape.amount, first, shape.unit, shape.paused};
+      }
+      if (first == no_instant) return;  // no rule applies to the clock
     } else {
       many.resize(rules.size());
       compute_instants(rules, clock, cal, step, statutory, many.data());
@@ -558,6 +594,11 @@ void visit_deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s, Visi
         if (k == key && ((id & 0x8000) != 0) == statutory && (id & 0x7FFF) < 64) done |= std::uint64_t{1} << (id & 0x7FFF);
       }
     }
+    if (earliest && memo != nullptr && done == 0) {
+      visit(Deadline{Instant{std::chrono::seconds{first}}, Deadline::Kind::warning, key, 0, statutory});
+      return;
+    }
+    if (at == nullptr) instants();
     for (std::uint16_t r = 0; r < rules.size(); ++r) {
       if (at[r] == no_instant) continue;
       const std::uint16_t id = static_cast<std::uint16_t>(statutory ? r + 0x8000 : r);
@@ -566,12 +607,28 @@ void visit_deadlines(const CompiledCatalog& catalog, const CaseSnapshot& s, Visi
     }
   };
   const WorkingCalendar& root = catalog.calendar_of(*s.frames[0].flow);
-  if (s.promised_clock) schedule(*s.promised_clock, root, 0, false, false);
-  if (s.statutory_clock) schedule(*s.statutory_clock, root, 0, false, true);
-  for (const auto& t : s.tokens) {
+  if (s.promised_clock) schedule(*s.promised_clock, root, 0, false, false, nullptr);
+  if (s.statutory_clock) schedule(*s.statutory_clock, root, 0, false, true, nullptr);
+  for (auto& t : s.tokens) {
     if (!t.clock) continue;
     const CompiledFlow& cf = *s.frames[t.frame].flow;
-    schedule(*t.clock, catalog.calendar_of(cf), t.id, true, false);
+    const WorkingCalendar& cal = catalog.calendar_of(cf);
+    WarnNote* note = nullptr;
+    if constexpr (noting) {
+      // Most clocks are as the note has them and have warned of nothing:
+      // their earliest instant, without the general path's set-up.
+      const WarnNote& n = t.note;
+      const LimitClock& c = *t.clock;
+      const bool as_noted = memo != nullptr && n.catalog == catalog.serial() && n.calendar == &cal &&
+                            n.due == c.due.time_since_epoch().count() && n.amount == c.limit.amount &&
+                            n.unit == c.limit.unit && n.paused == c.paused_at.has_value();
+      if (as_noted && std::none_of(s.warned.begin(), s.warned.end(), [&](const auto& w) { return w.first == t.id && (w.second & 0x8000) == 0; })) {
+        if (n.first != no_instant) visit(Deadline{Instant{std::chrono::seconds{n.first}}, Deadline::Kind::warning, t.id, 0, false});
+      } else {
+        note = &t.note;
+      }
+    }
+    if (!noting || note != nullptr) schedule(*t.clock, cal, t.id, true, false, note);
     if (cf.nodes[t.node].times_out && !t.timed_out) {
       visit(Deadline{t.clock->due, Deadline::Kind::timeout, t.id, 0, false});
     }
@@ -587,9 +644,21 @@ void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
 
 std::optional<Instant> next_timer(const CompiledCatalog& catalog, const CaseSnapshot& s) {
   std::optional<Instant> best;
-  visit_deadlines(catalog, s, [&](const Deadline& d) {
+  visit_deadlines<true>(catalog, s, [&](const Deadline& d) {
     if (!best || d.at < *best) best = d.at;
   });
+  return best;
+}
+
+std::optional<Instant> next_timer(const CompiledCatalog& catalog, CaseSnapshot& s) {
+  std::optional<Instant> best;
+  visit_deadlines<true>(catalog, s, [&](const Deadline& d) {
+    if (!best || d.at < *best) best = d.at;
+  });
+#ifndef NDEBUG
+  // Debug builds (the sanitizer preset) check the notes against the clocks.
+  assert(best == next_timer(catalog, std::as_const(s)) && "a token's warning note is stale");
+#endif
   return best;
 }
 

@@ -82,8 +82,23 @@ class Shared {
 // What a token is waiting for.
 enum class Wait : std::uint8_t { none, task, subflow, timer, handler, join };
 
-// Fields in an order that leaves no padding between them (96 bytes, not
-// 112): every action copies the live tokens.
+// next_timer's note of a step clock's earliest warning instant, with all
+// it was worked out from (the catalog's rules, the calendar, the clock's
+// due instant, limit and pause): at the next commit, a clock the action did
+// not touch is read from its note, not worked out again. Copied with its
+// token; never saved (a read state works its notes out afresh).
+struct WarnNote {
+  std::uint64_t catalog = 0;  // the catalog's serial; 0: no note
+  const WorkingCalendar* calendar = nullptr;
+  std::int64_t due = 0;
+  std::int64_t amount = 0;
+  std::int64_t first = 0;  // the earliest warning instant (seconds), or none
+  TimeUnit unit{};
+  bool paused = false;
+};
+
+// Fields in an order that leaves no padding between them: every action
+// copies the live tokens.
 struct Token {
   std::uint32_t id = 0;
   std::uint32_t node = npos;
@@ -96,8 +111,9 @@ struct Token {
   Decision decision = Decision::none;  // the decision of the step it came from (joins count it; retries reuse it)
   bool timed_out = false;              // its on_timeout action has been taken
   std::optional<LimitClock> clock;     // the step's time limit, when it has one
+  WarnNote note;                       // next_timer's, for `clock`
 };
-static_assert(sizeof(Token) <= 96, "every action copies the live tokens: keep them small");
+static_assert(sizeof(Token) <= 144, "every action copies the live tokens: keep them small");
 
 // One running flow: the root (frame 0) or a subflow called by a node.
 struct Frame {

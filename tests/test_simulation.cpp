@@ -4,13 +4,17 @@
 
 #include <onestop/onestop.hpp>
 #include <onestop/simulation.hpp>
+#include <onestop/sqlite_store.hpp>
 
 #include "codec_store.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -189,6 +193,107 @@ TEST_CASE("the same scenario and seed give byte-identical stored states, warning
   std::size_t differ = 0;
   for (std::size_t i = 0; i < runs[0].size(); ++i) differ += runs[0][i] != runs[1][i] ? 1 : 0;
   CHECK(differ == 0);
+}
+
+TEST_CASE("a store written behind in batches ends up as one written at every action, and so does the report") {
+  const auto catalog = investment_catalog();
+  const Scenario s = small_investment(6, "30 days");
+  struct Run {
+    std::string json;
+    std::vector<CaseId> ids;
+    std::vector<std::vector<Event>> histories;
+    std::vector<std::uint64_t> versions;
+  };
+  auto run = [&](std::size_t batch) {
+    Run r;
+    auto store = open_memory_store();
+    SimulationOptions o;
+    o.store = store;
+    o.batch = batch;
+    o.inspect = [&](Engine& engine) {
+      r.ids = store->case_ids();
+      for (CaseId id : r.ids) {
+        r.histories.push_back(engine.history(id));
+        r.versions.push_back(engine.get(id).version);
+      }
+    };
+    r.json = report_json(simulate(s, catalog, o));
+    return r;
+  };
+  const Run at_once = run(1);
+  const Run behind = run(7);  // many batches, most cases spread over several
+  CHECK(at_once.json == behind.json);
+  REQUIRE(at_once.ids.size() > 100);
+  CHECK(at_once.ids == behind.ids);
+  CHECK(at_once.versions == behind.versions);
+  REQUIRE(at_once.histories.size() == behind.histories.size());
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < at_once.histories.size(); ++i) {
+    const auto& a = at_once.histories[i];
+    const auto& b = behind.histories[i];
+    bool same = a.size() == b.size();
+    for (std::size_t k = 0; same && k < a.size(); ++k) {
+      same = a[k].seq == b[k].seq && a[k].kind == b[k].kind && a[k].at == b[k].at && a[k].node == b[k].node &&
+             a[k].payload == b[k].payload && a[k].hash == b[k].hash;
+    }
+    differ += same ? 0 : 1;
+  }
+  CHECK(differ == 0);
+}
+
+TEST_CASE("a run on SQLite, written behind, reports as one in memory and leaves the cases in the database") {
+  const auto catalog = investment_catalog();
+  const Scenario s = small_investment(6, "20 days");
+  const std::string in_memory = report_json(simulate(s, catalog));
+  const fs::path file = fs::temp_directory_path() / fmt::format("onestop-sim-{}.db", ::getpid());
+  fs::remove(file);
+  std::size_t cases = 0, verified = 0;
+  {
+    auto store = open_sqlite_store(file.string());
+    SimulationOptions o;
+    o.store = store;
+    o.batch = 64;
+    o.inspect = [&](Engine& engine) {
+      const auto ids = store->case_ids();
+      cases = ids.size();
+      for (std::size_t i = 0; i < ids.size(); i += 10) verified += engine.verify(ids[i]).ok ? 1 : 0;
+    };
+    CHECK(report_json(simulate(s, catalog, o)) == in_memory);
+  }
+  CHECK(cases > 50);
+  CHECK(verified == (cases + 9) / 10);
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(file.string() + suffix);
+}
+
+TEST_CASE("a store that fails to write a batch fails the run with its error, whatever the engine was doing") {
+  // The writer's failure surfaces at the next hand-off or at the end: the
+  // run never reports on cases the store does not hold.
+  class Failing final : public StoreWrapper {
+   public:
+    Failing() : StoreWrapper(open_memory_store()) {}
+    void commit_batch(std::vector<Commit> commits) override {
+      if (++batches == 3) throw Error(ErrorCode::storage, "the disk is full");
+      StoreWrapper::commit_batch(std::move(commits));
+    }
+    std::atomic<int> batches{0};
+  };
+  const auto catalog = investment_catalog();
+  for (const std::size_t batch : {std::size_t{5}, std::size_t{100000}}) {  // fails midway; fails at the end
+    INFO("batch " << batch);
+    auto store = std::make_shared<Failing>();
+    SimulationOptions o;
+    o.store = store;
+    o.batch = batch;
+    if (batch > 1000) store->batches = 2;  // the one batch, at the end, is the third
+    try {
+      simulate(small_investment(6, "10 days"), catalog, o);
+      FAIL("the run went on");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::storage);
+      CHECK(std::string(e.what()).find("the disk is full") != std::string::npos);
+      CHECK(std::string(e.what()).find("writing a batch of commits to the store failed") != std::string::npos);
+    }
+  }
 }
 
 TEST_CASE("a run goes through the real engine: histories replay, staff act in working hours, IDs are valid") {

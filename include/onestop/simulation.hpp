@@ -141,10 +141,15 @@ Scenario parse_scenario(std::string_view text, const std::string& name);
 struct SimulationOptions {
   std::shared_ptr<Store> store;        // open_memory_store() when null; must hold no cases
   std::optional<std::uint64_t> seed;   // overrides the scenario's
-  // Commits go to the store in batches of this many (Store::commit_batch,
-  // one transaction each; loads and due timers are answered from the batch).
-  // 1 commits every action on its own, as live use does: best for the memory
-  // store; a persistent store runs several times faster with 2048.
+  // 1 commits every action on its own, as live use does: best for the
+  // memory store. More writes the store behind, in batches of this many
+  // (Store::commit_batch, one transaction each) on a second thread while
+  // the run goes on; the run answers the engine's loads and due timers
+  // itself meanwhile, and waits for the writes before any other read and
+  // at the end. A persistent store runs several times faster with 2048.
+  // The report is the same either way. A store that fails to write fails
+  // the run (Error(storage), its message included). The store must be safe
+  // for use from two threads (as Store asks of every store).
   std::size_t batch = 1;
   // Called now and then with the share of the horizon simulated (0..1).
   std::function<void(double)> progress;

@@ -18,6 +18,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <map>
 #include <queue>
 #include <set>
@@ -179,62 +183,118 @@ const char* regions[] = {"110101", "110105", "310104", "310115", "440305", "4401
 class Simulator;
 
 // The store the engine sees: it tells the simulator what each commit
-// changed, and hands commits on to the real store in batches
-// (Store::commit_batch, one transaction each), answering loads of cases
-// changed since the last batch itself. Queries other than load() send the
-// batch first, so the store never answers from stale data.
+// changed, and hands the commits on to the real store. With a batch of one
+// each commit is written at once, as in live use. With more, the store is
+// written behind: commits go to it in batches (Store::commit_batch, one
+// transaction each) on a second thread, while the run goes on; the Tap
+// answers what the engine reads during the run itself: a case's latest
+// state (kept for every case still running or waiting on a timer, and for
+// any other until its batch is written) and the due timers (of every case:
+// the run starts on an empty store and every commit passes here). Queries
+// other than those wait until everything is written, so the store never
+// answers from stale data. A failed write fails every later call and the
+// run.
 class Tap final : public StoreWrapper {
  public:
   Tap(std::shared_ptr<Store> target, Simulator& sim, std::size_t batch)
       : StoreWrapper(std::move(target)), sim_(sim), batch_(batch) {}
+  ~Tap() override {
+    if (!writer_.joinable()) return;
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;  // after the batch it has, if any (its failure, if any, was the run's)
+    }
+    cv_.notify_all();
+    writer_.join();
+  }
   void commit(Commit c) override;
   void commit_batch(std::vector<Commit> cs) override {
     for (auto& c : cs) commit(std::move(c));
   }
+  // Written behind, ids come from a few taken from the store while it
+  // had nothing to write: a store that hands out ids under the lock it
+  // writes under (SQLite) would hold every arrival up for a whole batch.
+  CaseId allocate_case_id() override {
+    if (behind() && next_id_ < ids_.size()) return ids_[next_id_++];
+    return target().allocate_case_id();
+  }
   std::shared_ptr<const CaseSnapshot> load(CaseId id) override {
-    auto it = latest_.find(id);
-    return it != latest_.end() ? it->second.first : target().load(id);
+    if (behind()) {
+      check();
+      auto it = latest_.find(id);
+      if (it != latest_.end()) return it->second.snapshot;
+    }
+    return target().load(id);
   }
   std::vector<Event> history(CaseId id) override {
-    flush();
+    drain();
     return target().history(id);
   }
   std::vector<InboxEntry> inbox(const InboxQuery& q) override {
-    flush();
+    drain();
     return target().inbox(q);
   }
-  // Due cases: the store's, except those changed since the last batch,
-  // which are due by their unsent commit.
   std::vector<CaseId> due_cases(Instant now, std::size_t limit) override {
-    std::vector<CaseId> due = target().due_cases(now, limit);
-    if (latest_.empty()) return due;
-    std::erase_if(due, [&](CaseId id) { return latest_.count(id) > 0; });
-    for (const auto& [id, latest] : latest_) {
-      if (latest.second && *latest.second <= now) due.push_back(id);
+    if (!behind()) return target().due_cases(now, limit);
+    check();
+    std::vector<CaseId> due;
+    for (auto it = timers_.begin(); it != timers_.end() && it->first <= now && due.size() < limit; ++it) {
+      due.push_back(it->second);
     }
-    std::sort(due.begin(), due.end());
-    if (due.size() > limit) due.resize(limit);
     return due;
   }
   std::vector<CaseId> case_ids() override {
-    flush();
+    drain();
     return target().case_ids();
   }
   // Commits reach the store unchanged.
   bool derives_chain() override { return target().derives_chain(); }
-  void flush() {
-    if (pending_.empty()) return;
-    std::vector<Commit> batch;
-    batch.swap(pending_);
-    for (const Commit& c : batch) latest_.erase(c.case_id);  // clear() would walk every bucket
-    target().commit_batch(std::move(batch));
+  // Writes everything committed so far and waits for it.
+  void drain() {
+    send();
+    wait();
   }
 
  private:
+  bool behind() const { return batch_ > 1; }
+  void check() const {
+    if (!failure_.empty()) throw Error(ErrorCode::storage, failure_);
+  }
+  // Hands the commits gathered so far to the writer, once it has written
+  // the batch before.
+  void send();
+  // Waits for the batch being written; rethrows its failure.
+  void wait();
+  // The writer thread: writes each batch handed to it.
+  void write();
+
   Simulator& sim_;
   std::size_t batch_;
   std::vector<Commit> pending_;
-  std::unordered_map<CaseId, std::pair<std::shared_ptr<const CaseSnapshot>, std::optional<Instant>>> latest_;
+  struct Latest {
+    std::shared_ptr<const CaseSnapshot> snapshot;
+    std::optional<Instant> timer;
+    std::uint64_t batch = 0;  // of its latest commit
+    bool finished = false;
+  };
+  std::unordered_map<CaseId, Latest> latest_;
+  std::set<std::pair<Instant, CaseId>> timers_;
+  std::uint64_t batch_no_ = 0;         // the batch being gathered
+  std::vector<CaseId> finishing_;      // cases it finishes
+  std::vector<CaseId> was_finishing_;  // those of the batch being written
+  std::vector<CaseId> ids_;            // case ids taken ahead, handed out from next_id_
+  std::size_t next_id_ = 0;
+  std::uint64_t writing_no_ = 0;
+  std::string failure_;
+  // Shared with the writer, under mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Commit> job_;
+  bool has_job_ = false;  // job_ is waiting for the writer
+  bool busy_ = false;     // the writer is writing a batch
+  bool stop_ = false;
+  std::exception_ptr error_;
+  std::thread writer_;  // last: started once the rest is in place
 };
 
 struct Approver final : StepHandler {
@@ -1066,14 +1126,116 @@ class Simulator {
 };
 
 void Tap::commit(Commit c) {
-  sim_.observe(c);
-  if (batch_ <= 1) {
+  if (!behind()) {
+    sim_.observe(c);
     target().commit(std::move(c));
     return;
   }
-  latest_[c.case_id] = {c.snapshot, c.next_timer};
+  check();
+  sim_.observe(c);
+  Latest& l = latest_[c.case_id];
+  l.snapshot = c.snapshot;
+  if (l.timer != c.next_timer) {
+    if (l.timer && c.next_timer) {
+      auto node = timers_.extract({*l.timer, c.case_id});  // re-keyed, not freed and made again
+      node.value().first = *c.next_timer;
+      timers_.insert(std::move(node));
+    } else if (l.timer) {
+      timers_.erase({*l.timer, c.case_id});
+    } else {
+      timers_.insert({*c.next_timer, c.case_id});
+    }
+    l.timer = c.next_timer;
+  }
+  l.batch = batch_no_;
+  l.finished = c.finished;
+  if (c.finished) finishing_.push_back(c.case_id);
   pending_.push_back(std::move(c));
-  if (pending_.size() >= batch_) flush();
+  if (pending_.size() >= batch_) send();
+}
+
+void Tap::send() {
+  if (pending_.empty()) return;
+  wait();
+  // Ids for the arrivals while the writer writes (each makes a commit, so
+  // a batch's worth at most; no more than a few hundred are kept).
+  ids_.erase(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(next_id_));
+  next_id_ = 0;
+  while (ids_.size() < std::min<std::size_t>(batch_, 256)) ids_.push_back(target().allocate_case_id());
+  std::vector<Commit> batch;
+  batch.swap(pending_);
+  was_finishing_.swap(finishing_);
+  finishing_.clear();
+  writing_no_ = batch_no_++;
+  if (!writer_.joinable()) {
+    try {
+      writer_ = std::thread([this] { write(); });
+    } catch (const std::system_error&) {  // no thread to be had: written here, now
+      try {
+        target().commit_batch(std::move(batch));
+      } catch (...) {
+        error_ = std::current_exception();
+      }
+      return;
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    job_ = std::move(batch);
+    has_job_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Tap::wait() {
+  check();
+  std::exception_ptr error;
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !has_job_ && !busy_; });
+    error = std::exchange(error_, nullptr);
+  }
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      failure_ = fmt::format("simulate: writing a batch of commits to the store failed: {}", e.what());
+    } catch (...) {
+      failure_ = "simulate: writing a batch of commits to the store failed";
+    }
+    throw Error(ErrorCode::storage, failure_);
+  }
+  // Finished cases of the batch now written, unless changed since or due
+  // a timer: their states are read from the store from now on.
+  for (CaseId id : was_finishing_) {
+    auto it = latest_.find(id);
+    if (it != latest_.end() && it->second.batch == writing_no_ && it->second.finished && !it->second.timer) latest_.erase(it);
+  }
+  was_finishing_.clear();
+}
+
+void Tap::write() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return has_job_ || stop_; });
+    if (!has_job_) return;  // stopped, nothing left
+    std::vector<Commit> batch = std::move(job_);
+    job_.clear();
+    has_job_ = false;
+    busy_ = true;
+    lock.unlock();
+    std::exception_ptr error;
+    try {
+      target().commit_batch(std::move(batch));
+    } catch (...) {
+      error = std::current_exception();
+    }
+    batch = {};  // the commits' states and views let go of outside the lock
+    lock.lock();
+    busy_ = false;
+    error_ = error;
+    cv_.notify_all();
+  }
 }
 
 void Simulator::observe(const Commit& c) {
@@ -1299,7 +1461,7 @@ SimulationReport Simulator::run() {
   for (std::uint32_t s = 0; s < staff_.size(); ++s) {
     if (staff_[s].unit != none) pools_[staff_[s].pool].busy += static_cast<double>(pools_[staff_[s].pool].shift.between(staff_[s].started, now_));
   }
-  tap_->flush();
+  tap_->drain();
   if (options_.progress) options_.progress(1.0);
   SimulationReport out = report();
   if (options_.inspect) options_.inspect(*engine_);

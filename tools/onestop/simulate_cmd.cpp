@@ -148,7 +148,8 @@ void add_simulate_command(CLI::App& app) {
                        },
                        "", "seed"));
   cmd->add_option("--batch", o->batch,
-                  "commits per store transaction (1: every action on its own, as live; default 1 for memory:, 2048 otherwise)")
+                  "commits per store transaction (1: every action on its own, as live; more: written behind on a second "
+                  "thread; default 1 for memory:, 2048 otherwise)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   cmd->add_flag("-q,--quiet", o->quiet, "no progress or timing on standard error");
   cmd->callback([o, seed] {

@@ -7,10 +7,12 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <limits>
 #include <random>
+#include <thread>
 #include <utility>
 
 namespace fs = std::filesystem;
@@ -1480,4 +1482,38 @@ TEST_CASE("host input the engine could not record exactly is refused by name; no
       CHECK(f.engine->verify(auto_id).ok);
     }
   }
+}
+
+TEST_CASE("encoding a state only reads it: a store encodes states other threads are reading") {
+  // Found with the thread sanitizer (preset tsan) when the simulator wrote
+  // SQLite behind on a second thread: saving an enumeration wrote its value
+  // back into the state, racing with an engine copying the same state (as
+  // in live use, where a deferred SQLite batch encodes states at its end
+  // that other threads may already have loaded). Under the sanitizer this
+  // test fails on such a write; elsewhere it checks the bytes stay put.
+  class Keeper final : public test_support::CodecStore {
+   public:
+    void commit(Commit c) override {
+      last = c.snapshot;
+      CodecStore::commit(std::move(c));
+    }
+    std::string encode() const { return binding().encode(*last); }
+    std::shared_ptr<const CaseSnapshot> last;
+  };
+  auto store = std::make_shared<Keeper>();
+  Fixture f(store);
+  const CaseId id = f.submit("SERIAL");
+  const std::string bytes = store->encode();
+  std::atomic<bool> go{false};
+  std::string seen;
+  std::thread encoder([&] {
+    while (!go.load()) std::this_thread::yield();
+    for (int i = 0; i < 200; ++i) seen = store->encode();
+  });
+  go = true;
+  std::size_t open = 0;
+  for (int i = 0; i < 200; ++i) open += f.engine->get(id).open_tasks().size();  // reads (and copies) the same state
+  encoder.join();
+  CHECK(open > 0);
+  CHECK(seen == bytes);
 }

@@ -172,12 +172,14 @@ void serialize(Archive& ar, onestop::Value& v, unsigned version) {
   split_free(ar, v, version);
 }
 
-// Enumerations as their underlying integers.
+// Enumerations as their underlying integers. Saving only reads: a state
+// is shared (a store's cache, the simulator's tap) while a store encodes
+// it, and even writing back the same value races with those reads.
 template <class Archive, class E>
 void enum_field(Archive& ar, E& e) {
   auto raw = static_cast<std::underlying_type_t<E>>(e);
   ar& raw;
-  e = static_cast<E>(raw);
+  if constexpr (Archive::is_loading::value) e = static_cast<E>(raw);
 }
 
 template <class Archive>

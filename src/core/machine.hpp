@@ -125,11 +125,10 @@ std::vector<OpenTaskView> open_task_views(const CompiledCatalog& catalog, const 
 // Everything still due for a case, unordered.
 void for_each_deadline(const CompiledCatalog& catalog, const CaseSnapshot& s,
                        const std::function<void(const Deadline&)>& visit);
-// Earliest of them. A state not yet shared may be handed in to change: its
-// tokens then keep notes that spare the next commit's look at clocks the
-// action did not touch.
-std::optional<Instant> next_timer(const CompiledCatalog& catalog, const CaseSnapshot& s);
-std::optional<Instant> next_timer(const CompiledCatalog& catalog, CaseSnapshot& s);
+// The earliest of them, for a state no other thread sees yet (an action's
+// new state): its tokens keep notes that spare the next commit's look at
+// clocks the action did not touch.
+std::optional<Instant> next_timer_noting(const CompiledCatalog& catalog, CaseSnapshot& s);
 // "" when the state is consistent, else what is wrong: every open task has
 // a live token waiting on it and every waiting token an open task; a
 // finished case has neither.

@@ -356,7 +356,7 @@ class EngineImpl final : public Engine {
     c.header = core::header_of(*rebuilt);
     c.events = events;
     c.open_tasks = core::open_task_views(*compiled_, *rebuilt);
-    c.next_timer = core::next_timer(*compiled_, *rebuilt);
+    c.next_timer = core::next_timer_noting(*compiled_, *rebuilt);
     c.finished = rebuilt->status == CaseStatus::finished;
     c.chained = true;  // verify_history checked every hash above
     c.views_owner = rebuilt;
@@ -524,7 +524,7 @@ class EngineImpl final : public Engine {
       events.clear();
     }
     c.open_tasks = core::open_task_views(*compiled_, *next);
-    c.next_timer = core::next_timer(*compiled_, *next);
+    c.next_timer = core::next_timer_noting(*compiled_, *next);
     c.finished = next->status == CaseStatus::finished;
     c.chained = step.hashed;  // every hash made by Machine::emit from its event
     c.unhashed = !step.hashed;

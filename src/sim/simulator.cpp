@@ -211,9 +211,9 @@ class Tap final : public StoreWrapper {
   void commit_batch(std::vector<Commit> cs) override {
     for (auto& c : cs) commit(std::move(c));
   }
-  // Written behind, ids come from a few taken from the store while it
-  // had nothing to write: a store that hands out ids under the lock it
-  // writes under (SQLite) would hold every arrival up for a whole batch.
+  // Written behind, ids come from those taken from the store while it had
+  // nothing to write: a store that hands out ids under the lock it writes
+  // under (SQLite) would hold every arrival up for a whole batch.
   CaseId allocate_case_id() override {
     if (behind() && next_id_ < ids_.size()) return ids_[next_id_++];
     return target().allocate_case_id();
@@ -251,7 +251,7 @@ class Tap final : public StoreWrapper {
   bool derives_chain() override { return target().derives_chain(); }
   // Writes everything committed so far and waits for it.
   void drain() {
-    send();
+    send(false);
     wait();
   }
 
@@ -261,8 +261,8 @@ class Tap final : public StoreWrapper {
     if (!failure_.empty()) throw Error(ErrorCode::storage, failure_);
   }
   // Hands the commits gathered so far to the writer, once it has written
-  // the batch before.
-  void send();
+  // the batch before; with `refill`, takes case ids ahead for the next.
+  void send(bool refill);
   // Waits for the batch being written; rethrows its failure.
   void wait();
   // The writer thread: writes each batch handed to it.
@@ -1131,6 +1131,9 @@ void Tap::commit(Commit c) {
     target().commit(std::move(c));
     return;
   }
+  // A full batch goes to the writer first: whatever that throws (the batch
+  // before it failed), this commit has not been taken.
+  if (pending_.size() >= batch_) send(true);
   check();
   sim_.observe(c);
   Latest& l = latest_[c.case_id];
@@ -1151,33 +1154,43 @@ void Tap::commit(Commit c) {
   l.finished = c.finished;
   if (c.finished) finishing_.push_back(c.case_id);
   pending_.push_back(std::move(c));
-  if (pending_.size() >= batch_) send();
 }
 
-void Tap::send() {
+void Tap::send(bool refill) {
   if (pending_.empty()) return;
-  wait();
-  // Ids for the arrivals while the writer writes (each makes a commit, so
-  // a batch's worth at most; no more than a few hundred are kept).
-  ids_.erase(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(next_id_));
-  next_id_ = 0;
-  while (ids_.size() < std::min<std::size_t>(batch_, 256)) ids_.push_back(target().allocate_case_id());
+  wait();  // may throw: nothing is taken from pending_ before
+  if (refill) {
+    // Ids for the arrivals while the writer writes (each makes a commit:
+    // a batch's worth), taken while the store has nothing to write. At
+    // best: should the store refuse, it is asked at each arrival instead.
+    ids_.erase(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(next_id_));
+    next_id_ = 0;
+    try {
+      while (ids_.size() < batch_) ids_.push_back(target().allocate_case_id());
+    } catch (...) {
+    }
+  }
+  if (!writer_.joinable()) {
+    try {
+      writer_ = std::thread([this] { write(); });
+    } catch (...) {  // no thread to be had: the batch is written here, now
+    }
+  }
   std::vector<Commit> batch;
   batch.swap(pending_);
   was_finishing_.swap(finishing_);
   finishing_.clear();
   writing_no_ = batch_no_++;
   if (!writer_.joinable()) {
+    std::exception_ptr error;
     try {
-      writer_ = std::thread([this] { write(); });
-    } catch (const std::system_error&) {  // no thread to be had: written here, now
-      try {
-        target().commit_batch(std::move(batch));
-      } catch (...) {
-        error_ = std::current_exception();
-      }
-      return;
+      target().commit_batch(std::move(batch));
+    } catch (...) {
+      error = std::current_exception();
     }
+    std::lock_guard lock(mu_);
+    error_ = error;  // thrown by the next wait()
+    return;
   }
   {
     std::lock_guard lock(mu_);

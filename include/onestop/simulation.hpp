@@ -146,7 +146,8 @@ struct SimulationOptions {
   // (Store::commit_batch, one transaction each) on a second thread while
   // the run goes on; the run answers the engine's loads and due timers
   // itself meanwhile, and waits for the writes before any other read and
-  // at the end. A persistent store runs several times faster with 2048.
+  // at the end (before `inspect`, whose commits are written at once). A
+  // persistent store runs several times faster with 2048.
   // The report is the same either way. A store that fails to write fails
   // the run (Error(storage), its message included). The store must be safe
   // for use from two threads (as Store asks of every store).

@@ -426,7 +426,7 @@ std::vector<OpenTaskView> open_task_views(const CompiledCatalog&, const CaseSnap
                                t.added_signers(), t.created, t.due});
   }
 #ifndef NDEBUG
-  // Debug builds (the sanitizer preset runs every test on them) check the
+  // Debug builds (the asan and dev presets run every test on them) check the
   // shortcut against the whole list.
   std::vector<TaskId> walked;
   for (const auto& t : s.tasks) {
@@ -647,7 +647,7 @@ std::optional<Instant> next_timer_noting(const CompiledCatalog& catalog, CaseSna
     if (!best || d.at < *best) best = d.at;
   });
 #ifndef NDEBUG
-  // Debug builds (the sanitizer preset) check the notes and the earliest-
+  // Debug builds (the asan and dev presets) check the notes and the earliest-
   // only shortcut against every deadline, rule by rule.
   std::optional<Instant> every;
   for_each_deadline(catalog, s, [&](const Deadline& d) {

@@ -177,9 +177,15 @@ void serialize(Archive& ar, onestop::Value& v, unsigned version) {
 // it, and even writing back the same value races with those reads.
 template <class Archive, class E>
 void enum_field(Archive& ar, E& e) {
-  auto raw = static_cast<std::underlying_type_t<E>>(e);
-  ar& raw;
-  if constexpr (Archive::is_loading::value) e = static_cast<E>(raw);
+  if constexpr (Archive::is_loading::value) {
+    std::underlying_type_t<E> raw{};
+    ar& raw;
+    e = static_cast<E>(raw);
+  } else {
+    const E& saved = e;  // read only
+    auto raw = static_cast<std::underlying_type_t<E>>(saved);
+    ar& raw;
+  }
 }
 
 template <class Archive>

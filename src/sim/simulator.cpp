@@ -215,7 +215,10 @@ class Tap final : public StoreWrapper {
   // nothing to write: a store that hands out ids under the lock it writes
   // under (SQLite) would hold every arrival up for a whole batch.
   CaseId allocate_case_id() override {
-    if (behind() && next_id_ < ids_.size()) return ids_[next_id_++];
+    if (behind()) {
+      check();
+      if (next_id_ < ids_.size()) return ids_[next_id_++];
+    }
     return target().allocate_case_id();
   }
   std::shared_ptr<const CaseSnapshot> load(CaseId id) override {
@@ -254,6 +257,12 @@ class Tap final : public StoreWrapper {
     send(false);
     wait();
   }
+  // From now on every commit is written at once (the run is over: what an
+  // inspect callback does goes to the store as in live use).
+  void write_through() {
+    drain();
+    batch_ = 1;
+  }
 
  private:
   bool behind() const { return batch_ > 1; }
@@ -267,6 +276,8 @@ class Tap final : public StoreWrapper {
   void wait();
   // The writer thread: writes each batch handed to it.
   void write();
+  // Records a failed write: every later call throws it.
+  void fail(const std::exception_ptr& error);
 
   Simulator& sim_;
   std::size_t batch_;
@@ -1182,14 +1193,11 @@ void Tap::send(bool refill) {
   finishing_.clear();
   writing_no_ = batch_no_++;
   if (!writer_.joinable()) {
-    std::exception_ptr error;
     try {
       target().commit_batch(std::move(batch));
     } catch (...) {
-      error = std::current_exception();
+      fail(std::current_exception());  // every later call throws
     }
-    std::lock_guard lock(mu_);
-    error_ = error;  // thrown by the next wait()
     return;
   }
   {
@@ -1209,14 +1217,8 @@ void Tap::wait() {
     error = std::exchange(error_, nullptr);
   }
   if (error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      failure_ = fmt::format("simulate: writing a batch of commits to the store failed: {}", e.what());
-    } catch (...) {
-      failure_ = "simulate: writing a batch of commits to the store failed";
-    }
-    throw Error(ErrorCode::storage, failure_);
+    fail(error);
+    check();
   }
   // Finished cases of the batch now written, unless changed since or due
   // a timer: their states are read from the store from now on.
@@ -1225,6 +1227,16 @@ void Tap::wait() {
     if (it != latest_.end() && it->second.batch == writing_no_ && it->second.finished && !it->second.timer) latest_.erase(it);
   }
   was_finishing_.clear();
+}
+
+void Tap::fail(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    failure_ = fmt::format("simulate: writing a batch of commits to the store failed: {}", e.what());
+  } catch (...) {
+    failure_ = "simulate: writing a batch of commits to the store failed";
+  }
 }
 
 void Tap::write() {
@@ -1474,7 +1486,7 @@ SimulationReport Simulator::run() {
   for (std::uint32_t s = 0; s < staff_.size(); ++s) {
     if (staff_[s].unit != none) pools_[staff_[s].pool].busy += static_cast<double>(pools_[staff_[s].pool].shift.between(staff_[s].started, now_));
   }
-  tap_->drain();
+  tap_->write_through();
   if (options_.progress) options_.progress(1.0);
   SimulationReport out = report();
   if (options_.inspect) options_.inspect(*engine_);

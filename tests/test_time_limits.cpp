@@ -77,6 +77,16 @@ struct TimeFixture {
 
 Actor hall() { return Actor::staff_member("wang", {}, {"hall"}); }
 
+// `catalog` with one warning rule only: "half", at 50 % of a limit used.
+std::shared_ptr<const Catalog> half_warned(const Catalog& catalog) {
+  auto out = std::make_shared<Catalog>(catalog);
+  WarningRule half;
+  half.id = "half";
+  half.used_share = 0.5;
+  out->rules = {half};
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("a step's warnings fire once, at the right instants") {
@@ -112,11 +122,7 @@ TEST_CASE("engines whose catalogs differ only in their warning rules each warn b
   // apart, also when one engine is gone and the next takes its place.
   auto loaded = load_catalog({fs::path(ONESTOP_TEST_DATA) / "time", fs::path(ONESTOP_SOURCE_DIR) / "calendars"});
   REQUIRE(loaded.ok());
-  auto halfway = std::make_shared<Catalog>(*loaded.catalog);
-  WarningRule half;
-  half.id = "half";
-  half.used_share = 0.5;
-  halfway->rules = {half};
+  const auto halfway = half_warned(*loaded.catalog);
   auto run = [](std::shared_ptr<const Catalog> catalog, std::shared_ptr<ManualClock> clock) {
     EngineOptions o;
     o.clock = clock;
@@ -164,11 +170,7 @@ TEST_CASE("a case acted on by an engine with other warning rules is timed by tha
   // made under one catalog's rules must not time the case under another's.
   auto loaded = load_catalog({fs::path(ONESTOP_TEST_DATA) / "time", fs::path(ONESTOP_SOURCE_DIR) / "calendars"});
   REQUIRE(loaded.ok());
-  auto halfway = std::make_shared<Catalog>(*loaded.catalog);
-  WarningRule half;
-  half.id = "half";
-  half.used_share = 0.5;
-  halfway->rules = {half};
+  const auto halfway = half_warned(*loaded.catalog);
   auto store = open_memory_store();
   auto clock = std::make_shared<ManualClock>(local(2026, 3, 2, 9, 0));
   EngineOptions o;

@@ -556,8 +556,10 @@ void visit_deadlines(const CompiledCatalog& catalog, Snapshot& s, Visit&& visit)
     bool operator==(const Shape&) const = default;
   } last;
   std::vector<std::int64_t> many;  // more rules than the memo holds
+  // `note`: the token's note, to read when `noted` (it fits the clock),
+  // else to make.
   auto schedule = [&](const LimitClock& clock, const WorkingCalendar& cal, std::uint32_t key, bool step, bool statutory,
-                      WarnNote* note) {
+                      WarnNote* note, bool noted) {
     const std::int64_t* at = nullptr;
     std::int64_t first = no_instant;
     const Shape shape{&cal, clock.due.time_since_epoch().count(), clock.limit.amount, clock.limit.unit, step, statutory,
@@ -571,12 +573,11 @@ void visit_deadlines(const CompiledCatalog& catalog, Snapshot& s, Visit&& visit)
       first = computed.first;
     };
     if (memo != nullptr) {
-      if (note != nullptr && note->catalog == catalog.serial() && note->calendar == &cal && note->due == shape.due &&
-          note->amount == shape.amount && note->unit == shape.unit && note->paused == shape.paused) {
+      if (noted) {
         first = note->first;  // `at` only if a rule has warned already
       } else {
         instants();
-        if (note != nullptr) *note = WarnNote{catalog.serial(), &cal, shape.due, shape.amount, first, shape.unit, shape.paused};
+        if (note != nullptr) *note = WarnNote::of(catalog.serial(), cal, clock, first);
       }
       if (first == no_instant) return;  // no rule applies to the clock
     } else {
@@ -606,28 +607,25 @@ void visit_deadlines(const CompiledCatalog& catalog, Snapshot& s, Visit&& visit)
     }
   };
   const WorkingCalendar& root = catalog.calendar_of(*s.frames[0].flow);
-  if (s.promised_clock) schedule(*s.promised_clock, root, 0, false, false, nullptr);
-  if (s.statutory_clock) schedule(*s.statutory_clock, root, 0, false, true, nullptr);
+  if (s.promised_clock) schedule(*s.promised_clock, root, 0, false, false, nullptr, false);
+  if (s.statutory_clock) schedule(*s.statutory_clock, root, 0, false, true, nullptr, false);
   for (auto& t : s.tokens) {
     if (!t.clock) continue;
     const CompiledFlow& cf = *s.frames[t.frame].flow;
     const WorkingCalendar& cal = catalog.calendar_of(cf);
     WarnNote* note = nullptr;
+    bool noted = false;
     if constexpr (noting) {
-      // Most clocks are as the note has them and have warned of nothing:
-      // their earliest instant, without the general path's set-up.
-      const WarnNote& n = t.note;
-      const LimitClock& c = *t.clock;
-      const bool as_noted = memo != nullptr && n.catalog == catalog.serial() && n.calendar == &cal &&
-                            n.due == c.due.time_since_epoch().count() && n.amount == c.limit.amount &&
-                            n.unit == c.limit.unit && n.paused == c.paused_at.has_value();
-      if (as_noted && std::none_of(s.warned.begin(), s.warned.end(), [&](const auto& w) { return w.first == t.id && (w.second & 0x8000) == 0; })) {
-        if (n.first != no_instant) visit(Deadline{Instant{std::chrono::seconds{n.first}}, Deadline::Kind::warning, t.id, 0, false});
-      } else {
-        note = &t.note;
-      }
+      note = &t.note;
+      noted = memo != nullptr && note->fits(catalog.serial(), cal, *t.clock);
     }
-    if (!noting || note != nullptr) schedule(*t.clock, cal, t.id, true, false, note);
+    // Most clocks are as their note has them and have warned of nothing:
+    // their earliest instant, without the general path's set-up.
+    if (noted && std::none_of(s.warned.begin(), s.warned.end(), [&](const auto& w) { return w.first == t.id && (w.second & 0x8000) == 0; })) {
+      if (note->first != no_instant) visit(Deadline{Instant{std::chrono::seconds{note->first}}, Deadline::Kind::warning, t.id, 0, false});
+    } else {
+      schedule(*t.clock, cal, t.id, true, false, note, noted);
+    }
     if (cf.nodes[t.node].times_out && !t.timed_out) {
       visit(Deadline{t.clock->due, Deadline::Kind::timeout, t.id, 0, false});
     }

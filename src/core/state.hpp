@@ -95,6 +95,17 @@ struct WarnNote {
   std::int64_t first = 0;  // the earliest warning instant (seconds), or none
   TimeUnit unit{};
   bool paused = false;
+
+  // The note for `clock` under a catalog and calendar, its earliest instant `first`.
+  static WarnNote of(std::uint64_t catalog, const WorkingCalendar& cal, const LimitClock& clock, std::int64_t first) {
+    return {catalog, &cal, clock.due.time_since_epoch().count(), clock.limit.amount, first, clock.limit.unit,
+            clock.paused_at.has_value()};
+  }
+  // Whether the note was made for `clock` as it is, under that catalog and calendar.
+  bool fits(std::uint64_t catalog_serial, const WorkingCalendar& cal, const LimitClock& clock) const noexcept {
+    return catalog == catalog_serial && calendar == &cal && due == clock.due.time_since_epoch().count() &&
+           amount == clock.limit.amount && unit == clock.limit.unit && paused == clock.paused_at.has_value();
+  }
 };
 
 // Fields in an order that leaves no padding between them: every action

@@ -5,6 +5,7 @@
 // the simulator learns, like the work that appears, from the commits passing
 // through its Store (the same Commit a live store indexes).
 
+#include "core/timer_index.hpp"
 #include "sim/random.hpp"
 #include "sim/range.hpp"
 #include "sim/shift.hpp"
@@ -20,11 +21,11 @@
 #include <cmath>
 #include <condition_variable>
 #include <exception>
-#include <mutex>
-#include <thread>
 #include <map>
+#include <mutex>
 #include <queue>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -240,11 +241,7 @@ class Tap final : public StoreWrapper {
   std::vector<CaseId> due_cases(Instant now, std::size_t limit) override {
     if (!behind()) return target().due_cases(now, limit);
     check();
-    std::vector<CaseId> due;
-    for (auto it = timers_.begin(); it != timers_.end() && it->first <= now && due.size() < limit; ++it) {
-      due.push_back(it->second);
-    }
-    return due;
+    return timers_.due(now, limit);
   }
   std::vector<CaseId> case_ids() override {
     drain();
@@ -262,6 +259,8 @@ class Tap final : public StoreWrapper {
   void write_through() {
     drain();
     batch_ = 1;
+    latest_.clear();  // the store answers from now on
+    timers_ = {};
   }
 
  private:
@@ -289,7 +288,7 @@ class Tap final : public StoreWrapper {
     bool finished = false;
   };
   std::unordered_map<CaseId, Latest> latest_;
-  std::set<std::pair<Instant, CaseId>> timers_;
+  core::TimerIndex timers_;
   std::uint64_t batch_no_ = 0;         // the batch being gathered
   std::vector<CaseId> finishing_;      // cases it finishes
   std::vector<CaseId> was_finishing_;  // those of the batch being written
@@ -1149,18 +1148,8 @@ void Tap::commit(Commit c) {
   sim_.observe(c);
   Latest& l = latest_[c.case_id];
   l.snapshot = c.snapshot;
-  if (l.timer != c.next_timer) {
-    if (l.timer && c.next_timer) {
-      auto node = timers_.extract({*l.timer, c.case_id});  // re-keyed, not freed and made again
-      node.value().first = *c.next_timer;
-      timers_.insert(std::move(node));
-    } else if (l.timer) {
-      timers_.erase({*l.timer, c.case_id});
-    } else {
-      timers_.insert({*c.next_timer, c.case_id});
-    }
-    l.timer = c.next_timer;
-  }
+  timers_.move(c.case_id, l.timer, c.next_timer);
+  l.timer = c.next_timer;
   l.batch = batch_no_;
   l.finished = c.finished;
   if (c.finished) finishing_.push_back(c.case_id);

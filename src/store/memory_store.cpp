@@ -7,6 +7,7 @@
 // cases.
 
 #include "core/state.hpp"
+#include "core/timer_index.hpp"
 
 #include <onestop/store.hpp>
 
@@ -21,7 +22,6 @@
 #include <memory>
 #include <mutex>
 #include <new>
-#include <set>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -436,11 +436,7 @@ class MemoryStore final : public Store {
 
   std::vector<CaseId> due_cases(Instant now, std::size_t limit) override {
     std::lock_guard lock(mu_);
-    std::vector<CaseId> out;
-    for (auto it = timers_.begin(); it != timers_.end() && it->first <= now && out.size() < limit; ++it) {
-      out.push_back(it->second);
-    }
-    return out;
+    return timers_.due(now, limit);
   }
 
   std::vector<CaseId> case_ids() override {
@@ -575,23 +571,14 @@ class MemoryStore final : public Store {
     if (fresh) it = cases_.emplace(c.case_id, Entry{}).first;
     Entry& e = it->second;
     if (std::optional<Instant>(e.timer) != c.next_timer) {
-      if (e.timer && c.next_timer) {
-        // Re-keys the index node rather than freeing one and allocating another.
-        auto node = timers_.extract({*e.timer, c.case_id});
-        node.value().first = *c.next_timer;
-        timers_.insert(std::move(node));
-      } else if (e.timer) {
-        timers_.erase({*e.timer, c.case_id});
-      } else {
-        try {
-          timers_.insert({*c.next_timer, c.case_id});
-        } catch (...) {
-          if (fresh) {
-            cases_.erase(it);
-            with_open_.erase(c.case_id);
-          }
-          throw;
+      try {
+        timers_.move(c.case_id, e.timer, c.next_timer);
+      } catch (...) {
+        if (fresh) {
+          cases_.erase(it);
+          with_open_.erase(c.case_id);
         }
+        throw;
       }
       e.timer = c.next_timer;
     }
@@ -647,7 +634,7 @@ class MemoryStore final : public Store {
   std::atomic<CaseId> next_id_{1};
   std::unordered_map<CaseId, Entry> cases_;
   std::unordered_set<CaseId> with_open_;  // cases with open tasks (inbox queries look at these only)
-  std::set<std::pair<Instant, CaseId>> timers_;
+  core::TimerIndex timers_;
   HistoryLog log_;
   // Interned item and flow codes, found by their text (string_view).
   struct TextHash {

@@ -522,6 +522,44 @@ TEST_CASE("automatic steps and timers") {
   }
 }
 
+TEST_CASE("a state someone still holds is never reused for a later action's copy") {
+  // The engine assigns the copy an action makes into the last state nobody
+  // holds any more. A store (or a host's wrapper) that keeps the states it
+  // was given must find each as it was committed, through every kind of
+  // change: submission, actions, a timer, an automatic step.
+  struct Keeper final : StoreWrapper {
+    using StoreWrapper::StoreWrapper;
+    void bind(std::shared_ptr<const CatalogBinding> b) override {
+      binding = b;
+      StoreWrapper::bind(std::move(b));
+    }
+    void commit(Commit c) override {
+      kept.emplace_back(c.snapshot, binding->encode(*c.snapshot));
+      StoreWrapper::commit(std::move(c));
+    }
+    std::shared_ptr<const CatalogBinding> binding;
+    std::vector<std::pair<std::shared_ptr<const CaseSnapshot>, std::string>> kept;
+  };
+  auto keeper = std::make_shared<Keeper>(open_memory_store());
+  Fixture f(keeper);
+  f.engine->register_handler("registry_check", std::make_shared<Registry>());
+  const CaseId serial = f.submit("SERIAL");
+  const CaseId automatic = f.submit("AUTO");
+  f.act(ActionKind::accept, serial, f.task(serial, "accept"), hall());
+  CHECK(f.engine->tick(f.clock->now() + std::chrono::hours(3)) == 1);
+  f.act(ActionKind::approve, automatic, f.task(automatic, "review"), reviewer());
+  f.act(ActionKind::approve, serial, f.task(serial, "review"), reviewer());
+  REQUIRE(keeper->kept.size() >= 6);
+  for (std::size_t i = 0; i < keeper->kept.size(); ++i) {
+    CAPTURE(i);
+    CHECK(keeper->binding->encode(*keeper->kept[i].first) == keeper->kept[i].second);
+  }
+  CHECK(f.engine->get(serial).outcome == Outcome::approved);
+  CHECK(f.engine->get(automatic).outcome == Outcome::approved);
+  CHECK(f.engine->verify(serial).ok);
+  CHECK(f.engine->verify(automatic).ok);
+}
+
 TEST_CASE("a theme runs its items' flows as subflows, each in its own department") {
   Fixture f;
   const CaseId id = f.submit("THEME");

@@ -121,6 +121,19 @@ std::shared_ptr<const Binding> binding_of(std::shared_ptr<const Catalog> catalog
   return binding;
 }
 
+// A state nobody holds any more (its case moved on), kept for the thread's
+// next action: the copy that action makes is assigned into its lists
+// (frames, tokens, joins, warnings, task chunks) instead of allocating
+// them afresh, and the old state is not taken apart. Every state is made
+// here or by the codec as a mutable CaseSnapshot (the type is internal),
+// so the const the stores hand out is only theirs; with no weak
+// references to states, a count of one means nobody else can reach it.
+thread_local std::shared_ptr<CaseSnapshot> spare_state;
+
+void recycle(std::shared_ptr<const CaseSnapshot> s) {
+  if (s && s.use_count() == 1) spare_state = std::const_pointer_cast<CaseSnapshot>(std::move(s));
+}
+
 class EngineImpl final : public Engine {
  public:
   EngineImpl(std::shared_ptr<const Binding> binding, EngineOptions options)
@@ -198,6 +211,7 @@ class EngineImpl final : public Engine {
         throw;
       }
       after_commit(next, m.events());
+      recycle(std::move(current));
       return next->version;
     }
   }
@@ -220,6 +234,7 @@ class EngineImpl final : public Engine {
           commit(next, current->version, m.events(), step);
           fired += n;
           after_commit(next, m.events());
+          recycle(std::move(current));
           break;
         } catch (const Error& e) {
           if (e.code() != ErrorCode::conflict) throw;  // another process fired it or acted: look again
@@ -493,7 +508,13 @@ class EngineImpl final : public Engine {
   // be hashed and the chain's end was left to the store (Commit::unhashed,
   // before anyone observed), that end is read back from the store's history.
   std::shared_ptr<CaseSnapshot> next_state(const CaseSnapshot& current, Step step) {
-    auto next = std::make_shared<CaseSnapshot>(current);
+    std::shared_ptr<CaseSnapshot> next;
+    if (spare_state) {  // its lists take the copy in the room they have
+      next = std::move(spare_state);
+      *next = current;
+    } else {
+      next = std::make_shared<CaseSnapshot>(current);
+    }
     if (step.hashed && next->chain_pending) {
       // The history may have moved on since the load (another engine on
       // the store): the hash at the state's own last event, and the commit

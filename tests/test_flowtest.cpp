@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace fs = std::filesystem;
@@ -145,6 +147,30 @@ TEST_CASE("flow tests: each failing expectation is reported with file:line, expe
   CHECK(r.failures.front().to_string().rfind("script.yaml:15: case c1: status: expected finished", 0) == 0);
 }
 
+TEST_CASE("flow tests: a declared actor's inbox is what it sees; failures show the fields asked about") {
+  const auto report = run(header + R"(tests:
+  - name: inbox and history
+    steps:
+)" + submit + R"(      - act: { case: c1, action: accept, task: accept, as: wang }
+      - expect: { inbox: { user: li, count: 1, tasks: [review] } }
+      - expect: { inbox: { user: li, roles: [lead], count: 0 } }
+      - expect: { inbox: { user: wang, count: 2 } }
+      - expect: { history_contains: [{ kind: task_completed, node: accept, actor: li }] }
+      - expect: { history_contains: [{ kind: submitted, payload: "Li Si" }] }
+)");
+  REQUIRE(report.results.size() == 1);
+  const auto& r = report.results[0];
+  INFO(all_failures(report));
+  // li's roles (reviewer) come from `actors`, unless the query gives its own.
+  CHECK_FALSE(has_failure(r, 15, "inbox"));
+  CHECK_FALSE(has_failure(r, 16, "inbox"));
+  CHECK(has_failure(r, 17, "inbox of user wang: expected 2 tasks, got 0"));
+  CHECK_FALSE(has_failure(r, 17, "none"));
+  CHECK(has_failure(r, 18, "its 'task_completed' entries: [task_completed accept -> approved by wang]"));
+  CHECK(has_failure(r, 19, "submitted case -> running {\"applicant\""));
+  CHECK(r.failures.size() == 3);
+}
+
 TEST_CASE("flow tests: steps that cannot be done stop the test and say why") {
   const auto report = run(header + R"(tests:
   - name: act on a task that is not there
@@ -207,12 +233,47 @@ TEST_CASE("flow tests: malformed scripts are refused with file:line and nothing 
           applicant: { kind: natural_person, id: "34052419800101001X" }
       - act: { case: c1, action: approve, task: reveiw, as: li }
       - expect: { open_tasks: [NO-SUCH-ITEM/accept] }
+      - act: { case: c1, action: approve, task: SUB-A/lookup, as: li }
+      - act: { case: c1, action: approve, task: a/accept, as: li }
+      - act: { case: c1, action: approve, task: review, as: lii, expect_error: not_permitted }
+      - act: { case: c1, action: approve, task: review, as: zhao, expect_error: not_permitted }
+      - expect: { inbox: { departments: [hal], item: SERAIL, count: 0 } }
+      - expect: { open_tasks: [{ node: review, assignees: { role: [reveiwer] } }] }
 )");
     INFO(all_failures(report));
     CHECK(report.malformed_scripts == 1);
     CHECK(has_error(report, 9, "target 'SERAIL' is neither an item code nor a theme id (did you mean 'SERIAL'?)"));
     CHECK(has_error(report, 13, "no flow has a node 'reveiw' (did you mean 'review'?)"));
     CHECK(has_error(report, 14, "'NO-SUCH-ITEM' in 'NO-SUCH-ITEM/accept' is neither an item code nor a subflow node"));
+    // A node of another flow than the one the item (or subflow node) runs.
+    CHECK(has_error(report, 15, "the flow 'SUB-A' runs has no node 'lookup' (its nodes: no, review, start, yes)"));
+    CHECK(has_error(report, 16, "the flow 'a' runs has no node 'accept'"));
+    // A near miss of a declared actor is a slip; any other user id is a stranger.
+    CHECK(has_error(report, 17, "'lii' is not an actor of the script: did you mean 'li'?"));
+    CHECK_FALSE(std::any_of(report.errors.begin(), report.errors.end(),
+                            [](const Diagnostic& d) { return d.where.line == 18; }));
+    CHECK(has_error(report, 19, "inbox: 'hal' is not a department of the definitions' organisation (did you mean 'hall'?)"));
+    CHECK(has_error(report, 19, "inbox item 'SERAIL' is not an item code"));
+    CHECK(has_error(report, 20, "assignees: 'reveiwer' is not a role"));
+  }
+  SUBCASE("actors, certificates and handlers are checked where they are written") {
+    const auto report = run(R"(definitions: [runtime]
+certificates: [licence, business_licence, passport]
+handlers:
+  registry_check: approved
+  no_such_handler: approved
+actors:
+  wang: { departments: [hall] }
+  li: { roles: [reveiwer] }
+tests:
+  - name: x
+    steps:
+)" + submit);
+    INFO(all_failures(report));
+    CHECK(has_error(report, 2, "certificate 'passport' is neither a material id nor a licence type"));
+    CHECK(has_error(report, 5, "no automatic step uses handler 'no_such_handler'"));
+    CHECK(has_error(report, 8, "actor 'li': 'reveiwer' is not a role"));
+    CHECK(report.errors.size() == 3);
   }
   SUBCASE("YAML syntax errors") {
     const auto report = run("definitions: [runtime]\ntests:\n  - name: x\n    steps: [\n");
@@ -228,12 +289,75 @@ TEST_CASE("flow tests: malformed scripts are refused with file:line and nothing 
   SUBCASE("definitions that do not load") {
     const auto report = run("definitions: [no-such-directory]\ntests:\n  - { name: x, steps: [] }\n");
     CHECK(report.malformed_scripts == 1);
-    CHECK(has_error(report, 0, "do not load"));
+    CHECK(has_error(report, 1, "do not load"));  // at the definitions
+    CHECK(has_error(report, 3, "test 'x' has no steps"));
   }
   SUBCASE("a script file that does not exist") {
     const auto report = run_flow_tests(data_dir / "no-such-script.yaml");
     CHECK(report.malformed_scripts == 1);
     CHECK(report.summary() == "0 passed, 1 failed");
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.errors[0].message == "cannot read the script: no such file");
+  }
+  SUBCASE("names are checked against the definitions even when the script has other problems") {
+    // The unknown node used to go unreported until the other error was fixed.
+    const auto report = run(header + R"(tests:
+  - name: two problems
+    steps:
+)" + submit + R"(      - act: { case: c1, action: approve, task: nosuch, as: li }
+      - tick: { fired: x }
+)");
+    INFO(all_failures(report));
+    CHECK(has_error(report, 14, "no flow has a node 'nosuch'"));
+    CHECK(has_error(report, 15, "fired"));
+  }
+  SUBCASE("a task the script cannot read is reported once") {
+    const auto report = run(header + R"(tests:
+  - name: bad task
+    steps:
+)" + submit + R"(      - act: { case: c1, action: approve, task: "a b", as: li }
+)");
+    INFO(all_failures(report));
+    CHECK(has_error(report, 14, "is not a node id"));
+    CHECK(std::none_of(report.errors.begin(), report.errors.end(),
+                       [](const Diagnostic& d) { return d.message.find("has no 'task'") != std::string::npos; }));
+  }
+  SUBCASE("statements that state nothing") {
+    const auto report = run(header + R"(tests:
+  - name: empty
+    steps:
+)" + submit + R"(      - expect: { warnings: {} }
+      - expect: { form: {} }
+      - expect: { inbox: [] }
+      - expect: { history_contains: [] }
+      - expect: { history_contains: [{ payload: "" }] }
+)");
+    INFO(all_failures(report));
+    CHECK(has_error(report, 14, "warnings states nothing"));
+    CHECK(has_error(report, 15, "form states nothing"));
+    CHECK(has_error(report, 16, "inbox is empty"));
+    CHECK(has_error(report, 17, "history_contains is empty"));
+    CHECK(has_error(report, 18, "payload is empty"));
+  }
+  SUBCASE("an empty value is reported on its key's line, once") {
+    // It was placed where the next token starts, a line further down.
+    const auto report = run("definitions: [runtime]\ntests:\n  - name:\n    steps:\n      - expect:\n");
+    INFO(all_failures(report));
+    REQUIRE(report.errors.size() == 2);
+    CHECK(report.errors[0].where.line == 3);
+    CHECK(report.errors[0].where.column == 10);
+    CHECK(report.errors[0].message == "test name must be a string, not null");
+    CHECK(report.errors[1].where.line == 5);
+    CHECK(report.errors[1].where.column == 16);
+  }
+  SUBCASE("YAML merge keys are named as such") {
+    const auto report = run(header + R"(tests:
+  - name: merge
+    steps:
+)" + submit + R"(      - act: { <<: { case: c1 }, action: approve, task: review, as: li }
+)");
+    INFO(all_failures(report));
+    CHECK(has_error(report, 14, "YAML merge keys ('<<') are not supported"));
   }
 }
 
@@ -288,4 +412,26 @@ TEST_CASE("flow tests: every example theme ships scripts, and they pass") {
   CHECK(report.errors.empty());
   CHECK(report.results.size() >= 15);
   CHECK(report.ok());
+}
+
+TEST_CASE("flow tests: the script shown in docs/flow-tests.md runs and passes as written") {
+  // The example once acted as an actor it did not declare, and failed.
+  const fs::path doc = fs::path(ONESTOP_SOURCE_DIR) / "docs" / "flow-tests.md";
+  std::ifstream in(doc);
+  REQUIRE(in);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto section = text.find("## A script");
+  REQUIRE(section != std::string::npos);
+  const auto open = text.find("```yaml\n", section);
+  REQUIRE(open != std::string::npos);
+  const auto body = open + 8;
+  const auto close = text.find("```", body);
+  REQUIRE(close != std::string::npos);
+  const std::string script = text.substr(body, close - body);
+  // `definitions: [..]` is relative to a script in examples/residence-permit/tests.
+  const auto report = run_flow_tests(Source{"flow-tests.md", script},
+                                     fs::path(ONESTOP_SOURCE_DIR) / "examples" / "residence-permit" / "tests");
+  INFO(all_failures(report));
+  CHECK(report.errors.empty());
+  CHECK(report.summary() == "1 passed, 0 failed");
 }

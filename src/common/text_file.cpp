@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <fstream>
 #include <system_error>
 
@@ -21,7 +22,15 @@ TextFile read_text_file(const std::filesystem::path& path, std::size_t max_bytes
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    out.error = "cannot read the file";
+    const int err = errno;
+    const auto st = std::filesystem::status(path, ec);
+    if (!std::filesystem::exists(st)) {
+      out.error = "no such file";
+    } else if (std::filesystem::is_directory(st)) {
+      out.error = "it is a directory";
+    } else {
+      out.error = err != 0 ? std::generic_category().message(err) : std::string("cannot open it");
+    }
     return out;
   }
   char chunk[1 << 16];

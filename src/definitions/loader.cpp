@@ -855,7 +855,7 @@ LoadResult load_catalog(const std::vector<std::filesystem::path>& paths, const L
     TextFile read = read_text_file(path, options.max_file_bytes);
     if (!read.error.empty()) {
       diagnostics.push_back(Diagnostic{Severity::error, {file.name, 0, 0}, read.too_large ? "file-too-large" : "io-error",
-                                       read.error,
+                                       read.too_large ? read.error : "cannot read the file: " + read.error,
                                        read.too_large ? "raise LoadOptions::max_file_bytes if this is intended" : ""});
       continue;
     }

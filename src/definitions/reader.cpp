@@ -237,6 +237,11 @@ Reader::Fields::Fields(Reader& reader, const Node* node, std::string_view what,
     const Node* key = node->children[i];
     if (!key->is_scalar()) continue;  // reported by the parser
     if (std::find(known.begin(), known.end(), key->value) != known.end()) continue;
+    if (key->value == "<<" && !key->quoted) {
+      reader.error(key, "unknown-key", fmt::format("YAML merge keys ('<<') are not supported in {}", what),
+                   "write the keys out, or use an anchor for a whole value: 'key: *name'");
+      continue;
+    }
     const std::string near = closest(key->value, known);
     reader.error(key, "unknown-key", fmt::format("unknown key '{}' in {}", key->value, what),
                  near.empty() ? fmt::format("known keys: {}", join_quoted(known))

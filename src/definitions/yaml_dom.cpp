@@ -55,6 +55,18 @@ class TreeBuilder final : public YAML::EventHandler {
 
   void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
     Node& n = make(mark, Node::Kind::null);
+    // An empty value (`key:` and nothing after it) is marked where the next
+    // token starts, often the next line: it is placed after its key's colon.
+    if (!stack_.empty()) {
+      const Node& parent = *stack_.back().node;
+      if (parent.is_mapping() && parent.children.size() % 2 == 1) {
+        const Node& key = *parent.children.back();
+        if (n.line > key.line) {
+          n.line = key.line;
+          n.column = key.column + static_cast<int>(key.value.size()) + (key.quoted ? 3 : 1);
+        }
+      }
+    }
     finish_leaf(n, anchor);
   }
 

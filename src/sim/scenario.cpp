@@ -544,7 +544,7 @@ Scenario load_scenario(const std::filesystem::path& path) {
   const TextFile read = read_text_file(path, LoadOptions{}.max_file_bytes);
   if (!read.error.empty()) {
     throw Error(ErrorCode::invalid_input,
-                fmt::format("{}: {}", path.string(), read.too_large ? read.error : "cannot read the scenario file"));
+                fmt::format("{}: {}", path.string(), read.too_large ? read.error : "cannot read the scenario file: " + read.error));
   }
   return parse_scenario(read.text, path.string());
 }

@@ -412,9 +412,16 @@ class TestRun {
     return e.node.empty() ? "case" : e.node;
   }
 
-  static std::string event_text(const Event& e, const Case& c) {
+  // An entry as the failure shows it: kind, task or node and the state it
+  // went to, and the fields the expectation names (actor, payload).
+  static std::string event_text(const Event& e, const Case& c, const EventExpect* x = nullptr) {
     std::string out = fmt::format("{} {}", to_string(e.kind), node_text(e, c));
     if (!e.to.empty()) out += " -> " + e.to;
+    if (x != nullptr && x->actor) out += fmt::format(" by {}", e.actor);
+    if (x != nullptr && x->payload) {
+      constexpr std::size_t shown = 120;
+      out += fmt::format(" {}{}", e.payload.substr(0, shown), e.payload.size() > shown ? "..." : "");
+    }
     return out;
   }
 
@@ -463,7 +470,7 @@ class TestRun {
       if (!found) {
         std::vector<std::string> near;
         for (const auto& ev : history) {
-          if (!e.kind || ev.kind == *e.kind) near.push_back(event_text(ev, c));
+          if (!e.kind || ev.kind == *e.kind) near.push_back(event_text(ev, c, &e));
         }
         if (near.size() > 12) near.erase(near.begin(), near.end() - 12);
         fail(e.where, fmt::format("case {}: history has no entry {}; {} {}", who, e.text,
@@ -565,13 +572,21 @@ class TestRun {
   }
 
   void inbox(const InboxExpect& q) {
-    const auto entries = engine_->inbox(q.query);
+    // A declared actor's inbox is what that actor sees: its roles and
+    // departments, unless the query gives its own.
+    InboxQuery query = q.query;
+    if (auto it = script_.actors.find(query.user); !query.user.empty() && it != script_.actors.end()) {
+      if (!q.roles_given) query.roles = it->second.roles;
+      if (!q.departments_given) query.departments = it->second.departments;
+    }
+    const auto entries = engine_->inbox(query);
     if (q.count && entries.size() != *q.count) {
       std::vector<std::string> got;
       for (const auto& e : entries) {
         got.push_back(fmt::format("{}{}", e.item.empty() ? "" : e.item + "/", e.node ? e.node->id : "?"));
       }
-      fail(q.where, fmt::format("inbox of {}: expected {} tasks, got {} {}", q.text, *q.count, entries.size(), labels(got)));
+      fail(q.where, fmt::format("inbox of {}: expected {} tasks, got {}{}", q.text, *q.count, entries.size(),
+                                got.empty() ? std::string() : ": " + labels(got)));
     }
     if (q.tasks) {
       std::vector<bool> used(entries.size(), false);
@@ -633,12 +648,14 @@ FlowTestReport run_text(const std::string& name, std::string_view text, const st
   std::vector<Diagnostic> diagnostics;
   const Script script = parse_script(name, text, base_dir, diagnostics);
   std::shared_ptr<const Catalog> catalog;
-  if (!has_errors(diagnostics) && !script.definitions.empty()) {
+  // The definitions load, and the names the script uses are checked against
+  // them, even when the script has other problems: every problem at once.
+  if (!script.definitions.empty()) {
     const LoadResult& loaded = catalogs.load(script.definitions);
     if (!loaded.ok()) {
       std::vector<std::string> paths;
       for (const auto& p : script.definitions) paths.push_back(p.string());
-      diagnostics.push_back(Diagnostic{Severity::error, {name, 0, 0}, "bad-definitions",
+      diagnostics.push_back(Diagnostic{Severity::error, script.definitions_where, "bad-definitions",
                                        fmt::format("the definitions ({}) do not load:", fmt::join(paths, ", ")), {}});
       for (const auto& d : loaded.diagnostics) {
         if (d.severity == Severity::error) diagnostics.push_back(d);
@@ -691,7 +708,7 @@ FlowTestReport run_file(const std::filesystem::path& path, const FlowTestOptions
     FlowTestReport report;
     report.errors.push_back(Diagnostic{Severity::error, {path.string(), 0, 0},
                                        read.too_large ? "file-too-large" : "io-error",
-                                       read.too_large ? read.error : "cannot read the script", {}});
+                                       read.too_large ? read.error : "cannot read the script: " + read.error, {}});
     report.malformed_scripts = 1;
     return report;
   }

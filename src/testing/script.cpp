@@ -83,6 +83,7 @@ class Parser {
       std::filesystem::path path(p);
       s.definitions.push_back(path.is_absolute() ? path : (base_dir_ / path).lexically_normal());
     }
+    if (const Node* n = f.get("definitions")) s.definitions_where = r_.at(n);
     if (const Node* n = f.get("definitions"); n && n->is_sequence() && n->children.empty()) {
       r_.error(n, "bad-value", "definitions is empty", "name the definition files or directories, e.g. [..]");
     }
@@ -127,6 +128,7 @@ class Parser {
 
   void certificates(const Node* n, Script& s) {
     if (n == nullptr) return;
+    s.certificates_where = r_.at(n);
     if (n->is_scalar() && (n->value == "all" || n->value == "none")) {
       s.certificates = n->value == "all" ? Certificates::all : Certificates::none;
       return;
@@ -151,6 +153,7 @@ class Parser {
       auto name = r_.identifier(key, "handler name");
       if (!name) continue;
       HandlerSpec h;
+      h.where = r_.at(key);
       const Node* result = value;
       if (value->is_mapping()) {
         Fields f(r_, value, fmt::format("handler '{}'", *name), {"result", "message", "form"});
@@ -185,6 +188,7 @@ class Parser {
       Fields f(r_, n->children[i + 1], fmt::format("actor '{}'", *user), {"kind", "roles", "departments"});
       if (!f.ok()) continue;
       ActorSpec a;
+      a.where = r_.at(n->children[i]);
       if (auto k = r_.choice<Actor::Kind>(f.get("kind"), "actor kind",
                                            {{"staff", Actor::Kind::staff}, {"supervisor", Actor::Kind::supervisor}})) {
         a.kind = *k;
@@ -192,6 +196,7 @@ class Parser {
       a.roles = r_.text_list(f.get("roles"), "role", true);
       a.departments = r_.text_list(f.get("departments"), "department", true);
       s.actors[*user] = std::move(a);
+      actors_.insert(*user);
     }
   }
 
@@ -201,7 +206,7 @@ class Parser {
     Test t;
     t.where = r_.at(n);
     t.name = r_.text(f.get("name", true), "test name").value_or("");
-    if (t.name.empty() && f.get("name")) r_.error(f.get("name"), "bad-value", "test name is empty");
+    if (t.name.empty() && f.get("name") && f.get("name")->is_scalar()) r_.error(f.get("name"), "bad-value", "test name is empty");
     t.start = start_;
     if (const Node* s = f.get("start")) t.start = instant(s, "start").value_or(start_);
     cases_.clear();
@@ -209,6 +214,8 @@ class Parser {
     const Node* steps = f.get("steps", true);
     if (steps && !steps->is_sequence()) {
       r_.error(steps, "wrong-type", fmt::format("steps must be a list, not {}", steps->describe()));
+    } else if (steps && steps->children.empty()) {
+      r_.error(steps, "bad-value", fmt::format("test '{}' has no steps: it would test nothing", t.name));
     } else if (steps) {
       for (const Node* s : steps->children) {
         if (auto step = this->step(s)) t.steps.push_back(std::move(*step));
@@ -291,7 +298,20 @@ class Parser {
 
   ActorRef actor(Fields& f, bool required) {
     ActorRef a;
-    if (auto as = r_.identifier(f.get("as", required), "as")) a.as = *as;
+    if (auto as = r_.identifier(f.get("as", required), "as")) {
+      a.as = *as;
+      // Any user id may act (a stranger, to test refusals), but one a letter
+      // or two from a declared actor is a slip that would make a refusal
+      // test pass for the wrong reason.
+      if (*as != "applicant" && *as != "system" && !actors_.count(*as)) {
+        const std::vector<std::string_view> known(actors_.begin(), actors_.end());
+        if (const auto near = yaml::closest(*as, known); !near.empty()) {
+          r_.error(f.get("as"), "unknown-actor",
+                   fmt::format("'{}' is not an actor of the script: did you mean '{}'?", *as, near),
+                   fmt::format("to act as another user with no roles, declare it: 'actors: {{ {}: {{}} }}'", *as));
+        }
+      }
+    }
     if (const Node* roles = f.get("roles")) a.roles = r_.text_list(roles, "role", true);
     if (const Node* d = f.get("departments")) a.departments = r_.text_list(d, "department", true);
     return a;
@@ -476,7 +496,7 @@ class Parser {
                               a.kind == ActionKind::return_to || a.kind == ActionKind::request_correction ||
                               a.kind == ActionKind::transfer || a.kind == ActionKind::add_signer ||
                               a.kind == ActionKind::urge;
-      if (needs_task && !a.task) {
+      if (needs_task && !a.task && !f.get("task")) {  // a task written but not understood is reported already
         r_.error(n, "missing-field", fmt::format("act '{}' has no 'task'", to_string(a.kind)),
                  "name the task by node: 'task: review', or 'task: XK-NR-0101/review' inside a theme");
       }
@@ -546,6 +566,10 @@ class Parser {
     e.to = r_.text(f.get("to"), "to");
     add("to", e.to);
     e.payload = r_.text(f.get("payload"), "payload");
+    if (e.payload && e.payload->empty()) {
+      r_.error(f.get("payload"), "bad-value", "payload is empty: every entry would match", "give a piece of the JSON payload");
+      return std::nullopt;
+    }
     add("payload", e.payload);
     if (text.empty()) {
       r_.error(n, "missing-field", "a history entry needs at least one of kind, node, actor, to, payload");
@@ -561,6 +585,10 @@ class Parser {
     if (!n->is_sequence()) {
       r_.error(n, "wrong-type", fmt::format("{} must be a list of history entries, not {}", what, n->describe()));
       return out;
+    }
+    if (n->children.empty()) {
+      r_.error(n, "bad-value", fmt::format("{} is empty: it states nothing", what),
+               "list entries, e.g. [{ kind: task_created, node: review }]");
     }
     for (const Node* c : n->children) {
       if (auto e = event(c)) out.push_back(std::move(*e));
@@ -591,7 +619,10 @@ class Parser {
     auto ref = task_ref(f.get("node", true), "node");
     if (!ref) return std::nullopt;
     t.ref = *ref;
-    if (const Node* a = f.get("assignees")) t.assignees = assignees(a);
+    if (const Node* a = f.get("assignees")) {
+      t.assignees = assignees(a);
+      t.assignees_where = r_.at(a);
+    }
     t.assigned_user = r_.text(f.get("assigned_user"), "assigned_user");
     if (const Node* d = f.get("due")) t.due = instant(d, "due");
     return t;
@@ -609,6 +640,8 @@ class Parser {
     }
     e.query.roles = r_.text_list(f.get("roles"), "role", true);
     e.query.departments = r_.text_list(f.get("departments"), "department", true);
+    e.roles_given = f.get("roles") != nullptr;
+    e.departments_given = f.get("departments") != nullptr;
     if (!e.query.roles.empty()) text += fmt::format("{}roles {}", text.empty() ? "" : ", ", fmt::join(e.query.roles, "/"));
     if (!e.query.departments.empty()) {
       text += fmt::format("{}departments {}", text.empty() ? "" : ", ", fmt::join(e.query.departments, "/"));
@@ -694,7 +727,9 @@ class Parser {
     }
     if (const Node* w = f.get("warnings")) {
       Fields wf(r_, w, "warnings", {"yellow", "red"});
-      if (wf.ok()) {
+      if (wf.ok() && w->size() == 0) {
+        r_.error(w, "bad-value", "warnings states nothing", "write e.g. 'warnings: { yellow: 1, red: 0 }'");
+      } else if (wf.ok()) {
         if (auto y = r_.integer(wf.get("yellow"), "yellow warnings", 0, 1'000'000)) {
           e.yellow = Checked<std::size_t>{static_cast<std::size_t>(*y), r_.at(wf.get("yellow"))};
         }
@@ -706,7 +741,9 @@ class Parser {
     e.history_contains = events(f.get("history_contains"), "history_contains");
     e.history_excludes = events(f.get("history_excludes"), "history_excludes");
     if (const Node* i = f.get("inbox")) {
-      if (i->is_sequence()) {
+      if (i->is_sequence() && i->children.empty()) {
+        r_.error(i, "bad-value", "inbox is empty: it states nothing", "write e.g. 'inbox: { user: clerk_zhou, count: 1 }'");
+      } else if (i->is_sequence()) {
         for (const Node* c : i->children) {
           if (auto q = inbox(c)) e.inbox.push_back(std::move(*q));
         }
@@ -720,7 +757,12 @@ class Parser {
     if (const Node* p = f.get("clock_paused")) {
       if (auto b = r_.boolean(p, "clock_paused")) e.clock_paused = Checked<bool>{*b, r_.at(p)};
     }
-    if (const Node* form = f.get("form")) e.form = Checked<std::map<std::string, Value>>{values(form, "form"), r_.at(form)};
+    if (const Node* form = f.get("form")) {
+      e.form = Checked<std::map<std::string, Value>>{values(form, "form"), r_.at(form)};
+      if (form->is_mapping() && form->size() == 0) {
+        r_.error(form, "bad-value", "form states nothing", "write e.g. 'form: { household: local }'");
+      }
+    }
     return e;
   }
 
@@ -729,26 +771,96 @@ class Parser {
   Instant start_{};
   std::set<std::string> cases_;
   std::string last_case_;
+  std::set<std::string> actors_;  // declared under `actors`
 };
 
-void check_ref(Reader& r, const TaskRef& ref, const Catalog& catalog, const std::set<std::string>& nodes,
-               const std::set<std::string>& prefixes) {
+// The names a script may use, from the catalog.
+struct Known {
+  std::set<std::string> nodes;     // every node id of every flow
+  std::set<std::string> prefixes;  // item codes and subflow node ids
+  std::map<std::string, std::set<std::string>> nodes_under;  // by prefix: the nodes of the flow it runs
+};
+
+Known known_names(const Catalog& catalog) {
+  Known k;
+  auto flow_nodes = [&](std::string_view flow_id) {
+    std::set<std::string> out;
+    for (const auto& f : catalog.flows) {
+      if (f.id != flow_id) continue;
+      for (const auto& n : f.nodes) out.insert(n.id);
+    }
+    return out;
+  };
+  for (const auto& f : catalog.flows) {
+    for (const auto& n : f.nodes) k.nodes.insert(n.id);
+  }
+  for (const auto& it : catalog.items) {
+    k.prefixes.insert(it.code);
+    k.nodes_under[it.code] = flow_nodes(it.flow);
+  }
+  for (const auto& f : catalog.flows) {
+    for (const auto& n : f.nodes) {
+      if (n.kind != NodeKind::subflow) continue;
+      k.prefixes.insert(n.id);
+      std::string flow = n.flow;
+      if (const Item* it = n.item.empty() ? nullptr : catalog.find_item(n.item)) flow = it->flow;
+      auto nodes = flow_nodes(flow);
+      k.nodes_under[n.id].insert(nodes.begin(), nodes.end());
+    }
+  }
+  return k;
+}
+
+void check_ref(Reader& r, const TaskRef& ref, const Known& k) {
   if (ref.id != 0) return;
-  if (!nodes.count(ref.node)) {
-    const std::vector<std::string_view> known(nodes.begin(), nodes.end());
+  if (!k.nodes.count(ref.node)) {
+    const std::vector<std::string_view> known(k.nodes.begin(), k.nodes.end());
     const auto near = yaml::closest(ref.node, known);
     r.error_at(ref.where, "unknown-node",
                fmt::format("no flow has a node '{}'{}", ref.node,
                            near.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", near)));
     return;
   }
-  if (!ref.prefix.empty() && !prefixes.count(ref.prefix) && catalog.find_item(ref.prefix) == nullptr) {
-    const std::vector<std::string_view> known(prefixes.begin(), prefixes.end());
+  if (ref.prefix.empty()) return;
+  if (!k.prefixes.count(ref.prefix)) {
+    const std::vector<std::string_view> known(k.prefixes.begin(), k.prefixes.end());
     const auto near = yaml::closest(ref.prefix, known);
     r.error_at(ref.where, "unknown-item",
                fmt::format("'{}' in '{}' is neither an item code nor a subflow node{}", ref.prefix, ref.text,
                            near.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", near)));
+    return;
   }
+  const auto under = k.nodes_under.find(ref.prefix);
+  if (under != k.nodes_under.end() && !under->second.count(ref.node)) {
+    const std::vector<std::string_view> known(under->second.begin(), under->second.end());
+    const auto near = yaml::closest(ref.node, known);
+    r.error_at(ref.where, "unknown-node",
+               fmt::format("the flow '{}' runs has no node '{}' (its nodes: {}){}", ref.prefix, ref.node,
+                           fmt::join(under->second, ", "),
+                           near.empty() ? std::string() : fmt::format("; did you mean '{}'?", near)));
+  }
+}
+
+// Roles and departments a script names must be the organisation's, when
+// the definitions declare one (an undeclared name is a slip that makes
+// every action of that actor a refusal).
+void check_org(Reader& r, const Catalog& catalog, const SourceLocation& where, std::string_view who,
+               const std::vector<std::string>& roles, const std::vector<std::string>& departments) {
+  auto check = [&](const std::vector<std::string>& names, std::string_view what, auto&& list, auto&& find) {
+    if (list.empty()) return;  // no organisation declared: nothing to check against
+    for (const auto& name : names) {
+      if (find(name)) continue;
+      std::vector<std::string_view> known;
+      for (const auto& x : list) known.push_back(x.id);
+      const auto near = yaml::closest(name, known);
+      r.error_at(where, fmt::format("unknown-{}", what),
+                 fmt::format("{}: '{}' is not a {} of the definitions' organisation{}", who, name, what,
+                             near.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", near)));
+    }
+  };
+  check(roles, "role", catalog.roles, [&](const std::string& n) { return catalog.find_role(n) != nullptr; });
+  check(departments, "department", catalog.departments,
+        [&](const std::string& n) { return catalog.find_department(n) != nullptr; });
 }
 
 }  // namespace
@@ -789,17 +901,13 @@ Script parse_script(const std::string& name, std::string_view text, const std::f
 
 void check_script(const Script& script, const Catalog& catalog, std::vector<Diagnostic>& diagnostics) {
   Reader r(script.file, diagnostics);
-  std::set<std::string> nodes;
-  std::set<std::string> prefixes;
+  const Known known = known_names(catalog);
   std::set<std::string> handlers;
   for (const auto& f : catalog.flows) {
     for (const auto& n : f.nodes) {
-      nodes.insert(n.id);
-      if (n.kind == NodeKind::subflow) prefixes.insert(n.id);
       if (n.kind == NodeKind::automatic) handlers.insert(n.handler);
     }
   }
-  for (const auto& it : catalog.items) prefixes.insert(it.code);
   if (script.calendar) {
     try {
       (void)WorkingCalendar::resolve(catalog, *script.calendar);
@@ -807,45 +915,78 @@ void check_script(const Script& script, const Catalog& catalog, std::vector<Diag
       r.error_at(script.calendar_where, "unknown-calendar", e.what());
     }
   }
-  auto check_handlers = [&](const std::map<std::string, HandlerSpec>& hs, const SourceLocation& where) {
+  auto check_handlers = [&](const std::map<std::string, HandlerSpec>& hs) {
     for (const auto& [name, spec] : hs) {
       if (!handlers.count(name)) {
-        r.error_at(where, "unknown-handler",
+        r.error_at(spec.where, "unknown-handler",
                    fmt::format("no automatic step uses handler '{}' (known: {})", name, fmt::join(handlers, ", ")));
       }
     }
   };
-  check_handlers(script.handlers, SourceLocation{script.file, 1, 1});
+  check_handlers(script.handlers);
+  for (const auto& name : script.certificate_list) {
+    bool found = false;
+    for (const auto& it : catalog.items) {
+      for (const auto& m : it.materials) found = found || m.id == name || m.licence_type == name;
+    }
+    if (!found) {
+      r.error_at(script.certificates_where, "unknown-material",
+                 fmt::format("certificate '{}' is neither a material id nor a licence type of any item", name));
+    }
+  }
+  for (const auto& [user, a] : script.actors) {
+    check_org(r, catalog, a.where, fmt::format("actor '{}'", user), a.roles, a.departments);
+  }
+  auto check_actor = [&](const ActorRef& a, const SourceLocation& where) {
+    check_org(r, catalog, where, fmt::format("'{}'", a.as), a.roles.value_or(std::vector<std::string>{}),
+              a.departments.value_or(std::vector<std::string>{}));
+  };
   for (const auto& t : script.tests) {
     for (const auto& step : t.steps) {
       if (const auto* s = std::get_if<Submit>(&step.body)) {
         if (!s->target.empty() && catalog.find_item(s->target) == nullptr && catalog.find_theme(s->target) == nullptr) {
-          std::vector<std::string_view> known;
-          for (const auto& it : catalog.items) known.push_back(it.code);
-          for (const auto& th : catalog.themes) known.push_back(th.id);
-          const auto near = yaml::closest(s->target, known);
+          std::vector<std::string_view> names;
+          for (const auto& it : catalog.items) names.push_back(it.code);
+          for (const auto& th : catalog.themes) names.push_back(th.id);
+          const auto near = yaml::closest(s->target, names);
           r.error_at(step.where, "unknown-target",
                      fmt::format("target '{}' is neither an item code nor a theme id{}", s->target,
                                  near.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", near)));
         }
+        if (s->actor) check_actor(*s->actor, step.where);
       } else if (const auto* a = std::get_if<Act>(&step.body)) {
-        if (a->task) check_ref(r, *a->task, catalog, nodes, prefixes);
+        if (a->task) check_ref(r, *a->task, known);
+        check_actor(a->actor, step.where);
       } else if (const auto* e = std::get_if<Expect>(&step.body)) {
         if (e->open_tasks) {
-          for (const auto& te : e->open_tasks->value) check_ref(r, te.ref, catalog, nodes, prefixes);
+          for (const auto& te : e->open_tasks->value) {
+            check_ref(r, te.ref, known);
+            if (te.assignees) {
+              check_org(r, catalog, te.assignees_where, "assignees", te.assignees->roles, te.assignees->departments);
+            }
+          }
         }
         for (const auto& list : {&e->history_contains, &e->history_excludes}) {
           for (const auto& ev : *list) {
-            if (ev.node) check_ref(r, *ev.node, catalog, nodes, prefixes);
+            if (ev.node) check_ref(r, *ev.node, known);
           }
         }
         for (const auto& q : e->inbox) {
           if (q.tasks) {
-            for (const auto& ref : *q.tasks) check_ref(r, ref, catalog, nodes, prefixes);
+            for (const auto& ref : *q.tasks) check_ref(r, ref, known);
+          }
+          check_org(r, catalog, q.where, "inbox", q.query.roles, q.query.departments);
+          if (!q.query.item.empty() && catalog.find_item(q.query.item) == nullptr) {
+            std::vector<std::string_view> names;
+            for (const auto& it : catalog.items) names.push_back(it.code);
+            const auto near = yaml::closest(q.query.item, names);
+            r.error_at(q.where, "unknown-item",
+                       fmt::format("inbox item '{}' is not an item code{}", q.query.item,
+                                   near.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", near)));
           }
         }
       } else if (const auto* h = std::get_if<SetHandlers>(&step.body)) {
-        check_handlers(h->handlers, step.where);
+        check_handlers(h->handlers);
       }
     }
   }

@@ -41,6 +41,7 @@ struct ActorSpec {
   Actor::Kind kind = Actor::Kind::staff;
   std::vector<std::string> roles;
   std::vector<std::string> departments;
+  SourceLocation where;  // the actor's entry
 };
 
 struct MaterialSpec {
@@ -63,6 +64,7 @@ struct HandlerSpec {
   Decision decision = Decision::approved;
   std::string message = "done (flow test)";
   std::map<std::string, Value> form;
+  SourceLocation where;  // the handler's name in the script
 };
 
 struct Submit {
@@ -113,6 +115,7 @@ struct Checked {
 struct TaskExpect {
   TaskRef ref;
   std::optional<Assignees> assignees;
+  SourceLocation assignees_where;
   std::optional<std::string> assigned_user;
   std::optional<Instant> due;
 };
@@ -129,6 +132,8 @@ struct EventExpect {
 
 struct InboxExpect {
   InboxQuery query;
+  bool roles_given = false;        // `roles` written (else a declared actor's)
+  bool departments_given = false;  // `departments` written (else a declared actor's)
   std::optional<std::size_t> count;
   std::optional<std::vector<TaskRef>> tasks;
   std::string text;
@@ -170,11 +175,13 @@ enum class Certificates : std::uint8_t { all, none, listed };
 struct Script {
   std::string file;
   std::vector<std::filesystem::path> definitions;
+  SourceLocation definitions_where;
   std::optional<std::string> calendar;
   SourceLocation calendar_where;
   std::map<std::string, HandlerSpec> handlers;
   Certificates certificates = Certificates::all;
   std::vector<std::string> certificate_list;  // material ids or licence types
+  SourceLocation certificates_where;
   std::map<std::string, ActorSpec> actors;
   std::vector<Test> tests;
 };
@@ -185,7 +192,9 @@ Script parse_script(const std::string& name, std::string_view text, const std::f
                     std::vector<Diagnostic>& diagnostics);
 
 // Checks the names a parsed script uses against the loaded catalog (targets,
-// node ids, handler names, the calendar); problems go to `diagnostics`.
+// node ids and the flows they belong to, handler names, the calendar,
+// certificates, the actors' and queries' roles and departments, items);
+// problems go to `diagnostics`. Runs on whatever parsed, errors or not.
 void check_script(const Script& script, const Catalog& catalog, std::vector<Diagnostic>& diagnostics);
 
 // Error codes by name ("not_permitted", ...).

@@ -71,7 +71,12 @@ int run(const Options& o) {
   options.name_filter = o.name;
   const onestop::FlowTestReport report = onestop::run_flow_tests(files, options);
   for (const auto& e : report.errors) std::cout << e.to_string() << '\n';
+  std::string file;  // with several scripts, each one's tests under its name
   for (const auto& r : report.results) {
+    if (files.size() > 1 && r.where.file != file) {
+      file = r.where.file;
+      std::cout << file << '\n';
+    }
     std::cout << (r.passed() ? "PASS " : "FAIL ") << r.name << '\n';
     for (const auto& f : r.failures) std::cout << "    " << f.to_string() << '\n';
   }

@@ -731,3 +731,62 @@ TEST_CASE("a rate too small for one arrival in the run gives none, not endless a
     CHECK(r.arrived == 0);
   }
 }
+
+TEST_CASE("arrival gaps under a second add up: a high rate brings its count, not one per second or a pile at an instant") {
+  // Each gap was rounded to whole seconds: 10 an second came as ~16 (gaps
+  // under half a second at the same instant, without end at 1e12 an hour).
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  Scenario s = mmc_scenario("  arrivals: [{ target: MMC-0001, rate: 36000, per: hour }]\n  staff: [{ department: counter, count: 5 }]\n");
+  s.horizon = std::chrono::seconds(60);
+  SimulationOptions o;
+  o.store = std::make_shared<CommitLimit>(100000);
+  const SimulationReport r = simulate(s, catalog, o);
+  CHECK(r.arrived >= 520);  // Poisson, mean 600, sd 24.5
+  CHECK(r.arrived <= 680);
+  // More than a run can hold is refused before it starts, with the line.
+  Scenario huge = mmc_scenario("  arrivals: [{ target: MMC-0001, rate: 1e12, per: hour }]\n  staff: [{ department: counter }]\n");
+  const std::string e = simulate_error(huge, catalog);
+  INFO(e);
+  CHECK(e.find("mmc-variant.yaml:6:14: rate 1000000000000 per hour") != std::string::npos);
+  CHECK(e.find("would bring about 2.4e+14 cases; a run takes at most 10000000") != std::string::npos);
+}
+
+TEST_CASE("probabilities are checked as the step merges them, and return targets wherever they are written") {
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  const std::string base = "  arrivals: [{ target: MMC-0001, rate: 1, per: hour }]\n  staff: [{ department: counter }]\n";
+  // Each entry alone is within 1; merged, the step's sum was 1.2 and the
+  // reject rate was silently cut.
+  std::string e = simulate_error(mmc_scenario(base + "  defaults: { correction: 70% }\n  steps: [{ node: serve, reject: 50% }]\n"), catalog);
+  INFO(e);
+  CHECK(e.find("mmc-variant.yaml:9:11: step one_step/serve: correction 0.7 + reject 0.5") != std::string::npos);
+  CHECK(e.find("= 1.2 is more than 1 once its entries are merged (defaults, ") != std::string::npos);
+  CHECK(simulate_error(mmc_scenario(base + "  defaults: { correction: 50% }\n  steps: [{ node: serve, reject: 50% }]\n"), catalog) ==
+        "no error");
+  // A return target on the step itself must be declared even with no return chance.
+  e = simulate_error(mmc_scenario(base + "  steps: [{ node: serve, return_to: nope }]\n"), catalog);
+  CHECK(e.find("mmc-variant.yaml:8:11: step one_step/serve cannot return to 'nope' (it declares no returns)") != std::string::npos);
+  // On a broad entry it must at least be a node.
+  e = simulate_error(mmc_scenario(base + "  defaults: { return_to: nope }\n"), catalog);
+  CHECK(e.find("mmc-variant.yaml:8:13: return_to 'nope' is not a node of any flow") != std::string::npos);
+}
+
+TEST_CASE("scenario values that would be non-numbers: nan and inf are text, a lognormal spread past any double is refused") {
+  const std::string head = "scenario:\n  start: 2025-01-01\n  arrivals: [{ target: x, rate: 1 }]\n  staff: [{ department: d }]\n";
+  // YAML reads `nan` as text; from_chars read it as a number, and every
+  // submission then failed on its form.
+  const Scenario s = parse_scenario(head + "  form: { note: nan, level: inf, n: 3 }\n", "ok.yaml");
+  REQUIRE(s.form.size() == 3);
+  for (const auto& g : s.form) {
+    CAPTURE(g.name);
+    CHECK(g.constant.type() == (g.name == "n" ? Value::Type::number : Value::Type::string));
+  }
+  CHECK(error_of(head + "  form: { x: { dist: lognormal, mean: 1e-300, sd: 1e300 } }\n")
+            .find("sd 1e+300 is too large against the mean 1e-300") != std::string::npos);
+}
+
+TEST_CASE("a calendar the definitions lack is named with its line and the calendars they have") {
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  Scenario s = parse_scenario("scenario:\n  calendar: nope\n  start: 2025-01-01\n  arrivals: [{ target: MMC-0001, rate: 1 }]\n  staff: [{ department: counter }]\n",
+                              "cal.yaml");
+  CHECK(simulate_error(s, catalog) == "cal.yaml:2:13: calendar 'nope' is not in the definitions (their calendars: always)");
+}

@@ -128,6 +128,7 @@ struct Scenario {
   std::vector<StaffGroup> staff;
   std::map<std::string, double> handlers;  // automatic step handler name -> probability it approves (1 when absent)
   std::map<std::string, SourceLocation> handler_locations;  // where each of `handlers` was named (for errors)
+  SourceLocation calendar_where;                            // where `calendar` was named (for errors)
 };
 
 // Reads a scenario file. Throws Error(invalid_input) whose message starts

@@ -68,7 +68,8 @@ class Rng {
       case Distribution::Kind::exponential: return exponential(d.a);
       case Distribution::Kind::lognormal: {
         if (d.a <= 0) return 0;
-        const double s2 = std::log(1.0 + (d.b * d.b) / (d.a * d.a));
+        const double ratio = d.b / d.a;  // not b*b / (a*a): those overflow where the ratio does not
+        const double s2 = std::log1p(ratio * ratio);
         const double mu = std::log(d.a) - s2 / 2;
         return std::exp(mu + std::sqrt(s2) * normal());
       }

@@ -220,6 +220,10 @@ class Reader {
       d.a = value(need("mean"), "mean");
       d.b = value(need("sd"), "sd");
       if (d.a <= 0) fail(n, fmt::format("{}: a lognormal mean must be positive", what));
+      // Its spread is log(1 + (sd/mean)^2): past any double, every draw is NaN.
+      if (const double r = d.b / d.a; !std::isfinite(r) || !std::isfinite(r * r)) {
+        fail(n, fmt::format("{}: sd {} is too large against the mean {}", what, d.b, d.a));
+      }
     } else if (k == "empirical") {
       takes({"values", "weights"});
       d.kind = Distribution::Kind::empirical;
@@ -258,7 +262,8 @@ class Reader {
       if (n->value == "false") return Value(false);
       double v = 0;
       auto [p, ec] = std::from_chars(n->value.data(), n->value.data() + n->value.size(), v);
-      if (ec == std::errc() && p == n->value.data() + n->value.size()) return Value(v);
+      // "nan" and "inf" read as numbers here, but are text in YAML (and the schema).
+      if (ec == std::errc() && p == n->value.data() + n->value.size() && std::isfinite(v)) return Value(v);
     }
     return Value(n->value);
   }
@@ -424,7 +429,10 @@ class Reader {
         s.definitions.push_back(path.is_absolute() ? path : (base / path).lexically_normal());
       }
     }
-    if (const Node* v = n->get("calendar")) s.calendar = text(v, "calendar");
+    if (const Node* v = n->get("calendar")) {
+      s.calendar = text(v, "calendar");
+      s.calendar_where = where(v);
+    }
     const Node* start = n->get("start");
     if (start == nullptr) fail(n, "scenario needs 'start' (the first day, YYYY-MM-DD)");
     s.start = date(start, "start");

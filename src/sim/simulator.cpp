@@ -15,6 +15,7 @@
 #include <onestop/simulation.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <array>
@@ -49,6 +50,20 @@ Seconds whole_seconds(double x) {
   if (!(x < 1e15)) return never / 2;
   return std::max<Seconds>(0, std::llround(x));
 }
+// The whole seconds of a gap between arrivals, the fraction carried to the
+// next gap: gaps shorter than a second (high rates) add up to the right
+// count instead of each rounding to nothing, or to a second.
+Seconds gap_seconds(double x, double& carry) {
+  x += carry;
+  if (!(x < 1e15)) {
+    carry = 0;
+    return never / 2;
+  }
+  const double whole = std::floor(x);
+  carry = x - whole;
+  return static_cast<Seconds>(whole);
+}
+
 Instant instant(Seconds s) { return Instant{std::chrono::seconds{s}}; }
 
 std::string where_text(const SourceLocation& w) {
@@ -334,8 +349,12 @@ class Simulator {
     if (copy->default_calendar.empty() && !sc.calendar.empty()) copy->default_calendar = sc.calendar;
     catalog_ = copy;
     if (!sc.calendar.empty() && catalog_->find_calendar(sc.calendar) == nullptr) {
+      std::vector<std::string> known;
+      for (const auto& c : catalog_->calendars) known.push_back(c.id);
       throw Error(ErrorCode::invalid_input,
-                  fmt::format("{}: calendar '{}' is not in the definitions", sc.file.empty() ? "scenario" : sc.file, sc.calendar));
+                  fmt::format("{}: calendar '{}' is not in the definitions (their calendars: {})",
+                              sc.calendar_where.line > 0 ? where_text(sc.calendar_where) : (sc.file.empty() ? "scenario" : sc.file),
+                              sc.calendar, known.empty() ? "none" : fmt::format("{}", fmt::join(known, ", "))));
     }
     calendar_ = sc.calendar.empty() ? (catalog_->default_calendar.empty() ? WorkingCalendar() : WorkingCalendar::resolve(*catalog_, ""))
                                     : WorkingCalendar::resolve(*catalog_, sc.calendar);
@@ -343,6 +362,7 @@ class Simulator {
     // run past the calendars' years fails on every arrival, and one with no
     // working time never ends.
     check_times();
+    check_rates();
     if (!Shift::has_working_weekday(calendar_)) {
       const Calendar* def = catalog_->find_calendar(calendar_.id());
       throw Error(ErrorCode::invalid_input,
@@ -391,6 +411,34 @@ class Simulator {
                          sc_.horizon.count()));
     }
     if (sc_.warmup.count() < 0 || sc_.warmup >= sc_.horizon) refuse("warmup must be at least 0 and shorter than the horizon");
+  }
+
+  // A run is bounded: a rate that would bring more cases than any run can
+  // hold (1e12 an hour once filled memory without end) is refused up front.
+  // Working-time rates are bounded as if every hour or day were working.
+  static constexpr double max_arrivals = 10'000'000;
+  void check_rates() const {
+    const double seconds = static_cast<double>(sc_.horizon.count());
+    for (const ArrivalStream& s : sc_.arrivals) {
+      if (s.trace) continue;
+      const double unit = s.per == ArrivalStream::Per::hour || s.per == ArrivalStream::Per::working_hour ? 3600.0 : 86400.0;
+      const double expected = s.rate * seconds / unit;
+      if (!(expected <= max_arrivals)) {
+        bad(s.where, fmt::format("rate {} per {} over the run ({} s) would bring about {:.3g} cases; a run takes at most "
+                                 "{:.0f}: lower the rate or shorten the horizon",
+                                 s.rate, to_text(s.per), sc_.horizon.count(), expected, max_arrivals));
+      }
+    }
+  }
+
+  static std::string_view to_text(ArrivalStream::Per p) {
+    switch (p) {
+      case ArrivalStream::Per::hour: return "hour";
+      case ArrivalStream::Per::day: return "day";
+      case ArrivalStream::Per::working_hour: return "working hour";
+      case ArrivalStream::Per::working_day: return "working day";
+    }
+    return "?";
   }
 
   void set_up_handlers() {
@@ -512,6 +560,20 @@ class Simulator {
   }
 
   void check_steps() {
+    // A return target on a broad entry (defaults, a whole flow) applies where
+    // a step declares that return; it must at least name a node.
+    auto check_target = [&](const StepBehaviour& b) {
+      if (b.return_target.empty() || !b.node.empty()) return;
+      const bool known = std::any_of(catalog_->flows.begin(), catalog_->flows.end(), [&](const Flow& f) {
+        return (b.flow.empty() || f.id == b.flow) && f.find_node(b.return_target) != nullptr;
+      });
+      if (!known) {
+        bad(b.where, fmt::format("return_to '{}' is not a node of {}", b.return_target,
+                                 b.flow.empty() ? std::string("any flow") : "flow '" + b.flow + "'"));
+      }
+    };
+    check_target(sc_.defaults);
+    for (const StepBehaviour& b : sc_.steps) check_target(b);
     for (const StepBehaviour& b : sc_.steps) {
       bool found = false;
       for (const auto& f : catalog_->flows) {
@@ -543,10 +605,42 @@ class Simulator {
         const auto layers = layers_of(f.id, n.id);
         const StepBehaviour* chance = nullptr;
         const StepBehaviour* target = nullptr;
+        // The probabilities as the step merges them, field by field: each
+        // entry's own sum is checked when read, the merged one here.
+        double merged[4] = {0, 0, 0, 0};
+        const StepBehaviour* last = nullptr;
         for (const StepBehaviour* b : layers) {
           if (b == nullptr) continue;
           if (b->return_to) chance = b;
           if (!b->return_target.empty()) target = b;
+          const std::optional<double>* fields[4] = {&b->correction, &b->reject, &b->return_to, &b->withdraw};
+          for (int i = 0; i < 4; ++i) {
+            if (*fields[i]) {
+              merged[i] = **fields[i];
+              last = b;
+            }
+          }
+        }
+        if (const double sum = merged[0] + merged[1] + merged[2] + merged[3]; sum > 1 + 1e-12 && last != nullptr) {
+          std::string from;
+          for (const StepBehaviour* b : layers) {
+            if (b == nullptr || (!b->correction && !b->reject && !b->return_to && !b->withdraw)) continue;
+            from += fmt::format("{}{}", from.empty() ? "" : ", ", b == &sc_.defaults ? "defaults" : where_text(b->where));
+          }
+          bad(last->where, fmt::format("step {}/{}: correction {} + reject {} + return {} + withdraw {} = {} is more than 1 "
+                                       "once its entries are merged ({})",
+                                       f.id, n.id, merged[0], merged[1], merged[2], merged[3], sum, from));
+        }
+        // A return target written for this very step must be one it declares,
+        // whether or not a return probability applies to it.
+        if (target != nullptr && (target == layers[2] || target == layers[3])) {
+          const std::vector<std::string> declared = declared_returns(f, n.id);
+          if (!contains(declared, target->return_target)) {
+            std::string list;
+            for (const auto& d : declared) list += (list.empty() ? "" : ", ") + d;
+            bad(target->where, fmt::format("step {}/{} cannot return to '{}' ({})", f.id, n.id, target->return_target,
+                                           list.empty() ? "it declares no returns" : "its declared returns: " + list));
+          }
         }
         if (chance == nullptr || *chance->return_to <= 0) continue;
         const bool named = chance == layers[2] || chance == layers[3] || (target && (target == layers[2] || target == layers[3]));
@@ -698,13 +792,14 @@ class Simulator {
       return never;
     }
     Rng& rng = arrival_rng_[k];
+    double& carry = arrival_carry_[k];
     switch (s.per) {
-      case ArrivalStream::Per::hour: return after + whole_seconds(rng.exponential(3600.0 / s.rate));
-      case ArrivalStream::Per::day: return after + whole_seconds(rng.exponential(86400.0 / s.rate));
+      case ArrivalStream::Per::hour: return after + gap_seconds(rng.exponential(3600.0 / s.rate), carry);
+      case ArrivalStream::Per::day: return after + gap_seconds(rng.exponential(86400.0 / s.rate), carry);
       case ArrivalStream::Per::working_hour:
-        return arrival_shift_->add(arrival_shift_->next_on(after), whole_seconds(rng.exponential(3600.0 / s.rate)));
+        return arrival_shift_->add(arrival_shift_->next_on(after), gap_seconds(rng.exponential(3600.0 / s.rate), carry));
       case ArrivalStream::Per::working_day:
-        return arrival_shift_->add(arrival_shift_->next_on(after), whole_seconds(rng.exponential(day_length_ / s.rate)));
+        return arrival_shift_->add(arrival_shift_->next_on(after), gap_seconds(rng.exponential(day_length_ / s.rate), carry));
     }
     return never;
   }
@@ -1098,6 +1193,7 @@ class Simulator {
   Rng r_people_, r_service_, r_decide_, r_delay_, r_handlers_;
   std::vector<Rng> arrival_rng_;
   std::vector<std::size_t> trace_pos_;
+  std::vector<double> arrival_carry_;  // per stream: the fraction of a second the last gap left over
   std::optional<Shift> arrival_shift_;
 
   std::vector<TargetInfo> targets_;
@@ -1416,6 +1512,7 @@ SimulationReport Simulator::run() {
   for (std::size_t k = 0; k < sc_.arrivals.size(); ++k) {
     arrival_rng_.emplace_back(seed_, 100 + k);
     trace_pos_.push_back(0);
+    arrival_carry_.push_back(0);
     const Seconds first = next_arrival(k, start_);
     if (first >= start_ && first < end_) schedule(first, Ev::arrival, static_cast<std::uint32_t>(k));
   }

@@ -62,9 +62,22 @@ Loaded load(const std::string& file, const std::vector<std::string>& paths) {
   return l;
 }
 
-onestop::SimulationReport run(const Loaded& l, const Options& o, const std::string& store, const char* label) {
+// Opens a store a run writes into: it must hold no cases. Done for both
+// runs before either starts, so a bad URI or a used store is exit 1 and
+// no run is wasted.
+std::shared_ptr<onestop::Store> open_empty(const std::string& uri, const char* option) {
+  auto store = onestop::open_store(uri);
+  if (!store->case_ids().empty()) {
+    throw onestop::Error(onestop::ErrorCode::invalid_input,
+                         fmt::format("{} {}: the store already holds cases; simulate into an empty store", option, uri));
+  }
+  return store;
+}
+
+onestop::SimulationReport run(const Loaded& l, const Options& o, std::shared_ptr<onestop::Store> opened,
+                              const std::string& store, const char* label) {
   onestop::SimulationOptions so;
-  so.store = onestop::open_store(store);
+  so.store = std::move(opened);
   so.batch = o.batch != 0 ? o.batch : store.rfind("memory:", 0) == 0 ? 1 : 2048;
   if (o.seed_given) so.seed = o.seed;
   const bool tty = !o.quiet && isatty(2) != 0;
@@ -103,10 +116,19 @@ void simulate_command(const Options& o) {
     if (!o.compare.empty()) b = load(o.compare, o.definitions);
     onestop::check_scenario(a.scenario, a.catalog);  // a scenario that does not fit its definitions: exit 1
     if (b) onestop::check_scenario(b->scenario, b->catalog);
+    // In-memory stores are each their own, whatever the URI says.
+    const bool shared_uri = o.store != "memory:" && o.store != "memory" && o.store != "sqlite::memory:";
+    if (b && o.store == o.compare_store && shared_uri) {
+      throw onestop::Error(onestop::ErrorCode::invalid_input,
+                           fmt::format("--store and --compare-store are both {}: each run needs a store of its own", o.store));
+    }
+    auto store_a = open_empty(o.store, "--store");
+    std::shared_ptr<onestop::Store> store_b;
+    if (b) store_b = open_empty(o.compare_store, "--compare-store");
     code = 2;
-    const auto ra = run(a, o, o.store, b ? "A: " : "");
+    const auto ra = run(a, o, std::move(store_a), o.store, b ? "A: " : "");
     std::optional<onestop::SimulationReport> rb;
-    if (b) rb = run(*b, o, o.compare_store, "B: ");
+    if (b) rb = run(*b, o, std::move(store_b), o.compare_store, "B: ");
     const bool stdout_taken = o.json == "-" || o.csv == "-" || o.html == "-";
     if (!stdout_taken) std::cout << (rb ? onestop::compare_text(ra, *rb) : onestop::report_text(ra));
     if (!o.json.empty()) write(o.json, rb ? onestop::compare_json(ra, *rb) : onestop::report_json(ra), "JSON report", o.quiet);

@@ -790,3 +790,43 @@ TEST_CASE("a calendar the definitions lack is named with its line and the calend
                               "cal.yaml");
   CHECK(simulate_error(s, catalog) == "cal.yaml:2:13: calendar 'nope' is not in the definitions (their calendars: always)");
 }
+
+TEST_CASE("scenario values the schema and the loader read alike") {
+  // Each of these once disagreed with schemas/scenario.schema.json.
+  const std::string head = "scenario:\n  start: 2025-01-01\n  staff: [{ department: d }]\n";
+  const std::string rate = "  arrivals: [{ target: x, rate: 1 }]\n";
+  const Scenario quoted = parse_scenario(head + "  arrivals: [{ target: x, rate: +20, incomplete: \"3%\" }]\n", "ok.yaml");
+  CHECK(quoted.arrivals[0].rate == 20);
+  CHECK(quoted.arrivals[0].incomplete == doctest::Approx(0.03));
+  CHECK(error_of(head + rate + "  seed: \"123\"\n").find("bad.yaml:5:9: seed must be a whole number, not the string '123'") == 0);
+  for (const std::string h : {"9:00-12:00", "+9:00-12:00", "09:00-12:00x"}) {
+    CAPTURE(h);
+    CHECK(error_of("scenario:\n  start: 2025-01-01\n" + rate + "  staff: [{ department: d, hours: [\"" + h + "\"] }]\n")
+              .find("bad.yaml:4:36: a working period must be 'HH:MM-HH:MM'") == 0);
+  }
+  CHECK(error_of(head + rate + "  applicants: {}\n").find("bad.yaml:5:15: applicants is empty") == 0);
+  CHECK(error_of(head + rate + "  applicants: []\n").find("bad.yaml:5:15: applicants is empty") == 0);
+  CHECK(error_of(head + "  arrivals: [{ target: x, trace: [] }]\n").find("trace is empty") != std::string::npos);
+  CHECK(error_of("scenario:\n  start: 2025-01-01\n" + rate + "  staff: [{ department: d, users: [u1, u1] }]\n")
+            .find("bad.yaml:4:40: user 'u1' is listed twice in this group") == 0);
+  CHECK(error_of(head + rate + "  steps:\n    - { node: a, reject: 10% }\n    - { node: a, reject: 20% }\n")
+            .find("bad.yaml:7:7: a second entry for node 'a' (the first is at line 6)") == 0);
+}
+
+TEST_CASE("a staff group's role must be held in its department; a drained run says why cases stay open") {
+  const auto catalog = catalog_of({source / "examples" / "residence-permit", source / "calendars"});
+  Scenario s = load_scenario(source / "examples" / "residence-permit" / "scenario.yaml");
+  s.horizon = std::chrono::hours(48);
+  s.staff.front().role = "community_officer";  // of community_police_office, not police_station
+  CHECK(simulate_error(s, catalog).find("role 'community_officer' belongs to department 'community_police_office', not 'police_station'") !=
+        std::string::npos);
+  // Nobody accepts at the window: draining stops with every case open, and says so.
+  s = load_scenario(source / "examples" / "residence-permit" / "scenario.yaml");
+  s.horizon = std::chrono::hours(48);
+  s.drain = true;
+  s.staff.erase(s.staff.begin());
+  const SimulationReport r = simulate(s, catalog);
+  CHECK(r.arrived > 0);
+  CHECK(has_warning(r, "drain: "));
+  CHECK(has_warning(r, "still open when the run stopped"));
+}

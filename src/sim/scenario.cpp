@@ -59,6 +59,7 @@ class Reader {
       double v = 0;
       const char* b = n->value.data();
       const char* e = b + n->value.size();
+      if (e - b > 1 && *b == '+' && b[1] != '-' && b[1] != '+') ++b;  // YAML's +20 is 20
       auto [p, ec] = std::from_chars(b, e, v);
       if (ec == std::errc() && p == e && std::isfinite(v)) return v;
     }
@@ -70,6 +71,7 @@ class Reader {
     if (n->is_scalar() && !n->value.empty() && n->value.back() == '%') {
       Node copy = *n;
       copy.value.pop_back();
+      copy.quoted = false;  // "3%" quoted is as good as 3% (a string either way)
       v = number(&copy, what) / 100.0;
     } else {
       v = number(n, what);
@@ -143,10 +145,12 @@ class Reader {
   std::vector<std::pair<ApplicantKind, double>> applicant_mix(const Node* n) const {
     std::vector<std::pair<ApplicantKind, double>> out;
     if (n->is_sequence()) {
+      if (n->children.empty()) fail(n, "applicants is empty: name at least one applicant kind");
       for (const Node* c : n->children) out.emplace_back(applicant_kind(c), 1.0);
       return out;
     }
     if (!n->is_mapping()) fail(n, "applicants must be a mapping of applicant kind to weight, or a list of kinds");
+    if (n->children.empty()) fail(n, "applicants is empty: name at least one applicant kind");
     for (std::size_t i = 0; i < n->children.size(); i += 2) {
       const double w = number(n->children[i + 1], "applicant weight");
       if (w < 0) fail(n->children[i + 1], "applicant weight must not be negative");
@@ -343,7 +347,15 @@ class Reader {
     for (const Node* h : n->children) {
       unsigned h1 = 0, m1 = 0, h2 = 0, m2 = 0;
       char extra = 0;
-      if (!h->is_scalar() || std::sscanf(h->value.c_str(), "%2u:%2u-%2u:%2u%c", &h1, &m1, &h2, &m2, &extra) != 4 ||
+      // Exactly HH:MM-HH:MM (sscanf alone took "9:00" and "+9:00").
+      auto shaped = [](const std::string& v) {
+        if (v.size() != 11 || v[2] != ':' || v[5] != '-' || v[8] != ':') return false;
+        for (std::size_t i : {0, 1, 3, 4, 6, 7, 9, 10}) {
+          if (v[i] < '0' || v[i] > '9') return false;
+        }
+        return true;
+      };
+      if (!h->is_scalar() || !shaped(h->value) || std::sscanf(h->value.c_str(), "%2u:%2u-%2u:%2u%c", &h1, &m1, &h2, &m2, &extra) != 4 ||
           m1 > 59 || m2 > 59 || h1 * 60 + m1 >= h2 * 60 + m2 || h2 * 60 + m2 > 24 * 60) {
         fail(h, "a working period must be 'HH:MM-HH:MM' with the start before the end, within one day");
       }
@@ -364,7 +376,12 @@ class Reader {
     if (const Node* v = n->get("role")) g.role = text(v, "role");
     if (const Node* v = n->get("users")) {
       if (!v->is_sequence() || v->children.empty()) fail(v, "users must be a non-empty list of user ids");
-      for (const Node* u : v->children) g.users.push_back(text(u, "user"));
+      for (const Node* u : v->children) {
+        g.users.push_back(text(u, "user"));
+        if (std::count(g.users.begin(), g.users.end(), g.users.back()) > 1) {
+          fail(u, fmt::format("user '{}' is listed twice in this group", g.users.back()));
+        }
+      }
       g.count = static_cast<int>(g.users.size());
     }
     if (const Node* v = n->get("count")) {
@@ -402,6 +419,7 @@ class Reader {
       if (n->get("per")) fail(n->get("per"), "'per' goes with 'rate', not with 'trace'");
       a.trace = true;
       if (!trace->is_sequence()) fail(trace, "trace must be a list of local times");
+      if (trace->children.empty()) fail(trace, "trace is empty: list the submission times, or give a 'rate'");
       for (const Node* x : trace->children) a.times.push_back(timestamp(x, "a trace entry"));
       std::sort(a.times.begin(), a.times.end());
     }
@@ -457,6 +475,7 @@ class Reader {
     }
     if (const Node* v = n->get("seed")) {
       // Read as written, not through a double: every 64-bit seed, exactly.
+      if (v->quoted) fail(v, fmt::format("seed must be a whole number, not the string '{}'", v->value));
       const std::string t = text(v, "seed");
       std::uint64_t seed = 0;
       const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), seed);
@@ -480,7 +499,18 @@ class Reader {
     if (const Node* v = n->get("defaults")) s.defaults = step(v, true);
     if (const Node* v = n->get("steps")) {
       if (!v->is_sequence()) fail(v, "steps must be a list");
-      for (const Node* x : v->children) s.steps.push_back(step(x, false));
+      for (const Node* x : v->children) {
+        s.steps.push_back(step(x, false));
+        // Two entries for the same flow and node: one would silently win.
+        const StepBehaviour& added = s.steps.back();
+        for (std::size_t i = 0; i + 1 < s.steps.size(); ++i) {
+          if (s.steps[i].flow == added.flow && s.steps[i].node == added.node) {
+            fail(x, fmt::format("a second entry for {}{}{} (the first is at line {})", added.flow.empty() ? "" : "flow '" + added.flow + "'",
+                                added.flow.empty() || added.node.empty() ? "" : ", ",
+                                added.node.empty() ? "" : "node '" + added.node + "'", s.steps[i].where.line));
+          }
+        }
+      }
     }
     const Node* staff_node = n->get("staff");
     if (staff_node == nullptr || !staff_node->is_sequence()) fail(staff_node ? staff_node : n, "scenario needs 'staff', a list of staff groups");

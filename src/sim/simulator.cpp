@@ -541,6 +541,10 @@ class Simulator {
       if (!g.role.empty() && catalog_->find_role(g.role) == nullptr) {
         bad(g.where, fmt::format("role '{}' is not in the definitions", g.role));
       }
+      // A role the organisation places in one department is held there only.
+      if (const Role* r = g.role.empty() ? nullptr : catalog_->find_role(g.role); r && !r->department.empty() && r->department != g.department) {
+        bad(g.where, fmt::format("role '{}' belongs to department '{}', not '{}'", g.role, r->department, g.department));
+      }
       Pool p{g.department, g.role, g.users, Shift(calendar_, g.hours, g.every_day), {}, {}, {}, false, 0, 0};
       const auto pool = static_cast<std::uint32_t>(pools_.size());
       for (int i = 0; i < g.count; ++i) {
@@ -1520,6 +1524,7 @@ SimulationReport Simulator::run() {
   Seconds last_tick = -1;
   std::uint64_t tick_seq = 0;
   double reported = 0;
+  bool stopped_at_limit = false;
   for (;;) {
     // The next engine timer still current.
     Seconds t_timer = never;
@@ -1535,7 +1540,11 @@ SimulationReport Simulator::run() {
     }
     const Seconds t_event = events_.empty() ? never : events_.top().t;
     const Seconds t = std::min(t_timer, t_event);
-    if (t == never || t > hard_stop) break;
+    if (t == never) break;
+    if (t > hard_stop) {
+      stopped_at_limit = true;
+      break;
+    }
     if (t_timer < t_event) {
       now_ = std::max(now_, t_timer);
       clock_->set(instant(now_));
@@ -1566,6 +1575,17 @@ SimulationReport Simulator::run() {
     }
   }
   ended_ = sc_.drain ? std::max(now_, end_) : end_;
+  if (sc_.drain) {
+    // Draining ends when nothing is left to happen or at ten horizons past
+    // the end; cases still open then are said to be, and why.
+    const auto open = std::count_if(cases_.begin(), cases_.end(), [](const CaseRec& c) { return c.status != CaseStatus::finished; });
+    if (open > 0) {
+      warn_once(fmt::format("drain: {} case{} still open when the run stopped: {}", open, open == 1 ? " was" : "s were",
+                            stopped_at_limit ? "draining stops ten horizons after the end"
+                                             : "nothing was left that could move them (work no staff serve, cases in "
+                                               "error or waiting for an applicant who does not answer)"));
+    }
+  }
   now_ = ended_;
   clock_->set(instant(now_));
   // Staff still at work: count their time so far.

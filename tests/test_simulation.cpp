@@ -830,3 +830,18 @@ TEST_CASE("a staff group's role must be held in its department; a drained run sa
   CHECK(has_warning(r, "drain: "));
   CHECK(has_warning(r, "still open when the run stopped"));
 }
+
+TEST_CASE("the merged check takes a return as the step does, and the cap on arrivals counts every stream") {
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  const std::string staff = "  staff: [{ department: counter }]\n";
+  // serve declares no return: a return there approves, so 40 % + 70 % is fine.
+  CHECK(simulate_error(mmc_scenario("  arrivals: [{ target: MMC-0001, rate: 1, per: hour }]\n" + staff +
+                                    "  defaults: { return: 40% }\n  steps: [{ node: serve, reject: 70% }]\n"),
+                       catalog) == "no error");
+  // Two streams each under the cap, together over it.
+  const std::string e = simulate_error(
+      mmc_scenario("  arrivals:\n    - { target: MMC-0001, rate: 25000, per: hour }\n    - { target: MMC-0001, rate: 25000, per: hour }\n" +
+                   staff),
+      catalog);
+  CHECK(e.find("the arrival streams together would bring about 1.2e+07 cases; a run takes at most 10000000") != std::string::npos);
+}

@@ -141,6 +141,10 @@ class Store {
   // A fresh case id, never handed out before.
   virtual CaseId allocate_case_id() = 0;
   // The latest snapshot of a case; nullptr when there is no such case.
+  // Snapshots (here, in commits) are reached through shared_ptr ownership
+  // only: a store keeps a shared_ptr for as long as it reads a snapshot,
+  // never a weak_ptr or a raw pointer past the call. Once nobody owns the
+  // state an action replaced, the engine reuses its memory for the next.
   virtual std::shared_ptr<const CaseSnapshot> load(CaseId id) = 0;
   // The snapshot an action is about to change. A store may answer from its
   // own cache without asking whether another process has moved the case on

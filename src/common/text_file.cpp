@@ -20,6 +20,10 @@ TextFile read_text_file(const std::filesystem::path& path, std::size_t max_bytes
       return out;
     }
   }
+  if (std::filesystem::is_directory(path, ec)) {  // an ifstream opens one, and then fails to read
+    out.error = "it is a directory";
+    return out;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int err = errno;

@@ -8,8 +8,6 @@
 
 namespace onestop::yaml {
 
-namespace {
-
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
@@ -23,6 +21,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   }
   return prev[b.size()];
 }
+
+namespace {
 
 std::string join_quoted(const std::vector<std::string_view>& names) {
   std::string out;

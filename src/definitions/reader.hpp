@@ -18,6 +18,9 @@
 
 namespace onestop::yaml {
 
+// Insertions, deletions and substitutions from `a` to `b` (Levenshtein).
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
 // The closest candidate to `word` within a small edit distance, or "".
 std::string closest(std::string_view word, const std::vector<std::string_view>& candidates);
 

@@ -131,7 +131,13 @@ std::shared_ptr<const Binding> binding_of(std::shared_ptr<const Catalog> catalog
 thread_local std::shared_ptr<CaseSnapshot> spare_state;
 
 void recycle(std::shared_ptr<const CaseSnapshot> s) {
-  if (s && s.use_count() == 1) spare_state = std::const_pointer_cast<CaseSnapshot>(std::move(s));
+  if (s && s.use_count() == 1) {
+    // use_count is a relaxed load: what another thread read through a
+    // reference it has since dropped happens before the state is written
+    // again (as in Shared::edit).
+    std::atomic_thread_fence(std::memory_order_acquire);
+    spare_state = std::const_pointer_cast<CaseSnapshot>(std::move(s));
+  }
 }
 
 class EngineImpl final : public Engine {

@@ -419,8 +419,12 @@ class Simulator {
   static constexpr double max_arrivals = 10'000'000;
   void check_rates() const {
     const double seconds = static_cast<double>(sc_.horizon.count());
+    double total = 0;
     for (const ArrivalStream& s : sc_.arrivals) {
-      if (s.trace) continue;
+      if (s.trace) {
+        total += static_cast<double>(s.times.size());
+        continue;
+      }
       const double unit = s.per == ArrivalStream::Per::hour || s.per == ArrivalStream::Per::working_hour ? 3600.0 : 86400.0;
       const double expected = s.rate * seconds / unit;
       if (!(expected <= max_arrivals)) {
@@ -428,6 +432,12 @@ class Simulator {
                                  "{:.0f}: lower the rate or shorten the horizon",
                                  s.rate, to_text(s.per), sc_.horizon.count(), expected, max_arrivals));
       }
+      total += expected;
+    }
+    if (!(total <= max_arrivals)) {
+      throw Error(ErrorCode::invalid_input,
+                  fmt::format("{}: the arrival streams together would bring about {:.3g} cases; a run takes at most {:.0f}",
+                              sc_.file.empty() ? "scenario" : sc_.file, total, max_arrivals));
     }
   }
 
@@ -624,6 +634,11 @@ class Simulator {
               last = b;
             }
           }
+        }
+        // As step_of takes them: a return the step cannot take approves instead.
+        {
+          const std::vector<std::string> declared = declared_returns(f, n.id);
+          if (declared.empty() || (target != nullptr && !contains(declared, target->return_target))) merged[2] = 0;
         }
         if (const double sum = merged[0] + merged[1] + merged[2] + merged[3]; sum > 1 + 1e-12 && last != nullptr) {
           std::string from;
@@ -1580,10 +1595,13 @@ SimulationReport Simulator::run() {
     // the end; cases still open then are said to be, and why.
     const auto open = std::count_if(cases_.begin(), cases_.end(), [](const CaseRec& c) { return c.status != CaseStatus::finished; });
     if (open > 0) {
-      warn_once(fmt::format("drain: {} case{} still open when the run stopped: {}", open, open == 1 ? " was" : "s were",
-                            stopped_at_limit ? "draining stops ten horizons after the end"
-                                             : "nothing was left that could move them (work no staff serve, cases in "
-                                               "error or waiting for an applicant who does not answer)"));
+      // Said even past the cap on warnings: it qualifies the whole report.
+      warnings_.push_back(fmt::format(
+          "drain: {} case{} still open when the run stopped: {}", open, open == 1 ? " was" : "s were",
+          !stopped_at_limit ? "nothing was left that could move them (work no staff serve, cases in error or waiting for "
+                              "an applicant who does not answer)"
+          : hard_stop == last_ ? "the calendars end (9999-12-31)"
+                               : "draining stops ten horizons after the end"));
     }
   }
   now_ = ended_;

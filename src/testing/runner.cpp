@@ -419,7 +419,9 @@ class TestRun {
     if (!e.to.empty()) out += " -> " + e.to;
     if (x != nullptr && x->actor) out += fmt::format(" by {}", e.actor);
     if (x != nullptr && x->payload) {
-      constexpr std::size_t shown = 120;
+      std::size_t shown = std::min<std::size_t>(e.payload.size(), 120);
+      // Not within a character (payloads hold Chinese names): back to its first byte.
+      while (shown < e.payload.size() && shown > 0 && (static_cast<unsigned char>(e.payload[shown]) & 0xC0) == 0x80) --shown;
       out += fmt::format(" {}{}", e.payload.substr(0, shown), e.payload.size() > shown ? "..." : "");
     }
     return out;

@@ -196,7 +196,6 @@ class Parser {
       a.roles = r_.text_list(f.get("roles"), "role", true);
       a.departments = r_.text_list(f.get("departments"), "department", true);
       s.actors[*user] = std::move(a);
-      actors_.insert(*user);
     }
   }
 
@@ -300,17 +299,7 @@ class Parser {
     ActorRef a;
     if (auto as = r_.identifier(f.get("as", required), "as")) {
       a.as = *as;
-      // Any user id may act (a stranger, to test refusals), but one a letter
-      // or two from a declared actor is a slip that would make a refusal
-      // test pass for the wrong reason.
-      if (*as != "applicant" && *as != "system" && !actors_.count(*as)) {
-        const std::vector<std::string_view> known(actors_.begin(), actors_.end());
-        if (const auto near = yaml::closest(*as, known); !near.empty()) {
-          r_.error(f.get("as"), "unknown-actor",
-                   fmt::format("'{}' is not an actor of the script: did you mean '{}'?", *as, near),
-                   fmt::format("to act as another user with no roles, declare it: 'actors: {{ {}: {{}} }}'", *as));
-        }
-      }
+      a.where = r_.at(f.get("as"));
     }
     if (const Node* roles = f.get("roles")) a.roles = r_.text_list(roles, "role", true);
     if (const Node* d = f.get("departments")) a.departments = r_.text_list(d, "department", true);
@@ -771,7 +760,6 @@ class Parser {
   Instant start_{};
   std::set<std::string> cases_;
   std::string last_case_;
-  std::set<std::string> actors_;  // declared under `actors`
 };
 
 // The names a script may use, from the catalog.
@@ -794,9 +782,10 @@ Known known_names(const Catalog& catalog) {
   for (const auto& f : catalog.flows) {
     for (const auto& n : f.nodes) k.nodes.insert(n.id);
   }
-  for (const auto& it : catalog.items) {
+  for (const auto& it : catalog.items) {  // every version's flow: a reference may mean any
     k.prefixes.insert(it.code);
-    k.nodes_under[it.code] = flow_nodes(it.flow);
+    auto nodes = flow_nodes(it.flow);
+    k.nodes_under[it.code].insert(nodes.begin(), nodes.end());
   }
   for (const auto& f : catalog.flows) {
     for (const auto& n : f.nodes) {
@@ -838,6 +827,23 @@ void check_ref(Reader& r, const TaskRef& ref, const Known& k) {
                fmt::format("the flow '{}' runs has no node '{}' (its nodes: {}){}", ref.prefix, ref.node,
                            fmt::join(under->second, ", "),
                            near.empty() ? std::string() : fmt::format("; did you mean '{}'?", near)));
+  }
+}
+
+// Any user id may act (a stranger, to test refusals), but one a letter from
+// a declared actor (two, in ids of eight letters or more) is a slip that
+// would make a refusal test pass for the wrong reason. Users the
+// definitions name (assignees, signers) are exempt.
+void check_actor_name(Reader& r, const Script& script, const std::set<std::string>& catalog_users, const ActorRef& a) {
+  if (a.as.empty() || a.as == "applicant" || a.as == "system" || script.actors.count(a.as) || catalog_users.count(a.as)) return;
+  const std::size_t allowed = a.as.size() >= 8 ? 2 : 1;
+  for (const auto& [user, spec] : script.actors) {
+    if (user.size() < 3 || yaml::edit_distance(a.as, user) > allowed) continue;
+    r.error_at(a.where, "unknown-actor",
+               fmt::format("'{}' is not an actor of the script: did you mean '{}'? (to act as another user with no "
+                           "roles, declare it: 'actors: {{ {}: {{}} }}')",
+                           a.as, user, a.as));
+    return;
   }
 }
 
@@ -937,7 +943,15 @@ void check_script(const Script& script, const Catalog& catalog, std::vector<Diag
   for (const auto& [user, a] : script.actors) {
     check_org(r, catalog, a.where, fmt::format("actor '{}'", user), a.roles, a.departments);
   }
+  std::set<std::string> catalog_users;
+  for (const auto& f : catalog.flows) {
+    for (const auto& n : f.nodes) {
+      catalog_users.insert(n.assignees.users.begin(), n.assignees.users.end());
+      catalog_users.insert(n.signers.begin(), n.signers.end());
+    }
+  }
   auto check_actor = [&](const ActorRef& a, const SourceLocation& where) {
+    check_actor_name(r, script, catalog_users, a);
     check_org(r, catalog, where, fmt::format("'{}'", a.as), a.roles.value_or(std::vector<std::string>{}),
               a.departments.value_or(std::vector<std::string>{}));
   };

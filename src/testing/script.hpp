@@ -32,6 +32,7 @@ struct TaskRef {
 // replace the actor's.
 struct ActorRef {
   std::string as;
+  SourceLocation where;  // of `as`
   std::optional<std::vector<std::string>> roles;
   std::optional<std::vector<std::string>> departments;
 };

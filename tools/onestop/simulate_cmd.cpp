@@ -11,9 +11,11 @@
 #include <chrono>
 #include <cstring>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <unistd.h>
 
 namespace {
@@ -60,6 +62,21 @@ Loaded load(const std::string& file, const std::vector<std::string>& paths) {
   }
   l.catalog = result.catalog;
   return l;
+}
+
+// The database file a store URI opens, spelt one way (relative or absolute,
+// with options or without); none for stores private to the run (memory:,
+// sqlite::memory:).
+std::optional<std::filesystem::path> store_file(std::string_view uri) {
+  if (uri.substr(0, 7) != "sqlite:") return std::nullopt;
+  uri.remove_prefix(7);
+  if (uri.substr(0, 2) == "//") uri.remove_prefix(2);
+  uri = uri.substr(0, uri.find('?'));
+  if (uri.empty() || uri == ":memory:") return std::nullopt;
+  std::error_code ec;
+  auto path = std::filesystem::weakly_canonical(std::filesystem::absolute(std::filesystem::path(uri)), ec);
+  if (ec) return std::filesystem::absolute(std::filesystem::path(uri)).lexically_normal();
+  return path;
 }
 
 // Opens a store a run writes into: it must hold no cases. Done for both
@@ -116,11 +133,12 @@ void simulate_command(const Options& o) {
     if (!o.compare.empty()) b = load(o.compare, o.definitions);
     onestop::check_scenario(a.scenario, a.catalog);  // a scenario that does not fit its definitions: exit 1
     if (b) onestop::check_scenario(b->scenario, b->catalog);
-    // In-memory stores are each their own, whatever the URI says.
-    const bool shared_uri = o.store != "memory:" && o.store != "memory" && o.store != "sqlite::memory:";
-    if (b && o.store == o.compare_store && shared_uri) {
+    // In-memory stores are each their own; files are compared as files.
+    const auto file_a = store_file(o.store);
+    if (b && file_a && file_a == store_file(o.compare_store)) {
       throw onestop::Error(onestop::ErrorCode::invalid_input,
-                           fmt::format("--store and --compare-store are both {}: each run needs a store of its own", o.store));
+                           fmt::format("--store {} and --compare-store {} are the same file: each run needs a store of its own",
+                                       o.store, o.compare_store));
     }
     auto store_a = open_empty(o.store, "--store");
     std::shared_ptr<onestop::Store> store_b;

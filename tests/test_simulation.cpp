@@ -845,3 +845,68 @@ TEST_CASE("the merged check takes a return as the step does, and the cap on arri
       catalog);
   CHECK(e.find("the arrival streams together would bring about 1.2e+07 cases; a run takes at most 10000000") != std::string::npos);
 }
+
+TEST_CASE("report figures: unserved work waits, throughput within the horizon, no rate without cases, the warmup everywhere") {
+  const auto catalog = catalog_of({data / "mmc.yaml"});
+  const std::string arrivals = "  arrivals: [{ target: MMC-0001, rate: 2, per: hour }]\n";
+  SUBCASE("a step nobody serves shows its waiting, heads the bottlenecks, and the on-time rate is none") {
+    // Waits were only counted when service began: unserved work looked
+    // like work that never waited, and a step nobody got to ranked last.
+    Scenario s = mmc_scenario(arrivals + "  staff: [{ department: counter, count: 0 }]\n");
+    s.horizon = std::chrono::hours(48);
+    const SimulationReport r = simulate(s, catalog);
+    const StepFigures* serve = step(r, "one_step", "serve");
+    REQUIRE(serve != nullptr);
+    CHECK(serve->tasks > 50);
+    CHECK(serve->wait_hours.count == serve->tasks);
+    CHECK(serve->wait_hours.mean > 10);
+    REQUIRE_FALSE(r.bottlenecks.empty());
+    CHECK(r.bottlenecks.front().step == "one_step/serve");
+    CHECK(r.finished == 0);
+    CHECK(report_json(r).find("\"on_time_rate\": null") != std::string::npos);
+    const std::string text = report_text(r);
+    const auto line = text.find("on-time rate ");
+    REQUIRE(line != std::string::npos);
+    CHECK(text.substr(line, text.find('\n', line) - line).back() == '-');
+  }
+  SUBCASE("draining finishes more cases but not more within the horizon") {
+    // Throughput counted what a drain finished after the horizon too, and
+    // came out as the arrival rate whatever the staffing.
+    Scenario s = mmc_scenario(arrivals + "  staff: [{ department: counter }]\n  defaults: { service: 40 min }\n");
+    s.horizon = std::chrono::hours(24);
+    const SimulationReport stop = simulate(s, catalog);
+    s.drain = true;
+    const SimulationReport drained = simulate(s, catalog);
+    CHECK(drained.finished > stop.finished);
+    CHECK(drained.throughput_per_working_day == doctest::Approx(stop.throughput_per_working_day));
+    CHECK(stop.throughput_per_working_day == doctest::Approx(static_cast<double>(stop.finished) / stop.horizon_working_days));
+  }
+  SUBCASE("a warmup leaves its time out of the departments and its cases out of the timeline") {
+    Scenario s = mmc_scenario(arrivals + "  staff: [{ department: counter }]\n");
+    s.horizon = std::chrono::hours(48);
+    s.warmup = std::chrono::hours(24);
+    const SimulationReport r = simulate(s, catalog);
+    REQUIRE(r.departments.size() == 1);
+    CHECK(r.departments[0].available_hours == doctest::Approx(24.0));  // one person, round the clock, the second day
+    CHECK(r.departments[0].busy_hours <= 24.0 + 1e-9);
+    REQUIRE_FALSE(r.timeline.empty());
+    CHECK(r.timeline.back().open == r.open);
+  }
+}
+
+TEST_CASE("a what-if page draws each run's flows from its own definitions") {
+  const auto a = catalog_of({data / "mmc.yaml"});
+  auto b_catalog = std::make_shared<Catalog>(*a);
+  b_catalog->flows.front().name = "Renamed in B";
+  std::shared_ptr<const Catalog> b = b_catalog;
+  Scenario s = mmc_scenario("  arrivals: [{ target: MMC-0001, rate: 1, per: hour }]\n  staff: [{ department: counter }]\n");
+  s.horizon = std::chrono::hours(24);
+  const SimulationReport ra = simulate(s, a);
+  const SimulationReport rb = simulate(s, b);
+  const std::string html = report_html(ra, *a, &rb, b.get());
+  CHECK(html.find("Renamed in B") != std::string::npos);
+  // One arrow head for the page, not one per graph (ids are unique in a page).
+  std::size_t ids = 0;
+  for (auto at = html.find("id=\"arrow\""); at != std::string::npos; at = html.find("id=\"arrow\"", at + 1)) ++ids;
+  CHECK(ids == 1);
+}

@@ -443,6 +443,20 @@ TEST_CASE("supervision statistics: on-time rate, overdue, handling time, warning
   other.target = "OTHER";
   CHECK(f.engine->statistics(other).total.cases == 0);
   CHECK(f.engine->verify(late).ok);
+
+  // The late case finished too: percentiles by nearest rank. p50 of two is
+  // the smaller (it was the larger: index p * n), p90 and max the larger.
+  f.id = late;
+  f.act(ActionKind::accept, "accept", hall());
+  f.act(ActionKind::approve, "planning", Actor::staff_member("p", {}, {"planning"}));
+  f.act(ActionKind::approve, "fire", Actor::staff_member("f", {}, {"fire"}));
+  f.act(ActionKind::approve, "decide", Actor::staff_member("boss", {"lead"}));
+  const StatsFigures two = f.engine->statistics({}).total;
+  REQUIRE(two.finished == 2);
+  CHECK(two.p50_days == doctest::Approx(1.0 + 1.0 / 7.0));
+  CHECK(two.max_days > two.p50_days + 5);
+  CHECK(two.p90_days == doctest::Approx(two.max_days));
+  CHECK(two.p99_days == doctest::Approx(two.max_days));
 }
 
 TEST_CASE("percentages in reports never read 100 % while a case is late, nor 0 % while one is on time") {

@@ -289,9 +289,10 @@ std::string report_json(const SimulationReport& report);
 std::string report_csv(const SimulationReport& report);
 // A self-contained HTML page with inline SVG charts (flow graphs coloured by
 // waiting time, cycle-time histogram, utilisation bars, overdue over time).
-// With `other`, the two runs side by side.
+// With `other`, the two runs side by side; `other_catalog` is the
+// definitions `other` ran on (its flow graphs), `catalog` when null.
 std::string report_html(const SimulationReport& report, const Catalog& catalog,
-                        const SimulationReport* other = nullptr);
+                        const SimulationReport* other = nullptr, const Catalog* other_catalog = nullptr);
 // Two runs side by side (what-if), as text and as JSON.
 std::string compare_text(const SimulationReport& a, const SimulationReport& b);
 std::string compare_json(const SimulationReport& a, const SimulationReport& b);

@@ -34,7 +34,8 @@ struct StatsFigures {
   double mean_days = 0;               // handling time in working days, suspensions excluded
   double p50_days = 0;
   double p90_days = 0;
-  double p99_days = 0;
+  double p99_days = 0;                // percentiles by nearest rank
+  double max_days = 0;
   std::size_t yellow_warnings = 0;
   std::size_t red_warnings = 0;
   std::size_t evaluations = 0;

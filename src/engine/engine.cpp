@@ -1,6 +1,7 @@
 // The Engine facade: load state, apply the pure core, commit atomically,
 // then tell observers and run automatic steps.
 
+#include "common/percentile.hpp"
 #include "common/utf8.hpp"
 #include "core/application.hpp"
 #include "core/compiled.hpp"
@@ -476,10 +477,10 @@ class EngineImpl final : public Engine {
         double sum = 0;
         for (double x : d) sum += x;
         f->mean_days = sum / static_cast<double>(d.size());
-        auto pct = [&](double p) { return d[std::min(d.size() - 1, static_cast<std::size_t>(p * static_cast<double>(d.size())))]; };
-        f->p50_days = pct(0.50);
-        f->p90_days = pct(0.90);
-        f->p99_days = pct(0.99);
+        f->p50_days = nearest_rank(d, 0.50);
+        f->p90_days = nearest_rank(d, 0.90);
+        f->p99_days = nearest_rank(d, 0.99);
+        f->max_days = d.back();
       }
       if (f->evaluations > 0) {
         f->mean_rating = static_cast<double>(sample.ratings_sum) / static_cast<double>(f->evaluations);

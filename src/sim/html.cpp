@@ -96,7 +96,7 @@ std::string flow_svg(const Flow& flow, const SimulationReport& r, const Catalog&
   std::ostringstream o;
   o << fmt::format(R"(<svg xmlns="http://www.w3.org/2000/svg" width="{:.0f}" height="{:.0f}" viewBox="0 0 {:.0f} {:.0f}" font-family="sans-serif" font-size="11">)",
                    width, height, width, height);
-  o << R"(<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>)";
+  // The arrow head is defined once in the page (report_html): every graph refers to it.
   for (const auto& e : flow.edges) {
     if (!pos.count(e.from) || !pos.count(e.to)) continue;
     const auto [x1, y1] = pos[e.from];
@@ -244,7 +244,8 @@ void kpi_rows(std::ostringstream& o, const SimulationReport& r, const Simulation
   row("cases finished", n(r.finished), n(b.finished));
   row("cases open at the end", n(r.open), n(b.open));
   row("throughput (cases per working day)", fmt::format("{:.2f}", r.throughput_per_working_day), fmt::format("{:.2f}", b.throughput_per_working_day));
-  row("on-time rate", percent_text(r.on_time_rate), percent_text(b.on_time_rate));
+  auto on_time = [](const SimulationReport& x) { return x.finished > 0 ? percent_text(x.on_time_rate) : std::string("–"); };
+  row("on-time rate", on_time(r), on_time(b));
   row("yellow / red warnings", fmt::format("{} / {}", r.yellow, r.red), fmt::format("{} / {}", b.yellow, b.red));
   row("escalations", n(r.escalations), n(b.escalations));
   row("deemed consents", n(r.deemed_consents), n(b.deemed_consents));
@@ -258,7 +259,7 @@ void run_sections(std::ostringstream& o, const SimulationReport& r, const Catalo
     o << fmt::format("<tr><td>{}{} <small>{}</small></td><td>{}</td><td>{}</td><td>{}</td><td>{:.1f}</td><td>{:.1f}</td><td>{:.1f}</td><td>{:.1f}</td><td>{}</td></tr>\n",
                      t.part_of.empty() ? "" : "&nbsp;&nbsp;", esc(t.target), esc(t.name), t.arrived, t.finished, t.open,
                      t.cycle_days.mean, t.cycle_days.p50, t.cycle_days.p90, t.cycle_days.p99,
-                     t.part_of.empty() ? percent_text(t.on_time_rate) : "–");
+                     t.part_of.empty() && t.on_time + t.overdue > 0 ? percent_text(t.on_time_rate) : "–");
   }
   o << "</table>\n";
   for (const auto& t : r.targets) {
@@ -295,13 +296,16 @@ void run_sections(std::ostringstream& o, const SimulationReport& r, const Catalo
 
 }  // namespace
 
-std::string report_html(const SimulationReport& r, const Catalog& catalog, const SimulationReport* other) {
+std::string report_html(const SimulationReport& r, const Catalog& catalog, const SimulationReport* other,
+                        const Catalog* other_catalog) {
   std::ostringstream o;
   o << "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>onestop simulation: " << esc(r.scenario) << "</title>\n"
     << "<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0}"
        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}"
        ".graph{overflow-x:auto;border:1px solid #eee;padding:4px}.note{color:#666}.warn{color:#a00}small{color:#666}"
        ".runs{display:flex;gap:2em;flex-wrap:wrap}.runs>div{flex:1;min-width:600px}</style></head><body>\n";
+  o << R"(<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs></svg>)"
+    << "\n";
   o << "<h1>Simulation report: " << esc(r.scenario) << "</h1>\n";
   o << fmt::format("<p>Seed {}, calendar {}, from {} to {} ({:.0f} working days); the run ended {}.</p>\n", r.seed, esc(r.calendar),
                    esc(r.start), esc(r.horizon_end.substr(0, 10)), r.horizon_working_days, esc(r.ended.substr(0, 16)));
@@ -314,7 +318,7 @@ std::string report_html(const SimulationReport& r, const Catalog& catalog, const
     o << "<div class=runs><div>";
     run_sections(o, r, catalog, "A: " + r.scenario);
     o << "</div><div>";
-    run_sections(o, *other, catalog, "B: " + other->scenario);
+    run_sections(o, *other, other_catalog != nullptr ? *other_catalog : catalog, "B: " + other->scenario);
     o << "</div></div>\n";
   } else {
     run_sections(o, r, catalog, "Details");

@@ -41,7 +41,8 @@ json to_json(const SimulationReport& r) {
   k["finished"] = r.finished;
   k["open"] = r.open;
   k["throughput_per_working_day"] = r4(r.throughput_per_working_day);
-  k["on_time_rate"] = r4(r.on_time_rate);
+  // Nothing finished: no rate (null), not 100 %.
+  k["on_time_rate"] = r.finished > 0 ? json(r4(r.on_time_rate)) : json(nullptr);
   k["yellow_warnings"] = r.yellow;
   k["red_warnings"] = r.red;
   k["escalations"] = r.escalations;
@@ -71,7 +72,7 @@ json to_json(const SimulationReport& r) {
       x["on_time"] = t.on_time;
       x["overdue"] = t.overdue;
       x["open_overdue"] = t.open_overdue;
-      x["on_time_rate"] = r4(t.on_time_rate);
+      x["on_time_rate"] = t.on_time + t.overdue > 0 ? json(r4(t.on_time_rate)) : json(nullptr);
       x["yellow_warnings"] = t.yellow;
       x["red_warnings"] = t.red;
     }
@@ -150,7 +151,7 @@ std::string report_text(const SimulationReport& r) {
   row("cases finished", std::to_string(r.finished));
   row("cases open at the end", std::to_string(r.open));
   row("throughput (cases/working day)", fmt::format("{:.2f}", r.throughput_per_working_day));
-  row("on-time rate", percent_text(r.on_time_rate));
+  row("on-time rate", r.finished > 0 ? percent_text(r.on_time_rate) : std::string("-"));
   row("yellow warnings", std::to_string(r.yellow));
   row("red warnings", std::to_string(r.red));
   row("escalations", std::to_string(r.escalations));
@@ -164,7 +165,7 @@ std::string report_text(const SimulationReport& r) {
     const std::string name = t.part_of.empty() ? t.target : "  " + t.target;
     o << fmt::format("{:<28} {:>7} {:>7} {:>6.1f} {:>6.1f} {:>6.1f} {:>6.1f} {:>8}\n", name, t.arrived, t.finished,
                      t.cycle_days.mean, t.cycle_days.p50, t.cycle_days.p90, t.cycle_days.p99,
-                     t.part_of.empty() ? percent_text(t.on_time_rate) : std::string("-"));
+                     t.part_of.empty() && t.on_time + t.overdue > 0 ? percent_text(t.on_time_rate) : std::string("-"));
   }
   o << "\nSteps: waiting for staff (hours) and service (working hours)\n";
   o << fmt::format("{:<44} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6}\n", "flow/step", "served", "t/out", "wait", "p90", "serve", "corr");
@@ -217,6 +218,8 @@ std::string report_csv(const SimulationReport& r) {
   for (const auto& b : j["bottlenecks"]) {
     o << "bottleneck," << ++rank << ",step," << csv_field(b["step"].get<std::string>()) << '\n';
     o << "bottleneck," << rank << ",wait_hours_per_case," << b["wait_hours_per_case"].dump() << '\n';
+    o << "bottleneck," << rank << ",mean_wait_hours," << b["mean_wait_hours"].dump() << '\n';
+    o << "bottleneck," << rank << ",utilisation," << b["utilisation"].dump() << '\n';
   }
   for (const auto& p : j["timeline"]) {
     o << "timeline," << p["date"].get<std::string>() << ",open," << p["open"].dump() << '\n';

@@ -5,6 +5,7 @@
 // the simulator learns, like the work that appears, from the commits passing
 // through its Store (the same Commit a live store indexes).
 
+#include "common/percentile.hpp"
 #include "core/timer_index.hpp"
 #include "sim/random.hpp"
 #include "sim/range.hpp"
@@ -975,13 +976,20 @@ class Simulator {
     schedule(pools_[st.pool].shift.add(now_, work), Ev::service_done, s, st.gen);
   }
 
+  // The working time of staff member `s` on the task now ending that lies in
+  // the measured window (after the warmup), as the departments' figures count.
+  Seconds measured_work(const Staff& st, bool finished) const {
+    if (now_ <= measured_from_) return 0;
+    if (finished && st.started >= measured_from_) return st.work;
+    return pools_[st.pool].shift.between(std::max(st.started, measured_from_), now_);
+  }
+
   // A staff member is free again (finished, or their task vanished).
   void release(std::uint32_t s, bool finished) {
     Staff& st = staff_[s];
     Pool& pool = pools_[st.pool];
-    const Seconds worked = finished ? st.work : pool.shift.between(st.started, now_);
-    pool.busy += static_cast<double>(worked);
-    if (finished) ++pool.served;
+    pool.busy += static_cast<double>(measured_work(st, finished));
+    if (finished && now_ >= measured_from_) ++pool.served;
     st.unit = none;
     ++st.gen;
     pool.idle.push_back(s);
@@ -1022,8 +1030,8 @@ class Simulator {
   void release_after(std::uint32_t s) {
     Staff& st = staff_[s];
     Pool& pool = pools_[st.pool];
-    pool.busy += static_cast<double>(st.work);
-    ++pool.served;
+    pool.busy += static_cast<double>(measured_work(st, true));
+    if (now_ >= measured_from_) ++pool.served;
     st.unit = none;
     ++st.gen;
     pool.idle.push_back(s);
@@ -1175,6 +1183,10 @@ class Simulator {
         break;
       }
       case Unit::State::queued:
+        // It waited until it went (timed out, cancelled): that wait counts,
+        // or a step nobody gets to would look like one without waiting.
+        if (unit.counted) steps_[unit.step].waits.push_back(static_cast<float>(arrival_shift_->between(unit.since, now_)));
+        [[fallthrough]];
       case Unit::State::held:
         if (unit.counted) ++steps_[unit.step].timed_out;
         unit.state = Unit::State::done;
@@ -1608,7 +1620,7 @@ SimulationReport Simulator::run() {
   clock_->set(instant(now_));
   // Staff still at work: count their time so far.
   for (std::uint32_t s = 0; s < staff_.size(); ++s) {
-    if (staff_[s].unit != none) pools_[staff_[s].pool].busy += static_cast<double>(pools_[staff_[s].pool].shift.between(staff_[s].started, now_));
+    if (staff_[s].unit != none) pools_[staff_[s].pool].busy += static_cast<double>(measured_work(staff_[s], false));
   }
   tap_->write_through();
   if (options_.progress) options_.progress(1.0);
@@ -1625,10 +1637,9 @@ Summary summarise(std::vector<double> v) {
   double sum = 0;
   for (double x : v) sum += x;
   s.mean = sum / static_cast<double>(v.size());
-  auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))]; };
-  s.p50 = pct(0.5);
-  s.p90 = pct(0.9);
-  s.p99 = pct(0.99);
+  s.p50 = nearest_rank(v, 0.5);
+  s.p90 = nearest_rank(v, 0.9);
+  s.p99 = nearest_rank(v, 0.99);
   s.max = v.back();
   return s;
 }
@@ -1705,7 +1716,7 @@ SimulationReport Simulator::report() {
       f.overdue = s.finished_overdue;
       f.open_overdue = s.open_overdue;
       f.on_time_rate = s.on_time_rate;
-      f.handling_days = Summary{s.finished, s.mean_days, s.p50_days, s.p90_days, s.p99_days, 0};
+      f.handling_days = Summary{s.finished, s.mean_days, s.p50_days, s.p90_days, s.p99_days, s.max_days};
     }
     on_time += f.on_time;
     finished_all += f.on_time + f.overdue;
@@ -1718,7 +1729,12 @@ SimulationReport Simulator::report() {
     out.targets.push_back(std::move(f));
   }
   out.on_time_rate = finished_all == 0 ? 1.0 : static_cast<double>(on_time) / static_cast<double>(finished_all);
-  out.throughput_per_working_day = out.horizon_working_days > 0 ? static_cast<double>(out.finished) / out.horizon_working_days : 0;
+  // Cases finished within the horizon (not those a drain finished later):
+  // what the staffing achieved in the time measured.
+  std::size_t finished_in_horizon = 0;
+  for (const CaseRec& rec : cases_) finished_in_horizon += rec.counted && rec.finished >= 0 && rec.finished <= end_ ? 1 : 0;
+  out.throughput_per_working_day =
+      out.horizon_working_days > 0 ? static_cast<double>(finished_in_horizon) / out.horizon_working_days : 0;
   // Items run inside themes.
   for (auto& [code, run] : item_runs_) {
     TargetFigures f;
@@ -1744,7 +1760,8 @@ SimulationReport Simulator::report() {
     d.department = pool.department;
     if (const Department* dep = catalog_->find_department(pool.department)) d.name = dep->name;
     d.staff += pool.members.size();
-    const double available = static_cast<double>(pool.shift.between(start_, ended_)) * static_cast<double>(pool.members.size());
+    const double available =
+        static_cast<double>(pool.shift.between(measured_from_, ended_)) * static_cast<double>(pool.members.size());
     d.available_hours += available / 3600;
     d.busy_hours += pool.busy / 3600;
     d.served += pool.served;
@@ -1755,6 +1772,12 @@ SimulationReport Simulator::report() {
     out.departments.push_back(d);
   }
 
+  // Work still queued at the end has waited until then (and goes on).
+  for (const Unit& u : units_) {
+    if (u.state == Unit::State::queued && u.counted) {
+      steps_[u.step].waits.push_back(static_cast<float>(arrival_shift_->between(u.since, std::max(u.since, ended_))));
+    }
+  }
   // Steps, in flow order of first appearance.
   std::vector<std::uint32_t> order(steps_.size());
   for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -1816,6 +1839,7 @@ SimulationReport Simulator::report() {
   // Open and overdue cases at the end of each day.
   std::vector<Seconds> submitted, finished, overdue, overdue_finished;
   for (const CaseRec& rec : cases_) {
+    if (!rec.counted) continue;  // as every other figure: not the warmup's cases
     submitted.push_back(rec.submitted);
     if (rec.finished >= 0) finished.push_back(rec.finished);
     if (rec.overdue_at >= 0) {

@@ -131,6 +131,12 @@ void simulate_command(const Options& o) {
     const Loaded a = load(o.scenario, o.definitions);
     std::optional<Loaded> b;
     if (!o.compare.empty()) b = load(o.compare, o.definitions);
+    if (b && !o.csv.empty()) {
+      // The CSV holds one run's figures (section,key,metric,value): a
+      // comparison in it would be run A alone, silently.
+      throw onestop::Error(onestop::ErrorCode::invalid_input,
+                           "--csv writes one run: it does not go with --compare (use --json or --html for both runs)");
+    }
     onestop::check_scenario(a.scenario, a.catalog);  // a scenario that does not fit its definitions: exit 1
     if (b) onestop::check_scenario(b->scenario, b->catalog);
     // In-memory stores are each their own; files are compared as files.
@@ -152,7 +158,8 @@ void simulate_command(const Options& o) {
     if (!o.json.empty()) write(o.json, rb ? onestop::compare_json(ra, *rb) : onestop::report_json(ra), "JSON report", o.quiet);
     if (!o.csv.empty()) write(o.csv, onestop::report_csv(ra), "CSV report", o.quiet);
     if (!o.html.empty()) {
-      write(o.html, onestop::report_html(ra, *a.catalog, rb ? &*rb : nullptr), "HTML report", o.quiet);
+      write(o.html, onestop::report_html(ra, *a.catalog, rb ? &*rb : nullptr, b ? b->catalog.get() : nullptr), "HTML report",
+            o.quiet);
     }
   } catch (const onestop::Error& e) {
     std::cerr << "onestop simulate: " << e.what() << '\n';

@@ -193,6 +193,7 @@ nlohmann::json figures_json(const StatsFigures& f) {
           {"p50_days", f.p50_days},
           {"p90_days", f.p90_days},
           {"p99_days", f.p99_days},
+          {"max_days", f.max_days},
           {"yellow_warnings", f.yellow_warnings},
           {"red_warnings", f.red_warnings},
           {"evaluations", f.evaluations},

@@ -588,6 +588,9 @@ TEST_CASE("correction requests suspend the case until the applicant resubmits") 
   CHECK(f.engine->get(id).status == CaseStatus::waiting_for_applicant);
   f.refused(ErrorCode::invalid_state, ActionKind::accept, id, accept, hall());
   f.refused(ErrorCode::not_permitted, ActionKind::resubmit, id, 0, Actor::applicant_of("someone-else"));
+  const auto due_before = f.engine->get(id).find_task(accept)->due;
+  REQUIRE(due_before.has_value());
+  f.clock->set(f.clock->now() + std::chrono::hours(72));  // the applicant takes three days
   Action r;
   r.kind = ActionKind::resubmit;
   r.case_id = id;
@@ -595,6 +598,17 @@ TEST_CASE("correction requests suspend the case until the applicant resubmits") 
   r.form["note"] = Value("corrected");
   f.engine->act(r);
   CHECK(f.engine->get(id).status == CaseStatus::running);
+  // The suspension moved the step's due instant, and the inbox (whose
+  // order a deadline-first queue follows) has the moved one, as the case
+  // does: it kept the task's first due instant.
+  const auto due_after = f.engine->get(id).find_task(accept)->due;
+  REQUIRE(due_after.has_value());
+  CHECK(*due_after > *due_before);
+  InboxQuery q;
+  q.departments = {"hall"};
+  const auto inbox = f.engine->inbox(q);
+  REQUIRE(inbox.size() == 1);
+  CHECK(inbox[0].due == due_after);
   CHECK(f.engine->get(id).form.at("note") == Value("corrected"));
   f.act(ActionKind::accept, id, accept, hall());
   CHECK(f.engine->verify(id).ok);

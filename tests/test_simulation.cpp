@@ -910,3 +910,31 @@ TEST_CASE("a what-if page draws each run's flows from its own definitions") {
   for (auto at = html.find("id=\"arrow\""); at != std::string::npos; at = html.find("id=\"arrow\"", at + 1)) ++ids;
   CHECK(ids == 1);
 }
+
+TEST_CASE("a countersign task's places go to different people; refused actions are counted") {
+  // The one member who signed the first place was given the second: the
+  // engine refused (already signed), the place was dropped and the case
+  // stuck, with three warnings and no count.
+  const auto catalog = catalog_of({data / "countersign.yaml"});
+  auto scenario = [](int staff) {
+    return parse_scenario(fmt::format(R"(scenario:
+  start: 2025-03-03
+  horizon: 5 days
+  drain: true
+  arrivals: [{{ target: D-1, rate: 4, per: working_day }}]
+  defaults: {{ service: 30 min }}
+  staff: [{{ department: d1, role: r1, count: {} }}]
+)",
+                                      staff),
+                          "countersign.yaml");
+  };
+  const SimulationReport two = simulate(scenario(2), catalog);
+  CHECK(two.arrived > 5);
+  CHECK(two.finished == two.arrived);
+  CHECK_FALSE(has_warning(two, "refused"));
+  // One person can sign one place of each task: the other waits, and nothing is refused.
+  const SimulationReport one = simulate(scenario(1), catalog);
+  CHECK(one.finished == 0);
+  CHECK_FALSE(has_warning(one, "refused"));
+  CHECK(has_warning(one, "still open when the run stopped"));
+}

@@ -409,21 +409,25 @@ std::vector<OpenTaskView> open_task_views(const CompiledCatalog&, const CaseSnap
   // Every open task is held by a live token (invariant_violation): the few
   // tokens name them, and the task list, dozens of records in a theme's
   // case spread over as many allocations, is not walked at every commit.
-  boost::container::small_vector<TaskId, 16> held;
+  // With each, the token's step clock: its due instant moves with
+  // suspensions, the task record's does not (as in to_case).
+  boost::container::small_vector<std::pair<TaskId, const Token*>, 16> held;
   for (const auto& k : s.tokens) {
-    if (k.task != 0 && k.task <= s.tasks.size() && s.tasks[k.task - 1].state == TaskState::open) held.push_back(k.task);
+    if (k.task != 0 && k.task <= s.tasks.size() && s.tasks[k.task - 1].state == TaskState::open) held.emplace_back(k.task, &k);
   }
-  std::sort(held.begin(), held.end());  // in task order, as stores merge them
-  held.erase(std::unique(held.begin(), held.end()), held.end());
+  std::sort(held.begin(), held.end(), [](const auto& a, const auto& b) { return a.first < b.first; });  // in task order, as stores merge them
+  held.erase(std::unique(held.begin(), held.end(), [](const auto& a, const auto& b) { return a.first == b.first; }), held.end());
   std::vector<OpenTaskView> out;
   out.reserve(held.size());
-  for (const TaskId id : held) {
+  for (const auto& [id, token] : held) {
     const TaskRecord& t = s.tasks[id - 1];
     const Node* def = s.frames[t.frame].flow->nodes[t.node].def;
     if (def->kind == NodeKind::automatic) continue;
     const Flow& flow = *s.frames[t.frame].flow->def;
+    std::optional<Instant> due = t.due;
+    if (token->clock) due = token->clock->due;
     out.push_back(OpenTaskView{t.id, def, frame_item(s, t.frame), flow.id, flow.version, t.node, t.assigned_user(),
-                               t.added_signers(), t.created, t.due});
+                               t.added_signers(), t.created, due});
   }
 #ifndef NDEBUG
   // Debug builds (the asan and dev presets run every test on them) check the

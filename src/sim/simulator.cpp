@@ -934,6 +934,7 @@ class Simulator {
 
   void dispatch(std::uint32_t p) {
     Pool& pool = pools_[p];
+    std::vector<Pool::Entry> deferred;  // countersign places no idle member may still sign
     while (!pool.idle.empty() && !pool.queue.empty()) {
       if (!pool.shift.on(now_)) {
         if (!pool.wake_pending) {
@@ -953,10 +954,37 @@ class Simulator {
         rec.held.push_back(e.unit);
         continue;
       }
-      const std::uint32_t s = pool.idle.back();
-      pool.idle.pop_back();
+      // A countersign task is signed once per person: a member who signed
+      // (or is signing) another of its places is not given this one.
+      std::size_t pick = pool.idle.size() - 1;
+      if (!unit.slot.empty()) {
+        const auto it = signing_.find({unit.case_id, unit.task});
+        if (it != signing_.end()) {
+          pick = pool.idle.size();
+          for (std::size_t i = pool.idle.size(); i-- > 0;) {
+            if (!contains_staff(it->second, pool.idle[i])) {
+              pick = i;
+              break;
+            }
+          }
+          if (pick == pool.idle.size()) {
+            deferred.push_back(e);
+            continue;
+          }
+        }
+      }
+      const std::uint32_t s = pool.idle[pick];
+      pool.idle.erase(pool.idle.begin() + static_cast<std::ptrdiff_t>(pick));
       start_service(s, e.unit);
     }
+    for (const auto& e : deferred) {
+      pool.queue.push_back(e);
+      std::push_heap(pool.queue.begin(), pool.queue.end(), later);
+    }
+  }
+
+  static bool contains_staff(const std::vector<std::uint32_t>& v, std::uint32_t s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
   }
 
   void start_service(std::uint32_t s, std::uint32_t u) {
@@ -965,6 +993,7 @@ class Simulator {
     Step& step = steps_[unit.step];
     unit.state = Unit::State::serving;
     unit.staff = s;
+    if (!unit.slot.empty()) signing_[{unit.case_id, unit.task}].push_back(s);
     // Waiting counts working time of the calendar (a task created at closing
     // time has not waited all night).
     if (unit.counted) step.waits.push_back(static_cast<float>(arrival_shift_->between(unit.since, now_)));
@@ -1083,6 +1112,8 @@ class Simulator {
       engine_->act(a);
     } catch (const Error& e) {
       if (outcome == o_withdraw && e.code() == ErrorCode::invalid_state) {
+        --events_count_;  // the refused withdrawal was no event; the decision that follows is
+        --actions_;
         decide(u, o_approve, actor);  // too late to withdraw: the staff member decides
         return;
       }
@@ -1193,6 +1224,7 @@ class Simulator {
         break;
       case Unit::State::done: break;
     }
+    if (!unit.slot.empty()) signing_.erase({unit.case_id, unit.task});  // the task is gone for all its places
     ++unit.enq;
     free_units_.push_back(u);
   }
@@ -1245,6 +1277,7 @@ class Simulator {
   std::unordered_map<CaseId, std::uint32_t> case_index_;
   std::map<std::string, ItemRun> item_runs_;
   std::vector<std::uint32_t> fresh_;
+  std::map<std::pair<CaseId, TaskId>, std::vector<std::uint32_t>> signing_;  // countersign tasks: who signed or is signing
 
   std::priority_queue<SimEvent, std::vector<SimEvent>, std::greater<>> events_;
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
@@ -1467,6 +1500,12 @@ void Simulator::observe(const Commit& c) {
       for (const auto& [task, u] : cases_[r].open) {
         if (task == e.task) {
           open.emplace_back(task, u);
+          // A suspension moves the due instant: queues by deadline take the new one.
+          const Seconds due = e.due ? secs(*e.due) : never;
+          if (units_[u].due != due) {
+            units_[u].due = due;
+            if (sc_.nearest_deadline_first && units_[u].state == Unit::State::queued) fresh_.push_back(u);  // queued again
+          }
           known = true;
         }
       }
@@ -1602,6 +1641,11 @@ SimulationReport Simulator::run() {
     }
   }
   ended_ = sc_.drain ? std::max(now_, end_) : end_;
+  if (failed_actions_ > 0) {
+    // Counted, past the cap on warnings: refused actions are staff time for nothing.
+    warnings_.push_back(fmt::format("{} simulated action{} refused by the engine (the first are listed above)",
+                                    failed_actions_, failed_actions_ == 1 ? " was" : "s were"));
+  }
   if (sc_.drain) {
     // Draining ends when nothing is left to happen or at ten horizons past
     // the end; cases still open then are said to be, and why.

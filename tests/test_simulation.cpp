@@ -938,3 +938,28 @@ TEST_CASE("a countersign task's places go to different people; refused actions a
   CHECK_FALSE(has_warning(one, "refused"));
   CHECK(has_warning(one, "still open when the run stopped"));
 }
+
+TEST_CASE("a what-if lists the departments and targets of either run") {
+  // Only A's were listed: a department B staffs alone went unseen.
+  SimulationReport a, b;
+  a.scenario = "A";
+  b.scenario = "B";
+  DepartmentFigures d;
+  d.department = "counter";
+  d.staff = 2;
+  d.utilisation = 0.5;
+  a.departments.push_back(d);
+  d.department = "night_desk";
+  d.staff = 1;
+  b.departments.push_back(d);
+  TargetFigures t;
+  t.target = "ONLY-B";
+  t.cycle_days.count = 3;
+  t.cycle_days.mean = 2.5;
+  b.targets.push_back(t);
+  const std::string text = compare_text(a, b);
+  CHECK(text.find("night_desk staff                              0            1           +1") != std::string::npos);
+  CHECK(text.find("counter staff                                 2            0           -2") != std::string::npos);
+  CHECK(text.find("ONLY-B mean days                              -         2.50            -") != std::string::npos);
+  CHECK(text.find("on-time rate (%)                              -            -            -") != std::string::npos);
+}

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <cmath>
 #include <initializer_list>
 #include <string_view>
@@ -232,33 +233,63 @@ std::string compare_text(const SimulationReport& a, const SimulationReport& b) {
   std::ostringstream o;
   o << fmt::format("What-if: A = {} | B = {}\n\n", a.scenario, b.scenario);
   o << fmt::format("{:<34} {:>12} {:>12} {:>12}\n", "KPI", "A", "B", "B - A");
-  auto num = [&](const std::string& k, double x, double y, const char* f) {
-    o << fmt::format("{:<34} {:>12} {:>12} {:>12}\n", k, fmt::format(fmt::runtime(f), x), fmt::format(fmt::runtime(f), y),
-                     fmt::format(fmt::runtime(std::string("{:+") + (f + 2)), y - x));
+  // A figure of both runs and their difference; `-` where a run has none
+  // (a target or department only the other has, no finished case).
+  auto row = [&](const std::string& k, std::optional<double> x, std::optional<double> y, const char* f) {
+    auto text = [&](std::optional<double> v) { return v ? fmt::format(fmt::runtime(f), *v) : std::string("-"); };
+    o << fmt::format("{:<34} {:>12} {:>12} {:>12}\n", k, text(x), text(y),
+                     x && y ? fmt::format(fmt::runtime(std::string("{:+") + (f + 2)), *y - *x) : std::string("-"));
   };
+  auto num = [&](const std::string& k, double x, double y, const char* f) { row(k, x, y, f); };
   num("applications", static_cast<double>(a.arrived), static_cast<double>(b.arrived), "{:.0f}");
   num("cases finished", static_cast<double>(a.finished), static_cast<double>(b.finished), "{:.0f}");
   num("cases open at the end", static_cast<double>(a.open), static_cast<double>(b.open), "{:.0f}");
   num("throughput (cases/working day)", a.throughput_per_working_day, b.throughput_per_working_day, "{:.2f}");
-  num("on-time rate (%)", 100 * a.on_time_rate, 100 * b.on_time_rate, "{:.1f}");
+  auto on_time = [](const SimulationReport& r) { return r.finished > 0 ? std::optional<double>(100 * r.on_time_rate) : std::nullopt; };
+  row("on-time rate (%)", on_time(a), on_time(b), "{:.1f}");
   num("yellow warnings", static_cast<double>(a.yellow), static_cast<double>(b.yellow), "{:.0f}");
   num("red warnings", static_cast<double>(a.red), static_cast<double>(b.red), "{:.0f}");
   num("deemed consents", static_cast<double>(a.deemed_consents), static_cast<double>(b.deemed_consents), "{:.0f}");
-  for (const auto& ta : a.targets) {
-    if (!ta.part_of.empty()) continue;
-    for (const auto& tb : b.targets) {
-      if (tb.target != ta.target || !tb.part_of.empty()) continue;
-      num(ta.target + " mean days", ta.cycle_days.mean, tb.cycle_days.mean, "{:.2f}");
-      num(ta.target + " p90 days", ta.cycle_days.p90, tb.cycle_days.p90, "{:.2f}");
+  // Targets and departments of either run: A's in order, then B's own.
+  auto top = [](const SimulationReport& r, const std::string& id) -> const TargetFigures* {
+    for (const auto& t : r.targets) {
+      if (t.target == id && t.part_of.empty()) return &t;
+    }
+    return nullptr;
+  };
+  std::vector<std::string> targets;
+  for (const auto* r : {&a, &b}) {
+    for (const auto& t : r->targets) {
+      if (t.part_of.empty() && std::find(targets.begin(), targets.end(), t.target) == targets.end()) targets.push_back(t.target);
     }
   }
-  for (const auto& da : a.departments) {
-    for (const auto& db : b.departments) {
-      if (da.department == db.department) {
-        num(da.department + " staff", static_cast<double>(da.staff), static_cast<double>(db.staff), "{:.0f}");
-        num(da.department + " use (%)", 100 * da.utilisation, 100 * db.utilisation, "{:.1f}");
-      }
+  for (const auto& id : targets) {
+    const TargetFigures* ta = top(a, id);
+    const TargetFigures* tb = top(b, id);
+    auto mean = [](const TargetFigures* t) { return t && t->cycle_days.count > 0 ? std::optional<double>(t->cycle_days.mean) : std::nullopt; };
+    auto p90 = [](const TargetFigures* t) { return t && t->cycle_days.count > 0 ? std::optional<double>(t->cycle_days.p90) : std::nullopt; };
+    row(id + " mean days", mean(ta), mean(tb), "{:.2f}");
+    row(id + " p90 days", p90(ta), p90(tb), "{:.2f}");
+  }
+  auto dep = [](const SimulationReport& r, const std::string& id) -> const DepartmentFigures* {
+    for (const auto& d : r.departments) {
+      if (d.department == id) return &d;
     }
+    return nullptr;
+  };
+  std::vector<std::string> departments;
+  for (const auto* r : {&a, &b}) {
+    for (const auto& d : r->departments) {
+      if (std::find(departments.begin(), departments.end(), d.department) == departments.end()) departments.push_back(d.department);
+    }
+  }
+  for (const auto& id : departments) {
+    const DepartmentFigures* da = dep(a, id);
+    const DepartmentFigures* db = dep(b, id);
+    // A department one run does not staff has no staff there, and no use.
+    row(id + " staff", static_cast<double>(da ? da->staff : 0), static_cast<double>(db ? db->staff : 0), "{:.0f}");
+    row(id + " use (%)", da ? std::optional<double>(100 * da->utilisation) : std::nullopt,
+        db ? std::optional<double>(100 * db->utilisation) : std::nullopt, "{:.1f}");
   }
   return o.str();
 }

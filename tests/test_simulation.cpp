@@ -916,16 +916,16 @@ TEST_CASE("a countersign task's places go to different people; refused actions a
   // engine refused (already signed), the place was dropped and the case
   // stuck, with three warnings and no count.
   const auto catalog = catalog_of({data / "countersign.yaml"});
-  auto scenario = [](int staff) {
+  auto scenario = [](int staff, int correction = 0) {
     return parse_scenario(fmt::format(R"(scenario:
   start: 2025-03-03
   horizon: 5 days
   drain: true
   arrivals: [{{ target: D-1, rate: 4, per: working_day }}]
-  defaults: {{ service: 30 min }}
+  defaults: {{ service: 30 min, correction: {}%, applicant_delay: 1 h }}
   staff: [{{ department: d1, role: r1, count: {} }}]
 )",
-                                      staff),
+                                      correction, staff),
                           "countersign.yaml");
   };
   const SimulationReport two = simulate(scenario(2), catalog);
@@ -937,6 +937,14 @@ TEST_CASE("a countersign task's places go to different people; refused actions a
   CHECK(one.finished == 0);
   CHECK_FALSE(has_warning(one, "refused"));
   CHECK(has_warning(one, "still open when the run stopped"));
+  // A correction request signs nothing: whoever asked for it may sign the
+  // place when it comes back (it was counted as signed, and the case stuck).
+  const SimulationReport corrected = simulate(scenario(2, 30), catalog);
+  const StepFigures* sign = step(corrected, "fd", "sign");
+  REQUIRE(sign != nullptr);
+  CHECK(sign->corrections > 0);
+  CHECK(corrected.finished == corrected.arrived);
+  CHECK_FALSE(has_warning(corrected, "still open"));
 }
 
 TEST_CASE("a what-if lists the departments and targets of either run") {

@@ -248,8 +248,9 @@ struct SimulationReport {
   std::size_t refused = 0;
   std::size_t finished = 0;
   std::size_t open = 0;
-  double throughput_per_working_day = 0;  // finished cases per working day of the horizon
+  double throughput_per_working_day = 0;  // cases finished within the horizon per working day of it
   double on_time_rate = 1;
+  std::size_t rated = 0;  // finished cases with a promised limit: what on_time_rate is over (none: no rate)
   std::size_t yellow = 0;
   std::size_t red = 0;
   std::size_t escalations = 0;

@@ -244,7 +244,7 @@ void kpi_rows(std::ostringstream& o, const SimulationReport& r, const Simulation
   row("cases finished", n(r.finished), n(b.finished));
   row("cases open at the end", n(r.open), n(b.open));
   row("throughput (cases per working day)", fmt::format("{:.2f}", r.throughput_per_working_day), fmt::format("{:.2f}", b.throughput_per_working_day));
-  auto on_time = [](const SimulationReport& x) { return x.finished > 0 ? percent_text(x.on_time_rate) : std::string("–"); };
+  auto on_time = [](const SimulationReport& x) { return x.rated > 0 ? percent_text(x.on_time_rate) : std::string("–"); };
   row("on-time rate", on_time(r), on_time(b));
   row("yellow / red warnings", fmt::format("{} / {}", r.yellow, r.red), fmt::format("{} / {}", b.yellow, b.red));
   row("escalations", n(r.escalations), n(b.escalations));

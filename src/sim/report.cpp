@@ -43,7 +43,7 @@ json to_json(const SimulationReport& r) {
   k["open"] = r.open;
   k["throughput_per_working_day"] = r4(r.throughput_per_working_day);
   // Nothing finished: no rate (null), not 100 %.
-  k["on_time_rate"] = r.finished > 0 ? json(r4(r.on_time_rate)) : json(nullptr);
+  k["on_time_rate"] = r.rated > 0 ? json(r4(r.on_time_rate)) : json(nullptr);
   k["yellow_warnings"] = r.yellow;
   k["red_warnings"] = r.red;
   k["escalations"] = r.escalations;
@@ -152,7 +152,7 @@ std::string report_text(const SimulationReport& r) {
   row("cases finished", std::to_string(r.finished));
   row("cases open at the end", std::to_string(r.open));
   row("throughput (cases/working day)", fmt::format("{:.2f}", r.throughput_per_working_day));
-  row("on-time rate", r.finished > 0 ? percent_text(r.on_time_rate) : std::string("-"));
+  row("on-time rate", r.rated > 0 ? percent_text(r.on_time_rate) : std::string("-"));
   row("yellow warnings", std::to_string(r.yellow));
   row("red warnings", std::to_string(r.red));
   row("escalations", std::to_string(r.escalations));
@@ -194,17 +194,19 @@ std::string report_csv(const SimulationReport& r) {
   std::ostringstream o;
   o << "section,key,metric,value\n";
   const json j = to_json(r);
-  for (const auto& [k, v] : j["kpis"].items()) o << "kpi,," << k << ',' << v.dump() << '\n';
+  // No value (null: no on-time rate without finished cases) is an empty field.
+  auto value = [](const json& v) { return v.is_null() ? std::string() : v.dump(); };
+  for (const auto& [k, v] : j["kpis"].items()) o << "kpi,," << k << ',' << value(v) << '\n';
   // One row per field of `record` (nested objects as `field.sub`), less the
   // fields that name it.
-  auto rows = [&o](std::string_view section, const std::string& key, const json& record,
+  auto rows = [&o, &value](std::string_view section, const std::string& key, const json& record,
                    std::initializer_list<std::string_view> naming) {
     for (const auto& [k, v] : record.items()) {
       if (std::find(naming.begin(), naming.end(), k) != naming.end()) continue;
       if (v.is_object()) {
         for (const auto& [k2, v2] : v.items()) o << section << ',' << key << ',' << k << '.' << k2 << ',' << v2.dump() << '\n';
       } else {
-        o << section << ',' << key << ',' << k << ',' << csv_field(v.is_string() ? v.get<std::string>() : v.dump()) << '\n';
+        o << section << ',' << key << ',' << k << ',' << csv_field(v.is_string() ? v.get<std::string>() : value(v)) << '\n';
       }
     }
   };
@@ -245,7 +247,7 @@ std::string compare_text(const SimulationReport& a, const SimulationReport& b) {
   num("cases finished", static_cast<double>(a.finished), static_cast<double>(b.finished), "{:.0f}");
   num("cases open at the end", static_cast<double>(a.open), static_cast<double>(b.open), "{:.0f}");
   num("throughput (cases/working day)", a.throughput_per_working_day, b.throughput_per_working_day, "{:.2f}");
-  auto on_time = [](const SimulationReport& r) { return r.finished > 0 ? std::optional<double>(100 * r.on_time_rate) : std::nullopt; };
+  auto on_time = [](const SimulationReport& r) { return r.rated > 0 ? std::optional<double>(100 * r.on_time_rate) : std::nullopt; };
   row("on-time rate (%)", on_time(a), on_time(b), "{:.1f}");
   num("yellow warnings", static_cast<double>(a.yellow), static_cast<double>(b.yellow), "{:.0f}");
   num("red warnings", static_cast<double>(a.red), static_cast<double>(b.red), "{:.0f}");

@@ -955,7 +955,7 @@ class Simulator {
         continue;
       }
       // A countersign task is signed once per person: a member who signed
-      // (or is signing) another of its places is not given this one.
+      // another of its places is not given this one.
       std::size_t pick = pool.idle.size() - 1;
       if (!unit.slot.empty()) {
         const auto it = signing_.find({unit.case_id, unit.task});
@@ -993,7 +993,6 @@ class Simulator {
     Step& step = steps_[unit.step];
     unit.state = Unit::State::serving;
     unit.staff = s;
-    if (!unit.slot.empty()) signing_[{unit.case_id, unit.task}].push_back(s);
     // Waiting counts working time of the calendar (a task created at closing
     // time has not waited all night).
     if (unit.counted) step.waits.push_back(static_cast<float>(arrival_shift_->between(unit.since, now_)));
@@ -1052,7 +1051,7 @@ class Simulator {
       release_after(s);
       return;
     }
-    decide(u, outcome, &st.actor);
+    decide(u, outcome, &st.actor, s);
     release_after(s);
   }
 
@@ -1080,7 +1079,8 @@ class Simulator {
   };
 
   // Applies a decision on a unit through the engine.
-  void decide(std::uint32_t u, std::uint8_t outcome, const Actor* actor) {
+  // `staff`: who decides (none for the applicant's withdrawal).
+  void decide(std::uint32_t u, std::uint8_t outcome, const Actor* actor, std::uint32_t staff = none) {
     Unit& unit = units_[u];
     const std::uint32_t step_id = unit.step;
     const Step& step = steps_[step_id];
@@ -1114,7 +1114,7 @@ class Simulator {
       if (outcome == o_withdraw && e.code() == ErrorCode::invalid_state) {
         --events_count_;  // the refused withdrawal was no event; the decision that follows is
         --actions_;
-        decide(u, o_approve, actor);  // too late to withdraw: the staff member decides
+        decide(u, o_approve, actor, staff);  // too late to withdraw: the staff member decides
         return;
       }
       if (e.code() != ErrorCode::invalid_state && e.code() != ErrorCode::conflict && e.code() != ErrorCode::not_permitted) throw;
@@ -1125,6 +1125,11 @@ class Simulator {
     }
     Unit& after = units_[u];
     Step& done_step = steps_[step_id];
+    // A countersign place signed: its signer is given no other place of the
+    // task (a correction request signs nothing: the place comes back).
+    if (!after.slot.empty() && staff != none && (outcome == o_approve || outcome == o_reject)) {
+      signing_[{after.case_id, after.task}].push_back(staff);
+    }
     if (after.counted) {
       switch (outcome) {
         case o_approve: ++done_step.approved; break;
@@ -1277,7 +1282,7 @@ class Simulator {
   std::unordered_map<CaseId, std::uint32_t> case_index_;
   std::map<std::string, ItemRun> item_runs_;
   std::vector<std::uint32_t> fresh_;
-  std::map<std::pair<CaseId, TaskId>, std::vector<std::uint32_t>> signing_;  // countersign tasks: who signed or is signing
+  std::map<std::pair<CaseId, TaskId>, std::vector<std::uint32_t>> signing_;  // countersign tasks: who signed
 
   std::priority_queue<SimEvent, std::vector<SimEvent>, std::greater<>> events_;
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
@@ -1773,6 +1778,7 @@ SimulationReport Simulator::report() {
     out.targets.push_back(std::move(f));
   }
   out.on_time_rate = finished_all == 0 ? 1.0 : static_cast<double>(on_time) / static_cast<double>(finished_all);
+  out.rated = finished_all;
   // Cases finished within the horizon (not those a drain finished later):
   // what the staffing achieved in the time measured.
   std::size_t finished_in_horizon = 0;

@@ -27,11 +27,8 @@ TextFile read_text_file(const std::filesystem::path& path, std::size_t max_bytes
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int err = errno;
-    const auto st = std::filesystem::status(path, ec);
-    if (!std::filesystem::exists(st)) {
+    if (!std::filesystem::exists(path, ec)) {
       out.error = "no such file";
-    } else if (std::filesystem::is_directory(st)) {
-      out.error = "it is a directory";
     } else {
       out.error = err != 0 ? std::generic_category().message(err) : std::string("cannot open it");
     }

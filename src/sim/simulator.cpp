@@ -636,11 +636,9 @@ class Simulator {
             }
           }
         }
+        const std::vector<std::string> declared = declared_returns(f, n.id);
         // As step_of takes them: a return the step cannot take approves instead.
-        {
-          const std::vector<std::string> declared = declared_returns(f, n.id);
-          if (declared.empty() || (target != nullptr && !contains(declared, target->return_target))) merged[2] = 0;
-        }
+        if (declared.empty() || (target != nullptr && !contains(declared, target->return_target))) merged[2] = 0;
         if (const double sum = merged[0] + merged[1] + merged[2] + merged[3]; sum > 1 + 1e-12 && last != nullptr) {
           std::string from;
           for (const StepBehaviour* b : layers) {
@@ -654,7 +652,6 @@ class Simulator {
         // A return target written for this very step must be one it declares,
         // whether or not a return probability applies to it.
         if (target != nullptr && (target == layers[2] || target == layers[3])) {
-          const std::vector<std::string> declared = declared_returns(f, n.id);
           if (!contains(declared, target->return_target)) {
             std::string list;
             for (const auto& d : declared) list += (list.empty() ? "" : ", ") + d;
@@ -666,7 +663,6 @@ class Simulator {
         const bool named = chance == layers[2] || chance == layers[3] || (target && (target == layers[2] || target == layers[3]));
         if (!named) continue;
         const StepBehaviour* at = (chance == layers[2] || chance == layers[3]) ? chance : target;
-        const std::vector<std::string> declared = declared_returns(f, n.id);
         if (declared.empty()) {
           bad(at->where, fmt::format("step {}/{} has a 'return' probability but the flow declares no return from '{}' "
                                      "(declare one in the flow's returns, or drop 'return')",
@@ -993,15 +989,21 @@ class Simulator {
     Step& step = steps_[unit.step];
     unit.state = Unit::State::serving;
     unit.staff = s;
-    // Waiting counts working time of the calendar (a task created at closing
-    // time has not waited all night).
-    if (unit.counted) step.waits.push_back(static_cast<float>(arrival_shift_->between(unit.since, now_)));
+    record_wait(unit, now_);
     const Seconds work = whole_seconds(r_service_.sample(step.service));
     st.unit = u;
     st.started = now_;
     st.work = work;
     ++st.gen;
     schedule(pools_[st.pool].shift.add(now_, work), Ev::service_done, s, st.gen);
+  }
+
+  // A piece of work's wait for staff, from when it was available to `until`
+  // (service began, it went unserved, the run ended), in the calendar's
+  // working time (a task created at closing time has not waited all
+  // night); only work of cases inside the measured window counts.
+  void record_wait(const Unit& unit, Seconds until) {
+    if (unit.counted) steps_[unit.step].waits.push_back(static_cast<float>(arrival_shift_->between(unit.since, std::max(unit.since, until))));
   }
 
   // The working time of staff member `s` on the task now ending that lies in
@@ -1048,22 +1050,11 @@ class Simulator {
       // again once the correction is in.
       unit.state = Unit::State::held;
       rec.held.push_back(u);
-      release_after(s);
+      release(s, true);
       return;
     }
     decide(u, outcome, &st.actor, s);
-    release_after(s);
-  }
-
-  void release_after(std::uint32_t s) {
-    Staff& st = staff_[s];
-    Pool& pool = pools_[st.pool];
-    pool.busy += static_cast<double>(measured_work(st, true));
-    if (now_ >= measured_from_) ++pool.served;
-    st.unit = none;
-    ++st.gen;
-    pool.idle.push_back(s);
-    dispatch(st.pool);
+    release(s, true);
   }
 
   // An action whose actor starts from the strings and lists of the last
@@ -1221,7 +1212,7 @@ class Simulator {
       case Unit::State::queued:
         // It waited until it went (timed out, cancelled): that wait counts,
         // or a step nobody gets to would look like one without waiting.
-        if (unit.counted) steps_[unit.step].waits.push_back(static_cast<float>(arrival_shift_->between(unit.since, now_)));
+        record_wait(unit, now_);
         [[fallthrough]];
       case Unit::State::held:
         if (unit.counted) ++steps_[unit.step].timed_out;
@@ -1824,9 +1815,7 @@ SimulationReport Simulator::report() {
 
   // Work still queued at the end has waited until then (and goes on).
   for (const Unit& u : units_) {
-    if (u.state == Unit::State::queued && u.counted) {
-      steps_[u.step].waits.push_back(static_cast<float>(arrival_shift_->between(u.since, std::max(u.since, ended_))));
-    }
+    if (u.state == Unit::State::queued) record_wait(u, ended_);
   }
   // Steps, in flow order of first appearance.
   std::vector<std::uint32_t> order(steps_.size());

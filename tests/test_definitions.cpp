@@ -262,6 +262,29 @@ TEST_CASE("split and join soundness") {
   expect_one(load_fixture("unmatched_split.yaml"), "unmatched-split", 5, 5, "do not meet in one join");
   expect_one(load_fixture("deadlock.yaml"), "deadlock", 8, 5, "exclusive choice 'choose'");
   expect_one(load_fixture("unmatched_join.yaml"), "unmatched-join", 6, 5, "closes no parallel");
+  // Two splits, one join: the inner split's branches meet in the outer's join.
+  expect_one(load_fixture("shared_join.yaml"), "unmatched-split", 8, 5,
+             "split 'p2' meet in join 'j', which also closes branches that do not begin at 'p2' (those of 'p1')");
+}
+
+TEST_CASE("back edges enter a parallel section only from inside it") {
+  const auto r = load_fixture("back_into_section.yaml");
+  expect_each(r, "back-into-section",
+              {{30, "loop edge decide -> a leads from 'decide' into the branches of parallel split 'p1'"},
+               {32, "return 'c' -> 'b1' leads from 'c' into the branches of parallel split 'p2'"},
+               {33, "return 'decide' -> 'a' leads from 'decide' into the branches of parallel split 'p1'"}});
+  // Back to a split, to before it, or out of a nested branch: nothing else.
+  CHECK(r.diagnostics.size() == 3);
+}
+
+TEST_CASE("returns come from steps with tasks and go back to nodes a case can reach again") {
+  const auto r = load_fixture("return_odd.yaml");
+  expect_each(r, "bad-value",
+              {{6, "start node 'start' has incoming edges"},  // a loop edge into it
+               {23, "loop edge decide -> j enters a join"},
+               {26, "'decide' may return to 'j', a join node"},
+               {27, "returns: 'p' is a parallel node, which has no task to return from"},
+               {28, "returns: 't' is a timer node, which has no task to return from"}});
 }
 
 TEST_CASE("countersign quotas") {
@@ -271,6 +294,9 @@ TEST_CASE("countersign quotas") {
   REQUIRE(found.size() == 2);
   CHECK(found[0].message.find("needs 4 approvals but lists only 3") != std::string::npos);
   CHECK(found[1].message.find("150%") != std::string::npos);
+  // Without signers the places are the listed users, roles and departments.
+  expect_one(load_fixture("quota_places.yaml"), "quota-out-of-range", 7, 7,
+             "needs 3 approvals but has only 2 places to sign");
 }
 
 TEST_CASE("returns go upstream only") {

@@ -409,9 +409,11 @@ class Checker {
     // Degrees and per-node edge rules.
     std::vector<std::vector<const ResolvedEdge*>> out_edges(n);
     std::vector<std::size_t> in_degree(n, 0);
+    std::vector<bool> entered(n, false);  // by any edge, loops included
     for (const auto& e : edges) {
       out_edges[e.from].push_back(&e);
       if (!e.edge->loop) ++in_degree[e.to];
+      entered[e.to] = true;
     }
     std::vector<std::size_t> starts;
     std::vector<std::size_t> ends;
@@ -420,7 +422,7 @@ class Checker {
       const auto& outs = out_edges[i];
       if (node.kind == NodeKind::start) {
         starts.push_back(i);
-        if (in_degree[i] > 0) error(node.where, "bad-value", fmt::format("start node '{}' has incoming edges", node.id));
+        if (entered[i]) error(node.where, "bad-value", fmt::format("start node '{}' has incoming edges", node.id));
       }
       if (node.kind == NodeKind::end) {
         ends.push_back(i);
@@ -476,16 +478,39 @@ class Checker {
     }
     if (ends.empty()) error(f.where, "no-end", fmt::format("{} has no end node", fname));
 
-    // Returns: referenced nodes exist; checked for upstream below.
+    // Returns: referenced nodes exist, a step with a task returns (the
+    // `return` action is taken on a task), and the target is a node a case
+    // can go back to (not the start, an end or a join, which would count
+    // the return as a branch arriving); checked for upstream below.
     for (const auto& r : f.returns) {
-      if (!index.count(r.from)) {
+      const auto src = index.find(r.from);
+      if (src == index.end()) {
         error(r.where, "unknown-reference", fmt::format("returns: {} has no node '{}'", fname, r.from), hint_for(r.from, node_ids));
+      } else if (const NodeKind k = f.nodes[src->second].kind;
+                 k != NodeKind::task && k != NodeKind::countersign && k != NodeKind::automatic) {
+        error(r.where, "bad-value",
+              fmt::format("returns: '{}' is a {} node, which has no task to return from", r.from, to_string(k)),
+              "declare returns on task, countersign or automatic steps");
       }
       for (const auto& t : r.to) {
-        if (!index.count(t)) {
+        const auto dst = index.find(t);
+        if (dst == index.end()) {
           error(r.where, "unknown-reference", fmt::format("return from '{}': {} has no node '{}'", r.from, fname, t),
                 hint_for(t, node_ids));
+        } else if (const NodeKind k = f.nodes[dst->second].kind;
+                   k == NodeKind::start || k == NodeKind::end || k == NodeKind::join) {
+          error(r.where, "bad-value",
+                fmt::format("'{}' may return to '{}', a {} node: a case cannot go back to it", r.from, t, to_string(k)),
+                "return to a step, or to the split that begins the section");
         }
+      }
+    }
+    for (const auto& e : edges) {
+      if (e.edge->loop && f.nodes[e.to].kind == NodeKind::join) {
+        error(e.edge->where, "bad-value",
+              fmt::format("loop edge {} -> {} enters a join: the join would count it as one of its branches arriving",
+                          e.edge->from, e.edge->to),
+              "loop back to a step, or to the split that begins the section");
       }
     }
 
@@ -559,7 +584,65 @@ class Checker {
 
     if (!acyclic || starts.size() != 1) return;
     split_join(f, g, starts[0], sink, out_edges);
+    back_into_sections(f, g, starts[0], sink, edges, index);
     longest_path(f, g, sink);
+  }
+
+  // A return or loop edge may lead back into a parallel or inclusive
+  // section (the nodes strictly between a split and its join) only from
+  // inside that section: from outside it, after the join has fired, the
+  // target's branch would run alone and the join wait for the others
+  // forever. Going back to the split itself runs the section afresh.
+  template <typename Edges, typename Index>
+  void back_into_sections(const Flow& f, const Graph& g, std::size_t start, std::size_t sink, const Edges& edges,
+                          const Index& index) {
+    const std::size_t n = f.nodes.size();
+    const auto none = static_cast<std::size_t>(-1);
+    const std::vector<std::size_t> idom = dominators(g, start);
+    const std::vector<std::size_t> ipdom = dominators(boost::make_reverse_graph(g), sink);
+    // The splits whose sections hold node x, innermost first.
+    auto sections = [&](std::size_t x) {
+      std::vector<std::size_t> out;
+      for (std::size_t s = idom[x]; s != none && s < n; s = idom[s]) {
+        if (!is_split(f.nodes[s].kind)) continue;
+        const std::size_t j = ipdom[s];
+        if (j >= n || f.nodes[j].kind != NodeKind::join || idom[j] != s) continue;  // reported by split_join
+        for (std::size_t p = ipdom[x]; p != none && p < n; p = ipdom[p]) {
+          if (p == j) {
+            out.push_back(s);
+            break;
+          }
+        }
+      }
+      return out;
+    };
+    auto check = [&](std::size_t from, std::size_t to, const SourceLocation& where, std::string_view what) {
+      if (idom[to] == none || idom[from] == none) return;  // unreachable: reported already
+      const std::vector<std::size_t> outer = sections(from);
+      for (std::size_t s : sections(to)) {
+        if (std::find(outer.begin(), outer.end(), s) != outer.end()) continue;
+        error(where, "back-into-section",
+              fmt::format("{} leads from '{}' into the branches of {} split '{}' (to '{}'), but '{}' is not inside "
+                          "that section: its join '{}' has fired or would wait for branches that never run again",
+                          what, f.nodes[from].id, to_string(f.nodes[s].kind), f.nodes[s].id, f.nodes[to].id,
+                          f.nodes[from].id, f.nodes[ipdom[s]].id),
+              fmt::format("go back to the split '{}' to run the whole section again, or to a step before it",
+                          f.nodes[s].id));
+        return;
+      }
+    };
+    for (const auto& e : edges) {
+      if (e.edge->loop) check(e.from, e.to, e.edge->where, fmt::format("loop edge {} -> {}", e.edge->from, e.edge->to));
+    }
+    for (const auto& r : f.returns) {
+      const auto src = index.find(r.from);
+      if (src == index.end()) continue;
+      for (const auto& t : r.to) {
+        const auto dst = index.find(t);
+        if (dst == index.end()) continue;
+        check(src->second, dst->second, r.where, fmt::format("return '{}' -> '{}'", r.from, t));
+      }
+    }
   }
 
   template <typename G>
@@ -641,6 +724,17 @@ class Checker {
                 fmt::format("the branches of {} split '{}' do not meet in one join (they first meet at {})",
                             to_string(k), f.nodes[s].id, p < n ? fmt::format("'{}'", name(p)) : std::string("no node")),
                 "route every branch into one 'join' node");
+        } else if (idom[p] != s) {
+          // The join is reached other than through this split: it closes
+          // another split's branches as well (two splits, one join), and
+          // would fire once as many branches arrive as either split began.
+          error(f.nodes[s].where, "unmatched-split",
+                fmt::format("the branches of {} split '{}' meet in join '{}', which also closes branches that do not "
+                            "begin at '{}'{}: every join closes exactly one split",
+                            to_string(k), f.nodes[s].id, name(p), f.nodes[s].id,
+                            idom[p] < n && is_split(f.nodes[idom[p]].kind) ? fmt::format(" (those of '{}')", name(idom[p]))
+                                                                            : std::string()),
+                fmt::format("give '{}' its own join, and let that join flow into '{}'", f.nodes[s].id, name(p)));
         }
       } else if (is_choice(s) && join_after && !deadlocks.count({s, p})) {
         error(f.nodes[s].where, "deadlock",
@@ -758,10 +852,23 @@ class Checker {
       require_flow(node.where, node.flow, {}, fmt::format("flow of subflow {}", what));
       recursion(f, node, what);
     }
-    if (node.kind == NodeKind::countersign && node.complete_when == CompletionRule::quota && node.quota > 0 &&
-        !node.signers.empty() && static_cast<std::size_t>(node.quota) > node.signers.size()) {
-      error(node.where, "quota-out-of-range",
-            fmt::format("countersign {} needs {} approvals but lists only {} signers", what, node.quota, node.signers.size()));
+    if (node.kind == NodeKind::countersign && node.complete_when == CompletionRule::quota && node.quota > 0) {
+      // The places a case starts with (runtime.md, "Countersign"): the fixed
+      // signers, else one per listed user, role and department. A quota
+      // above them could be met only by places added later (add_signer),
+      // which nothing guarantees.
+      const Assignees& a = node.assignees;
+      const std::size_t places =
+          node.signers.empty() ? a.users.size() + a.roles.size() + a.departments.size() : node.signers.size();
+      if (places > 0 && static_cast<std::size_t>(node.quota) > places) {
+        error(node.where, "quota-out-of-range",
+              node.signers.empty()
+                  ? fmt::format("countersign {} needs {} approvals but has only {} places to sign (one per listed "
+                                "user, role and department)",
+                                what, node.quota, places)
+                  : fmt::format("countersign {} needs {} approvals but lists only {} signers", what, node.quota, places),
+              "lower the quota, list more signers, or use a share such as \"60%\"");
+      }
     }
   }
 

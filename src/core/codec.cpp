@@ -675,7 +675,9 @@ std::string invariant_violation(const CaseSnapshot& s) {
         return fmt::format("token {} waits on task {}, which is not open", k.id, k.task);
       }
     }
-    if (k.wait == Wait::none && s.status != CaseStatus::error) return fmt::format("token {} is stuck", k.id);
+    if ((k.wait == Wait::none || k.wait == Wait::join) && s.status != CaseStatus::error) {
+      return fmt::format("token {} is stuck", k.id);
+    }
   }
   if (s.status == CaseStatus::finished && !s.outcome) return "finished without an outcome";
   return {};

@@ -324,9 +324,14 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
   Outcomes used = outcomes;
   if (def.kind == NodeKind::join) {
     // Record the arrival; continue only when every activated branch is in.
+    // A token that waits as Wait::join is a retry of a join that fired but
+    // whose choice of edge failed: its wait, kept until a choice is made,
+    // holds the branches' counts, and nothing arrives again.
     auto it = std::find_if(state_.joins.begin(), state_.joins.end(),
                            [&](const JoinWait& j) { return j.frame == frame && j.node == token.node; });
-    if (it == state_.joins.end()) {
+    if (token.wait == Wait::join && it != state_.joins.end()) {
+      state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
+    } else if (it == state_.joins.end()) {
       JoinWait j;
       j.frame = frame;
       j.node = token.node;
@@ -336,16 +341,17 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
       state_.joins.push_back(std::move(j));
       it = state_.joins.end() - 1;
     }
-    it->arrived.push_back(token.in_edge);
-    // The decision of the step the branch last left counts at its own join.
-    if (token.decision == Decision::rejected) ++it->rejections;
-    if (token.decision == Decision::approved || token.decision == Decision::deemed_approved) ++it->approvals;
-    state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
+    if (token.wait != Wait::join || it->arrived.size() < it->expected.size()) {
+      it->arrived.push_back(token.in_edge);
+      // The decision of the step the branch last left counts at its own join.
+      if (token.decision == Decision::rejected) ++it->rejections;
+      if (token.decision == Decision::approved || token.decision == Decision::deemed_approved) ++it->approvals;
+      state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
+    }
     if (it->arrived.size() < it->expected.size()) return;
     used.approvals = it->approvals;
     used.rejections = it->rejections;
     used.decision = it->rejections > 0 ? Decision::rejected : Decision::approved;
-    state_.joins.erase(it);
   } else {
     state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
   }
@@ -360,7 +366,7 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
   const GuardContext ctx(state_, now_, used.decision, used.approvals, used.rejections);
   auto stuck = [&] {
     Token t = token;
-    t.wait = Wait::none;
+    t.wait = def.kind == NodeKind::join ? Wait::join : Wait::none;
     t.task = 0;
     t.decision = used.decision;
     return t;
@@ -402,24 +408,44 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
       return;
     }
   }
+  if (def.kind == NodeKind::join) {  // the join has fired and chosen: its wait is done
+    state_.joins.erase(std::find_if(state_.joins.begin(), state_.joins.end(),
+                                    [&](const JoinWait& j) { return j.frame == frame && j.node == token.node; }));
+  }
 
+  boost::container::small_vector<std::uint32_t, 4> reenter;  // nested splits to enter again
   if (split && node.join != npos) {
     auto it = std::find_if(state_.joins.begin(), state_.joins.end(),
                            [&](const JoinWait& j) { return j.frame == frame && j.node == node.join; });
     if (it != state_.joins.end()) {
       // Re-entered after a return that kept the other branches: start only
-      // the branches that neither still run nor have already arrived.
+      // the chosen branches that neither still run nor have already
+      // arrived. A branch still running in part (a return from inside a
+      // nested section) has its nested sections entered again, so that
+      // their missing branches start too. The join then waits for what has
+      // arrived, what runs and what starts now: an inclusive split's
+      // choice may differ from the first time (the form changed on
+      // resubmission), and branches it no longer chooses but that still
+      // run arrive all the same.
       boost::container::small_vector<std::uint32_t, 8> rerun;
-      for (std::uint32_t e : chosen) {
+      std::size_t live = 0;
+      for (std::uint32_t e = first; e < first + count; ++e) {
         const std::vector<bool> branch = branch_nodes(cf, cf.edges[e].to, node.join);
-        const bool running = std::any_of(state_.tokens.begin(), state_.tokens.end(), [&](const Token& t) {
-          return t.frame == frame && branch[t.node];
-        });
         const bool arrived = std::any_of(it->arrived.begin(), it->arrived.end(), [&](std::uint32_t in) {
           return in != npos && branch[cf.edges[in].from];
         });
-        if (!running && !arrived) rerun.push_back(e);
+        if (arrived) continue;
+        const bool running = std::any_of(state_.tokens.begin(), state_.tokens.end(), [&](const Token& t) {
+          return t.frame == frame && branch[t.node];
+        });
+        if (!running) {
+          if (std::find(chosen.begin(), chosen.end(), e) != chosen.end()) rerun.push_back(e);
+          continue;
+        }
+        ++live;
+        for (std::uint32_t inner : nested_waits(frame, branch)) reenter.push_back(inner);
       }
+      it->expected.resize(it->arrived.size() + live + rerun.size());
       chosen = std::move(rerun);
     } else {
       // The join waits for the activated branches only.
@@ -439,6 +465,32 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
     spawn(frame, cf.edges[e].to, e, used.decision);
     if (state_.status == CaseStatus::finished || state_.frames[frame].done) return;
   }
+  // Nested sections of branches that still run in part, entered again.
+  for (std::uint32_t inner : reenter) {
+    spawn(frame, inner, npos, used.decision);
+    if (state_.status == CaseStatus::finished || state_.frames[frame].done) return;
+  }
+}
+
+// The splits inside `branch` (nodes of frame `frame`'s flow) whose joins
+// still wait, outermost only: a split nested in another such split is
+// entered again through it.
+std::vector<std::uint32_t> Machine::nested_waits(std::uint16_t frame, const std::vector<bool>& branch) const {
+  const CompiledFlow& cf = flow_of(frame);
+  std::vector<std::uint32_t> waiting;
+  for (const JoinWait& j : state_.joins) {
+    if (j.frame != frame) continue;
+    const std::uint32_t s = cf.nodes[j.node].split;
+    if (s != npos && branch[s]) waiting.push_back(s);
+  }
+  std::vector<std::uint32_t> outermost;
+  for (std::uint32_t s : waiting) {
+    const bool nested = std::any_of(waiting.begin(), waiting.end(), [&](std::uint32_t o) {
+      return o != s && branch_nodes(cf, o, cf.nodes[o].join)[s];
+    });
+    if (!nested) outermost.push_back(s);
+  }
+  return outermost;
 }
 
 void Machine::finish_frame(std::uint16_t frame, Outcome outcome) {
@@ -630,7 +682,7 @@ void Machine::sign(TaskRecord& task, const Actor& actor, Decision decision) {
 
 bool Machine::decided() const {
   for (const auto& t : state_.tasks) {
-    if (t.frame != 0 || t.state != TaskState::completed) continue;
+    if (t.frame != 0 || t.state != TaskState::completed || t.returned) continue;  // a return decides nothing
     const CompiledFlow& cf = flow_of(0);
     const CompiledNode& n = cf.nodes[t.node];
     for (std::uint32_t e = n.first_edge; e < n.first_edge + n.edge_count; ++e) {
@@ -655,6 +707,7 @@ void Machine::do_return(TaskRecord& task, const std::string& target) {
   const std::uint16_t frame = task.frame;
   task.state = TaskState::completed;
   task.decision = Decision::rejected;
+  task.returned = true;
   emit(EventKind::returned, task.id, node.def->id, "open", target);
   // The token waiting on this task leaves the step.
   const std::size_t own = [&] {
@@ -901,7 +954,7 @@ void Machine::act(const Action& a) {
       }
       std::vector<std::uint32_t> stuck;
       for (const auto& t : state_.tokens) {
-        if (t.wait == Wait::none) stuck.push_back(t.id);
+        if (t.wait == Wait::none || t.wait == Wait::join) stuck.push_back(t.id);
       }
       for (auto id : stuck) {
         if (state_.status != CaseStatus::running) break;
@@ -1020,11 +1073,15 @@ std::size_t Machine::fire_timers() {
         emit(EventKind::warning, 0, {}, {}, "red",
              "{\"rule\":\"follow-up\",\"scope\":\"follow_up\",\"notify\":[\"department_head\",\"supervisor\"]}");
         break;
-      case Deadline::Kind::special_end:
+      case Deadline::Kind::special_end: {
+        // The clocks run again from the maximum, however late the tick that
+        // notices it: the due instants do not depend on how often the host ticks.
+        const Instant until = *state_.extras->special_until;
         emit(EventKind::special_ended, 0, {}, state_.extras->special_kind, "maximum reached");
         change_extras([](CaseExtras& x) { x.end_special(); });
-        if (state_.status != CaseStatus::waiting_for_applicant) resume_clocks("special procedure reached its maximum");
+        if (state_.status != CaseStatus::waiting_for_applicant) resume_clocks("special procedure reached its maximum", until);
         break;
+      }
     }
   }
   if (fired > 0) ++state_.version;
@@ -1096,16 +1153,22 @@ void Machine::pause_clocks(std::string_view why) {
   emit(EventKind::clock_paused, 0, {}, "running", "paused", fmt::format("{{\"reason\":{}}}", quote_json(std::string(why))));
 }
 
-void Machine::resume_clocks(std::string_view why) {
+void Machine::resume_clocks(std::string_view why, std::optional<Instant> from) {
   if (!state_.paused) return;
   state_.paused = false;
+  const Instant at = from ? *from : now_;
+  // A clock paused after `at` (a task created after the maximum, before
+  // the tick that noticed it) resumes as it paused: it lost no time.
+  auto resume = [&](const WorkingCalendar& cal, LimitClock& clock) { cal.resume(clock, std::max(at, *clock.paused_at)); };
   const WorkingCalendar& cal = root_calendar();
-  if (state_.promised_clock && state_.promised_clock->paused_at) cal.resume(*state_.promised_clock, now_);
-  if (state_.statutory_clock && state_.statutory_clock->paused_at) cal.resume(*state_.statutory_clock, now_);
+  if (state_.promised_clock && state_.promised_clock->paused_at) resume(cal, *state_.promised_clock);
+  if (state_.statutory_clock && state_.statutory_clock->paused_at) resume(cal, *state_.statutory_clock);
   for (auto& t : state_.tokens) {
-    if (t.clock && t.clock->paused_at) catalog_.calendar_of(flow_of(t.frame)).resume(*t.clock, now_);
+    if (t.clock && t.clock->paused_at) resume(catalog_.calendar_of(flow_of(t.frame)), *t.clock);
   }
-  emit(EventKind::clock_resumed, 0, {}, "paused", "running", fmt::format("{{\"reason\":{}}}", quote_json(std::string(why))));
+  emit(EventKind::clock_resumed, 0, {}, "paused", "running",
+       from ? fmt::format("{{\"reason\":{},\"from\":{}}}", quote_json(std::string(why)), at.time_since_epoch().count())
+            : fmt::format("{{\"reason\":{}}}", quote_json(std::string(why))));
 }
 
 }  // namespace onestop::core

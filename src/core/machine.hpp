@@ -84,11 +84,13 @@ class Machine {
   void do_return(TaskRecord& task, const std::string& target);
   void evaluate(const Action& action);
   void pause_clocks(std::string_view why);
-  void resume_clocks(std::string_view why);
+  // From `from` (the maximum of a special procedure), else from now.
+  void resume_clocks(std::string_view why, std::optional<Instant> from = std::nullopt);
   void time_out(std::uint32_t token_id);
   void warn(const Deadline& d);
   const WorkingCalendar& root_calendar() const { return catalog_.calendar_of(flow_of(0)); }
   bool decided() const;
+  std::vector<std::uint32_t> nested_waits(std::uint16_t frame, const std::vector<bool>& branch) const;
 
   const CompiledCatalog& catalog_;
   CaseSnapshot& state_;

@@ -271,7 +271,7 @@ void serialize(Archive& ar, onestop::core::JoinWait& j, unsigned) {
 }
 
 template <class Archive>
-void serialize(Archive& ar, onestop::core::TaskRecord& t, unsigned) {
+void serialize(Archive& ar, onestop::core::TaskRecord& t, unsigned version) {
   ar& t.id& t.frame& t.node;
   enum_field(ar, t.state);
   enum_field(ar, t.decision);
@@ -290,6 +290,9 @@ void serialize(Archive& ar, onestop::core::TaskRecord& t, unsigned) {
     ar& x.assigned_user& x.added_signers& x.signatures;
   }
   ar& t.urges& t.failed;
+  // Version 2: whether a return completed the task. Earlier snapshots load
+  // without it (false): their returned tasks count as decided, as they did.
+  if (version >= 2) ar& t.returned;
 }
 
 // A task list as the vector of tasks it was before tasks were kept in
@@ -358,7 +361,7 @@ BOOST_CLASS_VERSION(onestop::CaseSnapshot, 1)
 BOOST_CLASS_VERSION(onestop::core::Frame, 1)
 BOOST_CLASS_VERSION(onestop::core::Token, 1)
 BOOST_CLASS_VERSION(onestop::core::JoinWait, 1)
-BOOST_CLASS_VERSION(onestop::core::TaskRecord, 1)
+BOOST_CLASS_VERSION(onestop::core::TaskRecord, 2)
 BOOST_CLASS_VERSION(onestop::LimitClock, 1)
 BOOST_CLASS_VERSION(onestop::Applicant, 1)
 BOOST_CLASS_VERSION(onestop::OfferedMaterial, 1)

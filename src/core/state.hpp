@@ -79,7 +79,9 @@ class Shared {
   std::shared_ptr<T> p_;
 };
 
-// What a token is waiting for.
+// What a token is waiting for. `none` at a node in a case in error: its
+// choice of edge failed, a retry makes it again; `join` the same at a join
+// that has fired (its JoinWait, kept until then, holds the branches' counts).
 enum class Wait : std::uint8_t { none, task, subflow, timer, handler, join };
 
 // next_timer's note of a step clock's earliest warning instant, with all
@@ -216,7 +218,8 @@ struct TaskRecord {
   std::uint16_t urges = 0;
   TaskState state = TaskState::open;
   Decision decision = Decision::none;
-  bool failed = false;  // automatic step whose handler failed
+  bool failed = false;    // automatic step whose handler failed
+  bool returned = false;  // completed by a return (decision rejected): it decided nothing
   Instant created{};
   MaybeInstant due;
   // Shared until changed, and absent on most tasks: a task is 48 bytes, and

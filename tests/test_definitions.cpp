@@ -299,6 +299,12 @@ TEST_CASE("countersign quotas") {
              "needs 3 approvals but has only 2 places to sign");
 }
 
+TEST_CASE("a guard after a gateway that reads a decision is warned about") {
+  const auto r = load_fixture("no_decision.yaml");
+  CHECK(r.ok());  // a warning only
+  expect_one(r, "no-decision", 14, 7, "guard of edge g -> ok reads 'approved'", Severity::warning);
+}
+
 TEST_CASE("returns go upstream only") {
   expect_one(load_fixture("return_not_upstream.yaml"), "return-not-upstream", 13, 5, "'b' is not upstream");
 }

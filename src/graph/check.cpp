@@ -398,6 +398,26 @@ class Checker {
                 fmt::format("guard of edge {} -> {} uses has({}), but no item of {} has material '{}'", e.from, e.to, m, fname, m));
         }
       }
+      // The decision names read the step the edge leaves; a gateway, the
+      // start or a timer decides nothing, so there they are null (false,
+      // 0) on every case, whatever the step before decided.
+      if (a != index.end() && e.guard.valid()) {
+        const NodeKind k = f.nodes[a->second].kind;
+        if (k == NodeKind::exclusive || k == NodeKind::inclusive || k == NodeKind::start || k == NodeKind::timer) {
+          for (const auto& name : e.guard.fields()) {
+            static const std::set<std::string_view> decision_names = {"outcome",      "approved",     "rejected", "all_approved",
+                                                                      "any_rejected", "approvals", "rejections"};
+            if (!decision_names.count(name)) continue;
+            report(Severity::warning, e.where, "no-decision",
+                   fmt::format("guard of edge {} -> {} reads '{}', which names the decision of the node the edge "
+                               "leaves, but '{}' is {} {} node and decides nothing: the guard reads no decision on any case",
+                               e.from, e.to, name, e.from, k == NodeKind::exclusive || k == NodeKind::inclusive ? "an" : "a",
+                               to_string(k)),
+                   "put the guard on the edges that leave the deciding step (or the join) itself");
+            break;
+          }
+        }
+      }
       if (a == index.end() || b == index.end()) continue;
       if (!seen_edges.insert({a->second, b->second}).second) {
         error(e.where, "duplicate-id", fmt::format("edge {} -> {} is declared twice in {}", e.from, e.to, fname));

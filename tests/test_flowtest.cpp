@@ -230,6 +230,24 @@ TEST_CASE("flow tests: steps that cannot be done stop the test and say why") {
   CHECK(report.summary() == "0 passed, 3 failed");
 }
 
+TEST_CASE("flow tests: the engine refusing a step is reported at that step") {
+  // A clock past the calendars' years: the tick that meets it fails, at its line.
+  std::string late = header;
+  late.replace(late.find("2026-03-02"), 10, "9990-03-02");
+  const auto report = run(late + R"(tests:
+  - name: past the years
+    steps:
+)" + submit + R"(      - advance: 999999 working days
+      - tick: {}
+      - expect: { status: running }
+)");
+  INFO(all_failures(report));
+  REQUIRE(report.results.size() == 1);
+  CHECK(report.results[0].failures.size() == 1);
+  CHECK(has_failure(report.results[0], 15, "the step could not run"));  // the tick, not the test's line
+  CHECK(all_failures(report).find("lies outside the years 0001..9999") != std::string::npos);
+}
+
 TEST_CASE("flow tests: malformed scripts are refused with file:line and nothing runs") {
   SUBCASE("unknown keys, actions, nodes, cases and time limits are all reported at once") {
     const auto report = run(header + R"(tests:

@@ -131,7 +131,13 @@ class TestRun {
   void run() {
     try {
       for (const auto& step : test_.steps) {
-        std::visit([&](const auto& body) { this->step(step, body); }, step.body);
+        // The engine's refusal of what a step does (a clock moved past the
+        // calendars' years, say) is reported at that step, not at the test.
+        try {
+          std::visit([&](const auto& body) { this->step(step, body); }, step.body);
+        } catch (const Error& e) {
+          stop(step.where, fmt::format("the step could not run: {}", e.what()));
+        }
       }
     } catch (const StepFailed&) {
       return;  // reported; the later steps would only repeat the damage

@@ -237,6 +237,17 @@ std::uint32_t Machine::spawn(std::uint16_t frame, std::uint32_t node, std::uint3
   return t.id;
 }
 
+// A step's clock, started now; stopped at once while the case's clocks
+// are (a correction or special procedure under way: a timer or another
+// branch may start a step meanwhile), so that resuming adds the pause to it
+// as to every other clock.
+LimitClock Machine::step_clock(const CompiledFlow& cf, const TimeLimit& limit) const {
+  const WorkingCalendar& cal = catalog_.calendar_of(cf);
+  LimitClock clock = cal.start_clock(now_, limit);
+  if (state_.paused) cal.pause(clock, now_);
+  return clock;
+}
+
 TaskRecord& Machine::create_task(Token& token) {
   TaskRecord task;
   task.id = state_.next_task++;
@@ -246,7 +257,7 @@ TaskRecord& Machine::create_task(Token& token) {
   const CompiledFlow& cf = flow_of(token.frame);
   const Node& def = *cf.nodes[token.node].def;
   if (def.time_limit) {
-    token.clock = catalog_.calendar_of(cf).start_clock(now_, *def.time_limit);
+    token.clock = step_clock(cf, *def.time_limit);
     task.due = token.clock->due;
   }
   token.task = task.id;
@@ -287,7 +298,7 @@ void Machine::enter(std::uint32_t token_id) {
         break;
       }
       token->wait = Wait::subflow;
-      if (def.time_limit) token->clock = catalog_.calendar_of(cf).start_clock(now_, *def.time_limit);
+      if (def.time_limit) token->clock = step_clock(cf, *def.time_limit);
       const auto child = static_cast<std::uint16_t>(state_.frames.size());
       token->child = child;
       state_.frames.push_back(Frame{node.subflow, frame, token_id, false, Outcome::completed});
@@ -1157,8 +1168,9 @@ void Machine::resume_clocks(std::string_view why, std::optional<Instant> from) {
   if (!state_.paused) return;
   state_.paused = false;
   const Instant at = from ? *from : now_;
-  // A clock paused after `at` (a task created after the maximum, before
-  // the tick that noticed it) resumes as it paused: it lost no time.
+  // A clock stopped after `at` (a step started after a special procedure's
+  // maximum, before the tick that noticed it) resumes where it stopped: it
+  // lost no time.
   auto resume = [&](const WorkingCalendar& cal, LimitClock& clock) { cal.resume(clock, std::max(at, *clock.paused_at)); };
   const WorkingCalendar& cal = root_calendar();
   if (state_.promised_clock && state_.promised_clock->paused_at) resume(cal, *state_.promised_clock);

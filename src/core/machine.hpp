@@ -90,6 +90,7 @@ class Machine {
   void warn(const Deadline& d);
   const WorkingCalendar& root_calendar() const { return catalog_.calendar_of(flow_of(0)); }
   bool decided() const;
+  LimitClock step_clock(const CompiledFlow& cf, const TimeLimit& limit) const;
   std::vector<std::uint32_t> nested_waits(std::uint16_t frame, const std::vector<bool>& branch) const;
 
   const CompiledCatalog& catalog_;

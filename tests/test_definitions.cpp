@@ -305,6 +305,11 @@ TEST_CASE("a guard after a gateway that reads a decision is warned about") {
   expect_one(r, "no-decision", 14, 7, "guard of edge g -> ok reads 'approved'", Severity::warning);
 }
 
+TEST_CASE("a countersign lists each signer once") {
+  expect_each(load_fixture("duplicate_signers.yaml"), "duplicate-id",
+              {{6, "lists signer 'ann' twice"}, {12, "lists user 'ann' twice"}});
+}
+
 TEST_CASE("returns go upstream only") {
   expect_one(load_fixture("return_not_upstream.yaml"), "return-not-upstream", 13, 5, "'b' is not upstream");
 }

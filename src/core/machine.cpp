@@ -645,21 +645,23 @@ void Machine::complete_task(TaskRecord& task, Decision decision) {
 void Machine::sign(TaskRecord& task, const Actor& actor, Decision decision) {
   const Node& def = node_of(task);
   const auto slots = slots_of(task);
-  // The first unsigned slot this actor may fill.
+  // The actor's own place when it has one (added by name, say, while it
+  // also holds a listed role: the role's place stays for another holder),
+  // else the first unsigned place it may fill.
   std::string slot;
+  auto is_signed = [&](const std::string& s) {
+    return std::any_of(task.signatures().begin(), task.signatures().end(), [&](const Signature& g) { return g.slot == s; });
+  };
+  if (const std::string own = "user:" + actor.user; contains(slots, own) && !is_signed(own)) slot = own;
   for (const auto& s : slots) {
-    const bool signed_already = std::any_of(task.signatures().begin(), task.signatures().end(),
-                                            [&](const Signature& g) { return g.slot == s; });
-    if (signed_already) continue;
+    if (!slot.empty()) break;
+    if (is_signed(s)) continue;
     const auto colon = s.find(':');
     const std::string kind = s.substr(0, colon);
     const std::string who = s.substr(colon + 1);
     const bool fits = (kind == "user" && actor.user == who) || (kind == "role" && contains(actor.roles, who)) ||
                       (kind == "department" && contains(actor.departments, who));
-    if (fits) {
-      slot = s;
-      break;
-    }
+    if (fits) slot = s;
   }
   if (std::any_of(task.signatures().begin(), task.signatures().end(),
                   [&](const Signature& g) { return g.user == actor.user; })) {
@@ -866,6 +868,14 @@ void Machine::act(const Action& a) {
       break;
     case ActionKind::transfer:
       if (a.target.empty()) refuse(ErrorCode::invalid_input, fmt::format("case {}: transfer needs a target user", state_.id));
+      // A countersign's places belong to its signers: handed to one user,
+      // nobody else could sign, and the step could never complete.
+      if (node_of(*task).kind == NodeKind::countersign) {
+        refuse(ErrorCode::invalid_input,
+               fmt::format("case {}: task {} ({}) is a countersign: its places cannot be transferred; add a signer "
+                           "instead (add_signer)",
+                           state_.id, task->id, node_of(*task).id));
+      }
       record(node_of(*task).id);
       emit(EventKind::transferred, task->id, node_of(*task).id, task->assigned_user(), a.target);
       task->extras.edit().assigned_user = a.target;
@@ -875,9 +885,12 @@ void Machine::act(const Action& a) {
         refuse(ErrorCode::invalid_input, fmt::format("case {}: task {} ({}) is not a countersign step", state_.id,
                                                      task->id, node_of(*task).id));
       }
-      if (a.target.empty() || contains(task->added_signers(), a.target) || contains(node_of(*task).signers, a.target)) {
-        refuse(ErrorCode::invalid_input, fmt::format("case {}: '{}' cannot be added as a signer of task {}", state_.id,
-                                                     a.target, task->id));
+      // A user who holds a place by name already would hold two, and may
+      // sign only once: an `all` countersign would never complete.
+      if (a.target.empty() || contains(slots_of(*task), "user:" + a.target)) {
+        refuse(ErrorCode::invalid_input,
+               fmt::format("case {}: '{}' cannot be added as a signer of task {} ({}){}", state_.id, a.target, task->id,
+                           node_of(*task).id, a.target.empty() ? ": no user named" : ": it holds a place already"));
       }
       record(node_of(*task).id);
       task->extras.edit().added_signers.push_back(a.target);

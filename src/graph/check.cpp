@@ -872,6 +872,26 @@ class Checker {
       require_flow(node.where, node.flow, {}, fmt::format("flow of subflow {}", what));
       recursion(f, node, what);
     }
+    if (node.kind == NodeKind::countersign) {
+      // Each place is one signer's: a user or role listed twice would hold
+      // two places and sign once, and `all` would never complete.
+      auto twice = [&](const std::vector<std::string>& list, std::string_view what_list) {
+        for (std::size_t i = 0; i < list.size(); ++i) {
+          if (std::find(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(i), list[i]) != list.begin() + static_cast<std::ptrdiff_t>(i)) {
+            error(node.where, "duplicate-id",
+                  fmt::format("countersign {} lists {} '{}' twice: each place is one signer's, who signs once", what,
+                              what_list, list[i]));
+            return;
+          }
+        }
+      };
+      twice(node.signers, "signer");
+      if (node.signers.empty()) {
+        twice(node.assignees.users, "user");
+        twice(node.assignees.roles, "role");
+        twice(node.assignees.departments, "department");
+      }
+    }
     if (node.kind == NodeKind::countersign && node.complete_when == CompletionRule::quota && node.quota > 0) {
       // The places a case starts with (runtime.md, "Countersign"): the fixed
       // signers, else one per listed user, role and department. A quota

@@ -205,12 +205,18 @@ class EngineImpl final : public Engine {
     // First on the state the store has at hand (Store::load_for_change);
     // when the commit finds that someone committed first, once more on a
     // fresh load: the action is checked again against what is there now.
+    Action reviewed;
     for (int attempt = 0;; ++attempt) {
       auto current = load(action->case_id, attempt == 0);
+      const Action* taken = action;
+      if (action->kind == ActionKind::resubmit) {
+        reviewed = review_resubmission(*current, *action);
+        taken = &reviewed;
+      }
       const Step step = begin();
       auto next = next_state(*current, step);
-      core::Machine m(*compiled_, *next, options_.clock->now(), action->actor.user, step.hashed);
-      m.act(*action);
+      core::Machine m(*compiled_, *next, options_.clock->now(), taken->actor.user, step.hashed);
+      m.act(*taken);
       try {
         commit(next, current->version, m.events(), step);
       } catch (const Error& e) {
@@ -625,6 +631,54 @@ class EngineImpl final : public Engine {
                     fmt::format("material '{}' offered for '{}' is not a material of any item", o.id, s.target));
       }
     }
+  }
+
+  // A resubmission (a draft completed, a correction answered) is pre-reviewed
+  // like a submission, on the application as it will be: one still (or
+  // newly: a changed form field makes a material required) deficient is
+  // refused with the notice, and nothing changes. Materials the
+  // certificate library supplies join the action, so the history records
+  // them. A case the action cannot apply to is left to the state machine
+  // to refuse.
+  Action review_resubmission(const CaseSnapshot& s, const Action& a) const {
+    Action out = a;
+    if (s.status != CaseStatus::draft && s.status != CaseStatus::waiting_for_applicant) return out;
+    const Catalog& cat = compiled_->catalog();
+    std::vector<const Item*> items;
+    if (s.is_theme) {
+      if (const Theme* theme = cat.find_theme(*s.target, s.target_version)) {
+        for (const auto& code : cat.theme_items(*theme)) {
+          if (const Item* it = cat.find_item(code)) items.push_back(it);
+        }
+      }
+    } else if (const Item* it = cat.find_item(*s.target, s.target_version)) {
+      items.push_back(it);
+    }
+    Submission merged;
+    merged.target = *s.target;
+    merged.applicant = *s.applicant;
+    merged.form = *s.form;
+    for (const auto& [k, v] : a.form) merged.form[k] = v;
+    merged.materials = *s.materials;
+    for (const auto& m : a.materials) {
+      auto it = std::find_if(merged.materials.begin(), merged.materials.end(), [&](const OfferedMaterial& x) { return x.id == m.id; });
+      if (it == merged.materials.end()) {
+        merged.materials.push_back(m);
+      } else {
+        *it = m;
+      }
+    }
+    const std::size_t given = merged.materials.size();
+    const PreReviewNotice notice = pre_review(merged, items);
+    if (!notice.ok()) {
+      std::string list;
+      for (const auto& d : notice.deficiencies) list += (list.empty() ? "" : "; ") + d.message;
+      throw Error(ErrorCode::invalid_input, fmt::format("case {}: the resubmission leaves the application deficient, "
+                                                        "nothing was changed; to correct at once: {}",
+                                                        s.id, list));
+    }
+    for (std::size_t i = given; i < merged.materials.size(); ++i) out.materials.push_back(merged.materials[i]);
+    return out;
   }
 
   // Pre-review (预审): every deficiency at once; fetched materials are added.

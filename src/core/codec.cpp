@@ -739,9 +739,29 @@ std::string dump(const CaseSnapshot& s) {
   return j.dump();
 }
 
+namespace {
+// The flows the history says the case's frames started on, in order.
+FlowPins recorded_flows(const std::vector<Event>& events) {
+  FlowPins pins;
+  for (const auto& e : events) {
+    const bool starts = (e.kind == EventKind::submitted && e.to == "running") ||
+                        (e.kind == EventKind::resubmitted && e.from == "draft") || e.kind == EventKind::subflow_started;
+    if (!starts) continue;
+    std::pair<std::string, int> pin{std::string(), 0};
+    if (e.payload.find("\"flow_version\"") != std::string::npos) {
+      const json j = json_fields::parse(e.payload, "a frame's start");
+      pin = {text_of(j, "flow"), whole(j, "flow_version", 0)};
+    }
+    pins.flows.push_back(std::move(pin));
+  }
+  return pins;
+}
+}  // namespace
+
 std::shared_ptr<CaseSnapshot> replay(const CompiledCatalog& catalog, CaseId id, const std::vector<Event>& events) {
   auto s = std::make_shared<CaseSnapshot>();
   s->id = id;
+  FlowPins pins = recorded_flows(events);
   for (const auto& e : events) {
     switch (e.kind) {
       case EventKind::submitted: {
@@ -751,21 +771,25 @@ std::shared_ptr<CaseSnapshot> replay(const CompiledCatalog& catalog, CaseId id, 
         s->is_theme = theme;
         s->target_version = version;
         Machine m(catalog, *s, e.at, e.actor);
+        m.pin_flows(&pins);
         m.submit(std::move(sub), e.to == "draft");
         break;
       }
       case EventKind::acted: {
         Machine m(catalog, *s, e.at, e.actor);
+        m.pin_flows(&pins);
         m.act(decode_action(e.payload, id));
         break;
       }
       case EventKind::handler_ran: {
         Machine m(catalog, *s, e.at, e.actor);
+        m.pin_flows(&pins);
         m.handler_result(e.task, decode_step_result(e.payload));
         break;
       }
       case EventKind::timer_fired: {
         Machine m(catalog, *s, e.at, e.actor);
+        m.pin_flows(&pins);
         m.fire_timers();
         break;
       }

@@ -169,17 +169,56 @@ void Machine::submit(Submission submission, bool draft) {
   state_.materials = std::move(submission.materials);
   state_.submitted = now_;
   state_.version = 1;
+  bool record = false;
+  const CompiledFlow* root = draft ? nullptr : root_flow(record);
+  if (root && record) {
+    // The flow version the case runs on, for replay (a later version may
+    // sit beside it by then): inside the payload's object.
+    payload.pop_back();
+    payload += flow_pin(*root, true);
+  }
   emit(EventKind::submitted, 0, {}, {}, draft ? "draft" : "running", std::move(payload));
   if (draft) {
     state_.status = CaseStatus::draft;
     emit(EventKind::drafted, 0, {}, "running", "draft");
     return;
   }
-  start_flow();
+  start_flow(root);
 }
 
-void Machine::start_flow() {
-  state_.status = CaseStatus::running;
+// `"flow":ID,"flow_version":N}`, after a comma when `inside` an object, else
+// as an object of its own.
+std::string Machine::flow_pin(const CompiledFlow& f, bool inside) {
+  std::string out = inside ? ",\"flow\":" : "{\"flow\":";
+  out += quote_json(f.def->id);
+  out += ",\"flow_version\":";
+  out += std::to_string(f.def->version);
+  out += '}';
+  return out;
+}
+
+// The flow a frame starts: the one the history recorded, when replaying
+// one that recorded it (FlowPins), else `resolved` (the catalog's choice).
+// `record`: whether the event that starts the frame names it (always, but
+// in the replay of a history written before events did, which must give
+// back the same events).
+const CompiledFlow* Machine::pinned(const CompiledFlow* resolved, bool& record) {
+  record = true;
+  if (pins_ == nullptr || pins_->next >= pins_->flows.size()) return resolved;
+  const auto& [id, version] = pins_->flows[pins_->next++];
+  if (version == 0) {  // recorded before pins were
+    record = false;
+    return resolved;
+  }
+  const CompiledFlow* f = catalog_.flow(id, version);
+  if (f == nullptr) {
+    refuse(ErrorCode::not_found,
+           fmt::format("case {}: its history ran flow '{}' version {}, which these definitions lack", state_.id, id, version));
+  }
+  return f;
+}
+
+const CompiledFlow* Machine::root_flow(bool& record) {
   const CompiledFlow* root = nullptr;
   if (state_.is_theme) {
     const Theme* t = catalog_.catalog().find_theme(*state_.target, state_.target_version);
@@ -188,9 +227,15 @@ void Machine::start_flow() {
     const Item* it = catalog_.catalog().find_item(*state_.target, state_.target_version);
     root = it ? catalog_.flow_of(*it) : nullptr;
   }
+  root = pinned(root, record);
   if (root == nullptr || root->start == npos) {
     refuse(ErrorCode::invalid_input, fmt::format("case {}: no runnable flow for '{}'", state_.id, *state_.target));
   }
+  return root;
+}
+
+void Machine::start_flow(const CompiledFlow* root) {
+  state_.status = CaseStatus::running;
   state_.frames.push_back(Frame{root, -1, 0, false, Outcome::completed});
   // The overall limits: the theme's or item's, else the flow's.
   TimeLimits limits = root->def->time_limit;
@@ -293,7 +338,9 @@ void Machine::enter(std::uint32_t token_id) {
       break;
     }
     case NodeKind::subflow: {
-      if (node.subflow == nullptr || node.subflow->start == npos) {
+      bool record = true;
+      const CompiledFlow* sub = pinned(node.subflow, record);
+      if (sub == nullptr || sub->start == npos) {
         fail(fmt::format("subflow '{}' has no runnable flow", def.id));
         break;
       }
@@ -301,9 +348,10 @@ void Machine::enter(std::uint32_t token_id) {
       if (def.time_limit) token->clock = step_clock(cf, *def.time_limit);
       const auto child = static_cast<std::uint16_t>(state_.frames.size());
       token->child = child;
-      state_.frames.push_back(Frame{node.subflow, frame, token_id, false, Outcome::completed});
-      emit(EventKind::subflow_started, 0, def.id, {}, node.subflow_item ? node.subflow_item->code : node.subflow->def->id);
-      spawn(child, node.subflow->start, npos);
+      state_.frames.push_back(Frame{sub, frame, token_id, false, Outcome::completed});
+      emit(EventKind::subflow_started, 0, def.id, {}, node.subflow_item ? node.subflow_item->code : sub->def->id,
+           record ? flow_pin(*sub, false) : std::string());
+      spawn(child, sub->start, npos);
       break;
     }
     case NodeKind::parallel:
@@ -845,10 +893,13 @@ void Machine::act(const Action& a) {
         }
       }
       const bool was_draft = state_.status == CaseStatus::draft;
-      emit(EventKind::resubmitted, 0, {}, std::string(to_string(state_.status)), "running");
+      bool record = false;
+      const CompiledFlow* root = was_draft ? root_flow(record) : nullptr;
+      emit(EventKind::resubmitted, 0, {}, std::string(to_string(state_.status)), "running",
+           root && record ? flow_pin(*root, false) : std::string());
       change_extras([](CaseExtras& x) { x.suspended_since.reset(); });
       if (was_draft) {
-        start_flow();
+        start_flow(root);
       } else {
         state_.status = CaseStatus::running;
         if (state_.extras->special_kind.empty()) resume_clocks("correction resubmitted");

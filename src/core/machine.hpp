@@ -26,6 +26,16 @@ struct Deadline {
   std::uint16_t rule = 0;
   bool statutory = false;   // warning on the statutory rather than the promised limit
 };
+// The flows a case's frames ran, in the order they started, read from its
+// history (the `flow` and `flow_version` of its submitted, resubmitted and
+// subflow_started events) for replay: a later version of a flow may sit
+// beside the one the case ran. A version of 0: not recorded (a history
+// written before they were), the catalog's choice applies.
+struct FlowPins {
+  std::vector<std::pair<std::string, int>> flows;
+  std::size_t next = 0;
+};
+
 class Machine {
  public:
   // `hash`: whether the events get their hashes (else they are left zero
@@ -46,6 +56,9 @@ class Machine {
   std::size_t fire_timers();
 
   std::vector<Event>& events() noexcept { return events_; }
+  // Replay: frames start on the flows `pins` recorded (shared by the
+  // machines that replay one history, in turn).
+  void pin_flows(FlowPins* pins) noexcept { pins_ = pins; }
 
  private:
   struct Outcomes {
@@ -56,7 +69,10 @@ class Machine {
 
   void emit(EventKind kind, TaskId task, std::string node, std::string from, std::string to,
             std::string payload = {});
-  void start_flow();
+  void start_flow(const CompiledFlow* root);
+  const CompiledFlow* root_flow(bool& record);
+  const CompiledFlow* pinned(const CompiledFlow* resolved, bool& record);
+  static std::string flow_pin(const CompiledFlow& f, bool inside);
   std::uint32_t spawn(std::uint16_t frame, std::uint32_t node, std::uint32_t in_edge,
                       Decision decision = Decision::none);
   void enter(std::uint32_t token_id);
@@ -98,6 +114,7 @@ class Machine {
   Instant now_;
   std::string actor_;
   std::vector<Event> events_;
+  FlowPins* pins_ = nullptr;
   int depth_ = 0;
   bool hash_ = true;
 };

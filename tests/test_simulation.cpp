@@ -971,3 +971,37 @@ TEST_CASE("a what-if lists the departments and targets of either run") {
   CHECK(text.find("ONLY-B mean days                              -         2.50            -") != std::string::npos);
   CHECK(text.find("on-time rate (%)                              -            -            -") != std::string::npos);
 }
+
+TEST_CASE("a step's wait for staff leaves out the time its case waited for the applicant, looked at or not") {
+  // The case arrives on Monday at 10:00; step a is served 10:00-11:00 and
+  // asks for a correction; the applicant answers at 13:00; step b's one
+  // clerk comes on duty at 15:00. b was queued while the case ran from
+  // 10:00 to 11:00 and from 13:00 to 15:00: 3 working hours. Its wait was
+  // 4 h (the suspension counted) when nobody looked at b's queue during
+  // the suspension, and 2 h (the wait before it lost) when its clerk also
+  // came on duty at 12:00 for half an hour.
+  const auto catalog = catalog_of({data / "parallel.yaml"});
+  for (const char* hours : {R"("15:00-17:00")", R"("12:00-12:30", "15:00-17:00")"}) {
+    CAPTURE(hours);
+    const SimulationReport r = simulate(parse_scenario(fmt::format(R"(scenario:
+  start: 2025-03-03
+  horizon: 7 days
+  seed: 9
+  arrivals: [{{ target: PAR-1, trace: ["2025-03-03T10:00"] }}]
+  defaults: {{ service: 1 h, applicant_delay: 2 h }}
+  steps: [{{ node: a, correction: 50% }}]
+  staff: [{{ department: da }}, {{ department: db, hours: [{}] }}]
+)",
+                                                                   hours),
+                                                       "parallel-scenario.yaml"),
+                                        catalog);
+    const StepFigures* a = step(r, "par", "a");
+    const StepFigures* b = step(r, "par", "b");
+    REQUIRE(a != nullptr);
+    REQUIRE(b != nullptr);
+    REQUIRE(a->corrections == 1);  // the seed's draws: one correction, then approval
+    CHECK(r.finished == 1);
+    CHECK(b->wait_hours.count == 1);
+    CHECK(b->wait_hours.mean == doctest::Approx(3.0));
+  }
+}

@@ -106,7 +106,12 @@ struct Unit {
   std::uint32_t staff = none;
   std::uint32_t enq = 0;  // bumps each time it is queued; older queue entries are stale
   std::string slot;       // countersign place ("role:x", ...), empty for tasks
-  Seconds since = 0;      // available since
+  // Its wait for staff: the clock runs while it is queued and its case is
+  // running, and stands still while the case waits for the applicant. A
+  // wait starts when the work appears or is queued again after service.
+  Seconds since = 0;      // queued (its clock running) since
+  Seconds waited = 0;     // working time waited before its case's suspensions, this wait
+  bool waiting = true;    // a wait is going on that is not recorded yet
   Seconds due = never;
   bool counted = true;    // its case is inside the measured window
   enum class State : std::uint8_t { queued, serving, acting, held, done } state = State::queued;
@@ -946,8 +951,9 @@ class Simulator {
       if (unit.state != Unit::State::queued || unit.enq != e.enq) continue;
       CaseRec& rec = cases_[unit.rec];
       if (rec.status != CaseStatus::running) {
-        unit.state = Unit::State::held;
-        rec.held.push_back(e.unit);
+        // Held when its case stopped running (observe); should one slip
+        // through, it is held from now.
+        pause(e.unit);
         continue;
       }
       // A countersign task is signed once per person: a member who signed
@@ -987,9 +993,9 @@ class Simulator {
     Staff& st = staff_[s];
     Unit& unit = units_[u];
     Step& step = steps_[unit.step];
+    record_wait(unit, now_);
     unit.state = Unit::State::serving;
     unit.staff = s;
-    record_wait(unit, now_);
     const Seconds work = whole_seconds(r_service_.sample(step.service));
     st.unit = u;
     st.started = now_;
@@ -998,12 +1004,31 @@ class Simulator {
     schedule(pools_[st.pool].shift.add(now_, work), Ev::service_done, s, st.gen);
   }
 
-  // A piece of work's wait for staff, from when it was available to `until`
-  // (service began, it went unserved, the run ended), in the calendar's
-  // working time (a task created at closing time has not waited all
-  // night); only work of cases inside the measured window counts.
-  void record_wait(const Unit& unit, Seconds until) {
-    if (unit.counted) steps_[unit.step].waits.push_back(static_cast<float>(arrival_shift_->between(unit.since, std::max(unit.since, until))));
+  // A piece of work's wait for staff, recorded when it ends (service began,
+  // it went unserved, the run ended at `until`): the time it was queued
+  // while its case was running, in the calendar's working time (a task
+  // created at closing time has not waited all night). The time its case
+  // waited for the applicant is left out, whether or not anyone looked at
+  // the queue meanwhile. Only work of cases inside the measured window
+  // counts.
+  void record_wait(Unit& unit, Seconds until) {
+    if (!unit.waiting) return;  // held after its service: its wait was recorded then
+    Seconds w = unit.waited;
+    if (unit.state == Unit::State::queued) w += arrival_shift_->between(unit.since, std::max(unit.since, until));
+    unit.waiting = false;
+    unit.waited = 0;
+    if (unit.counted) steps_[unit.step].waits.push_back(static_cast<float>(w));
+  }
+
+  // Queued work of a case that stopped running (a correction requested at
+  // another step) is held: its wait so far is kept and its clock stops now,
+  // to run on when the case runs again.
+  void pause(std::uint32_t u) {
+    Unit& unit = units_[u];
+    unit.waited += arrival_shift_->between(unit.since, std::max(unit.since, now_));
+    unit.since = now_;
+    unit.state = Unit::State::held;
+    cases_[unit.rec].held.push_back(u);
   }
 
   // The working time of staff member `s` on the task now ending that lies in
@@ -1171,7 +1196,10 @@ class Simulator {
     held.swap(cases_[r].held);
     for (std::uint32_t u : held) {
       if (!alive(u, r)) continue;
+      // Its clock runs on (or, for work served while the case waited, a
+      // new wait begins).
       units_[u].since = now_;
+      units_[u].waiting = true;
       enqueue(u);
     }
   }
@@ -1210,11 +1238,10 @@ class Simulator {
         break;
       }
       case Unit::State::queued:
+      case Unit::State::held:
         // It waited until it went (timed out, cancelled): that wait counts,
         // or a step nobody gets to would look like one without waiting.
         record_wait(unit, now_);
-        [[fallthrough]];
-      case Unit::State::held:
         if (unit.counted) ++steps_[unit.step].timed_out;
         unit.state = Unit::State::done;
         break;
@@ -1421,7 +1448,15 @@ void Simulator::observe(const Commit& c) {
     cases_.push_back(std::move(rec));
   }
   const std::uint32_t r = found->second;
+  const bool was_running = cases_[r].status == CaseStatus::running;
   cases_[r].status = c.header.status;
+  if (was_running && c.header.status != CaseStatus::running) {
+    // The case stopped (waiting for the applicant): its queued work stops
+    // waiting for staff now, not when a pool next looks at its queue.
+    for (const auto& [task, u] : cases_[r].open) {
+      if (units_[u].state == Unit::State::queued) pause(u);
+    }
+  }
   for (const Event& e : c.events) {
     CaseRec& rec = cases_[r];
     switch (e.kind) {
@@ -1555,8 +1590,7 @@ void Simulator::observe(const Commit& c) {
     if (cases_[r].status == CaseStatus::running) {
       enqueue(u);
     } else {
-      units_[u].state = Unit::State::held;
-      cases_[r].held.push_back(u);
+      pause(u);
     }
   }
 }
@@ -1813,9 +1847,10 @@ SimulationReport Simulator::report() {
     out.departments.push_back(d);
   }
 
-  // Work still queued at the end has waited until then (and goes on).
-  for (const Unit& u : units_) {
-    if (u.state == Unit::State::queued) record_wait(u, ended_);
+  // Work still queued at the end has waited until then (and goes on); work
+  // held by a case waiting for the applicant, until the case stopped.
+  for (Unit& u : units_) {
+    if (u.state == Unit::State::queued || u.state == Unit::State::held) record_wait(u, ended_);
   }
   // Steps, in flow order of first appearance.
   std::vector<std::uint32_t> order(steps_.size());

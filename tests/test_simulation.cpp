@@ -21,6 +21,7 @@
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using namespace onestop;
 namespace fs = std::filesystem;
@@ -1004,4 +1005,39 @@ TEST_CASE("a step's wait for staff leaves out the time its case waited for the a
     CHECK(b->wait_hours.count == 1);
     CHECK(b->wait_hours.mean == doctest::Approx(3.0));
   }
+}
+
+TEST_CASE("the timeline's overdue cases are those past their time limit, whatever the warning rules say") {
+  // It counted cases from their first red warning on the case: a rule
+  // firing a day before the limit made the case overdue a day early, and
+  // with red rules on steps only it never was, while open_overdue said it
+  // was. One case, Monday 10:00, due Wednesday 10:00 (2 working days),
+  // served for 21 working hours: it ends on Thursday at 10:00.
+  auto run = [&](const char* rules, const char* horizon) {
+    return simulate(parse_scenario(fmt::format(R"(scenario:
+  start: 2025-03-03
+  horizon: {}
+  arrivals: [{{ target: ONE-1, trace: ["2025-03-03T10:00"] }}]
+  defaults: {{ service: 21 h }}
+  staff: [{{ department: counter }}]
+)",
+                                               horizon),
+                                   "late-scenario.yaml"),
+                    catalog_of({data / "late.yaml", data / rules}));
+  };
+  auto overdue = [](const SimulationReport& r) {
+    std::vector<std::size_t> v;
+    for (const auto& p : r.timeline) v.push_back(p.overdue);
+    return v;
+  };
+  const SimulationReport early = run("late-red-early.yaml", "7 days");
+  CHECK(early.red == 1);  // on Tuesday
+  CHECK(early.finished == 1);
+  CHECK(overdue(early) == std::vector<std::size_t>{0, 0, 1, 0, 0, 0, 0, 0});
+  // Stopped on Thursday at midnight, the case open and overdue: the
+  // timeline's last day says what open_overdue says.
+  const SimulationReport steps = run("late-red-step.yaml", "3 days");
+  REQUIRE(steps.targets.size() == 1);
+  CHECK(steps.targets[0].open_overdue == 1);
+  CHECK(overdue(steps) == std::vector<std::size_t>{0, 0, 1, 1});
 }

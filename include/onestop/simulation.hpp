@@ -232,7 +232,7 @@ struct Bottleneck {
 struct TimelinePoint {
   std::string date;   // YYYY-MM-DD local
   std::size_t open = 0;
-  std::size_t overdue = 0;
+  std::size_t overdue = 0;  // open past the promised limit (moved by suspensions), as open_overdue counts
 };
 
 // The result of one run.

@@ -6,6 +6,7 @@
 // through its Store (the same Commit a live store indexes).
 
 #include "common/percentile.hpp"
+#include "core/state.hpp"
 #include "core/timer_index.hpp"
 #include "sim/random.hpp"
 #include "sim/range.hpp"
@@ -122,8 +123,16 @@ struct CaseRec {
   std::uint32_t target = 0;
   Seconds submitted = 0;
   Seconds finished = -1;
-  Seconds overdue_at = -1;
   Seconds timer = -1;
+  // Its promised time limit as of its last commit, which holds until the
+  // next: the due instant (moved by suspensions) and, while the clock is
+  // paused, when it stopped. The spans [from, to) it was open past that
+  // limit are kept for the timeline.
+  bool has_limit = false;
+  Seconds limit_due = 0;
+  Seconds limit_paused = -1;
+  Seconds limit_since = 0;
+  std::vector<std::pair<Seconds, Seconds>> overdue;
   CaseStatus status = CaseStatus::running;
   std::string outcome;
   std::string applicant;
@@ -1252,6 +1261,40 @@ class Simulator {
     free_units_.push_back(u);
   }
 
+  // Overdue as the supervision figures count it (open_overdue, the on-time
+  // rate): open past the case's promised limit, whose due instant a
+  // suspension moves and which stands still while paused; warning rules
+  // play no part. The limit of the case's last commit holds from then to
+  // `to`: the part of that span past it is kept.
+  static void close_limit_span(CaseRec& rec, Seconds to) {
+    if (!rec.has_limit) return;
+    Seconds from = rec.limit_since;
+    if (rec.limit_paused >= 0) {
+      if (rec.limit_paused <= rec.limit_due) return;  // stopped before it ran out
+    } else {
+      from = std::max(from, rec.limit_due + 1);  // overdue once past the due instant
+    }
+    if (from >= to) return;
+    if (!rec.overdue.empty() && rec.overdue.back().second == from) {
+      rec.overdue.back().second = to;
+    } else {
+      rec.overdue.emplace_back(from, to);
+    }
+  }
+
+  // A commit of the case: the span of its limit before it ends here, and
+  // the limit it leaves holds from now (none once the case has finished).
+  void note_limit(CaseRec& rec, const Commit& c) const {
+    close_limit_span(rec, now_);
+    rec.has_limit = false;
+    if (c.finished || c.header.status == CaseStatus::finished || !c.snapshot || !c.snapshot->promised_clock) return;
+    const LimitClock& clock = *c.snapshot->promised_clock;
+    rec.has_limit = true;
+    rec.limit_due = secs(clock.due);
+    rec.limit_paused = clock.paused_at ? secs(*clock.paused_at) : -1;
+    rec.limit_since = now_;
+  }
+
   void push_timer(std::uint32_t r, Seconds t) {
     timers_.push(TimerEntry{t, ++timer_seq_, r});
   }
@@ -1461,9 +1504,7 @@ void Simulator::observe(const Commit& c) {
     CaseRec& rec = cases_[r];
     switch (e.kind) {
       case EventKind::warning: {
-        const bool red = e.to == "red";
-        (red ? rec.red : rec.yellow) += 1;
-        if (red && rec.overdue_at < 0 && e.payload.find("\"scope\":\"case\"") != std::string::npos) rec.overdue_at = secs(e.at);
+        (e.to == "red" ? rec.red : rec.yellow) += 1;
         break;
       }
       case EventKind::escalated: escalations_ += rec.counted ? 1 : 0; break;
@@ -1577,6 +1618,7 @@ void Simulator::observe(const Commit& c) {
     }
     cases_[r].open = std::move(open);
   }
+  note_limit(cases_[r], c);
   const Seconds timer = c.next_timer ? secs(*c.next_timer) : -1;
   if (timer != cases_[r].timer) {
     cases_[r].timer = timer;
@@ -1910,18 +1952,21 @@ SimulationReport Simulator::report() {
   });
   if (out.bottlenecks.size() > 10) out.bottlenecks.resize(10);
 
-  // Open and overdue cases at the end of each day.
-  std::vector<Seconds> submitted, finished, overdue, overdue_finished;
-  for (const CaseRec& rec : cases_) {
+  // Open and overdue cases at the end of each day: overdue past the
+  // promised limit, as open_overdue (see close_limit_span), so the last day
+  // gives the targets' open_overdue.
+  std::vector<Seconds> submitted, finished, overdue, overdue_ended;
+  for (CaseRec& rec : cases_) {
     if (!rec.counted) continue;  // as every other figure: not the warmup's cases
     submitted.push_back(rec.submitted);
     if (rec.finished >= 0) finished.push_back(rec.finished);
-    if (rec.overdue_at >= 0) {
-      overdue.push_back(rec.overdue_at);
-      if (rec.finished >= 0) overdue_finished.push_back(rec.finished);
+    close_limit_span(rec, never);  // a case still open stays as its last commit left it
+    for (const auto& [from, to] : rec.overdue) {
+      overdue.push_back(from);
+      overdue_ended.push_back(to);
     }
   }
-  for (auto* v : {&submitted, &finished, &overdue, &overdue_finished}) std::sort(v->begin(), v->end());
+  for (auto* v : {&submitted, &finished, &overdue, &overdue_ended}) std::sort(v->begin(), v->end());
   auto upto = [](const std::vector<Seconds>& v, Seconds t) {
     return static_cast<std::size_t>(std::upper_bound(v.begin(), v.end(), t) - v.begin());
   };
@@ -1934,7 +1979,7 @@ SimulationReport Simulator::report() {
     TimelinePoint p;
     p.date = calendar_.format_local(instant(at)).substr(0, 10);
     p.open = upto(submitted, at) - upto(finished, at);
-    p.overdue = upto(overdue, at) - upto(overdue_finished, at);
+    p.overdue = upto(overdue, at) - upto(overdue_ended, at);
     out.timeline.push_back(p);
     if (at == ended_) break;
   }

@@ -1041,3 +1041,44 @@ TEST_CASE("the timeline's overdue cases are those past their time limit, whateve
   CHECK(steps.targets[0].open_overdue == 1);
   CHECK(overdue(steps) == std::vector<std::size_t>{0, 0, 1, 1});
 }
+
+TEST_CASE("the KPI totals of correction requests and returns leave the warmup's cases out, as the steps' do") {
+  // They counted the warmup's cases too (escalations and deemed consents
+  // did not): more corrections in the KPI table than in the steps'.
+  const auto catalog = catalog_of({data / "two-step.yaml"});
+  auto run = [&](const char* warmup) {
+    return simulate(parse_scenario(fmt::format(R"(scenario:
+  start: 2025-03-03
+  horizon: 7 days
+  warmup: {}
+  seed: 4
+  arrivals: [{{ target: TWO-1, trace: ["2025-03-03T09:00", "2025-03-03T09:00", "2025-03-03T09:00", "2025-03-03T09:00",
+                                     "2025-03-05T09:00", "2025-03-05T09:00", "2025-03-05T09:00", "2025-03-05T09:00"] }}]
+  defaults: {{ service: 10 min, applicant_delay: 30 min }}
+  steps:
+    - {{ node: accept, correction: 30% }}
+    - {{ node: review, return: 50% }}
+  staff: [{{ department: counter }}, {{ department: office }}]
+)",
+                                               warmup),
+                                   "two-step-scenario.yaml"),
+                    catalog);
+  };
+  auto sum = [](const SimulationReport& r, std::size_t StepFigures::*figure) {
+    std::size_t n = 0;
+    for (const auto& s : r.steps) n += s.*figure;
+    return n;
+  };
+  const SimulationReport all = run("0 s");
+  const SimulationReport measured = run("1 day");
+  // The same draws: the warmup's four cases asked for corrections and were returned.
+  REQUIRE(sum(measured, &StepFigures::corrections) < all.corrections);
+  REQUIRE(sum(measured, &StepFigures::returned) < all.returns);
+  CHECK(all.corrections == sum(all, &StepFigures::corrections));
+  CHECK(all.returns == sum(all, &StepFigures::returned));
+  CHECK(measured.corrections == sum(measured, &StepFigures::corrections));
+  CHECK(measured.returns == sum(measured, &StepFigures::returned));
+  CHECK(measured.returns > 0);
+  // The event count is the simulator's work: the warmup's events too.
+  CHECK(measured.events == all.events);
+}

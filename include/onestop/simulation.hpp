@@ -257,7 +257,11 @@ struct SimulationReport {
   std::size_t deemed_consents = 0;
   std::size_t corrections = 0;
   std::size_t returns = 0;
-  std::uint64_t events = 0;  // simulated events: arrivals, actions, timer firings
+  // Simulated events (arrivals, actions, timer firings) and the actions
+  // among them: every one the run processed, the warmup's included (the
+  // simulator's work, unlike the figures above, which leave the warmup's
+  // cases out).
+  std::uint64_t events = 0;
   std::uint64_t actions = 0;
   std::vector<TargetFigures> targets;   // themes and items applied for, then items inside themes
   std::vector<StepFigures> steps;

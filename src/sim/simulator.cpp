@@ -1166,7 +1166,7 @@ class Simulator {
       }
     }
     if (outcome == o_correction) {
-      ++corrections_;
+      if (after.counted) ++corrections_;  // the KPI totals, like the steps', leave the warmup's cases out
       CaseRec& rec = cases_[r];
       if (after.state == Unit::State::acting) {
         after.state = Unit::State::held;
@@ -1179,7 +1179,7 @@ class Simulator {
       }
       return;
     }
-    if (outcome == o_return) ++returns_;
+    if (outcome == o_return && after.counted) ++returns_;
     if (after.state == Unit::State::acting) after.state = Unit::State::done;  // a countersign place signed
   }
 

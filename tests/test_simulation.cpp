@@ -1082,3 +1082,18 @@ TEST_CASE("the KPI totals of correction requests and returns leave the warmup's 
   // The event count is the simulator's work: the warmup's events too.
   CHECK(measured.events == all.events);
 }
+
+TEST_CASE("a what-if's text lists the warnings of both runs, each marked with its run") {
+  // The JSON and HTML had them; the text had none.
+  SimulationReport a, b;
+  a.scenario = "only long";
+  b.scenario = "fcfs";
+  a.warnings = {"step long/serve has no staff in the scenario: its tasks wait until they time out"};
+  b.warnings = {"first of B", "second of B"};
+  const std::string text = compare_text(a, b);
+  CHECK(text.find("\nwarning: A: step long/serve has no staff in the scenario: its tasks wait until they time out\n"
+                  "warning: B: first of B\nwarning: B: second of B\n") != std::string::npos);
+  CHECK(compare_text(b, b).find("warning: A: first of B\n") != std::string::npos);
+  SimulationReport quiet;
+  CHECK(compare_text(quiet, quiet).find("warning:") == std::string::npos);
+}

@@ -293,6 +293,15 @@ std::string compare_text(const SimulationReport& a, const SimulationReport& b) {
     row(id + " use (%)", da ? std::optional<double>(100 * da->utilisation) : std::nullopt,
         db ? std::optional<double>(100 * db->utilisation) : std::nullopt, "{:.1f}");
   }
+  // Each run's warnings, as its own report lists them, marked with the run.
+  bool any = false;
+  for (const auto& [run, r] : {std::pair{"A", &a}, std::pair{"B", &b}}) {
+    for (const auto& w : r->warnings) {
+      if (!any) o << '\n';
+      any = true;
+      o << "warning: " << run << ": " << w << '\n';
+    }
+  }
   return o.str();
 }
 

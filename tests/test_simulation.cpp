@@ -1097,3 +1097,22 @@ TEST_CASE("a what-if's text lists the warnings of both runs, each marked with it
   SimulationReport quiet;
   CHECK(compare_text(quiet, quiet).find("warning:") == std::string::npos);
 }
+
+TEST_CASE("a user listed in two staff groups is refused where listed again, naming the first line") {
+  // Only a repeat within one group was refused: a user listed in two
+  // groups became two people, serving (and signing) side by side.
+  const std::string e = error_of(R"(scenario:
+  start: 2025-03-03
+  arrivals: [{ target: D-1, rate: 1 }]
+  staff:
+    - { department: d1, role: r1, users: [alice, bob] }
+    - { department: d1, users: [carol, alice] }
+)");
+  CHECK(e.find("bad.yaml:6:40: user 'alice' is already listed in the staff group at line 5, column 43") == 0);
+  CHECK(error_of(R"(scenario:
+  start: 2025-03-03
+  arrivals: [{ target: D-1, rate: 1 }]
+  staff: [{ department: d1, users: [alice, alice] }]
+)")
+            .find("bad.yaml:4:44: user 'alice' is listed twice in this group") == 0);
+}

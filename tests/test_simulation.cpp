@@ -1116,3 +1116,34 @@ TEST_CASE("a user listed in two staff groups is refused where listed again, nami
 )")
             .find("bad.yaml:4:44: user 'alice' is listed twice in this group") == 0);
 }
+
+TEST_CASE("the text report's period gives the working days measured as the JSON does, and where a warmup ends") {
+  // The header rounded them to whole days ("4 working days" where the JSON
+  // said 4.4286) and did not say that a warmup was left out of them.
+  const auto catalog = catalog_of({data / "late.yaml"});
+  auto run = [&](const char* warmup) {
+    return simulate(parse_scenario(fmt::format(R"(scenario:
+  start: 2025-03-03
+  horizon: 108 h
+  warmup: {}
+  arrivals: [{{ target: ONE-1, trace: ["2025-03-04T10:00"] }}]
+  defaults: {{ service: 1 h }}
+  staff: [{{ department: counter }}]
+)",
+                                               warmup),
+                                   "period.yaml"),
+                    catalog);
+  };
+  // Monday to Thursday, 7 working hours a day, and Friday morning's 3.
+  const SimulationReport whole = run("0 s");
+  CHECK(report_text(whole).find("Period: 2025-03-03 to 2025-03-07 (4.43 working days, calendar wk); run ended "
+                                "2025-03-07T12:00\n") != std::string::npos);
+  CHECK(report_json(whole).find("\"horizon_working_days\": 4.4286") != std::string::npos);
+  CHECK(report_json(whole).find("measured_from") == std::string::npos);
+  const SimulationReport warm = run("1 day");
+  CHECK(report_text(warm).find("Period: 2025-03-03 to 2025-03-07, measured from 2025-03-04T00:00 after the warmup "
+                               "(3.43 working days, calendar wk)") != std::string::npos);
+  CHECK(report_json(warm).find("\"measured_from\": \"2025-03-04T00:00:00+08:00\"") != std::string::npos);
+  CHECK(report_html(warm, *catalog).find("measured from 2025-03-04T00:00 after the warmup (3.43 working days)") !=
+        std::string::npos);
+}

@@ -243,7 +243,8 @@ struct SimulationReport {
   std::string start;    // local ISO dates
   std::string horizon_end;
   std::string ended;    // when the run stopped (local ISO time)
-  double horizon_working_days = 0;
+  std::string measured_from;  // with a warmup, when the period measured starts (local ISO time); else empty
+  double horizon_working_days = 0;  // working days of the period measured: from the warmup's end, if any, to the horizon
   std::size_t arrived = 0;
   std::size_t refused = 0;
   std::size_t finished = 0;

@@ -35,6 +35,7 @@ json to_json(const SimulationReport& r) {
   j["start"] = r.start;
   j["horizon_end"] = r.horizon_end;
   j["ended"] = r.ended;
+  if (!r.measured_from.empty()) j["measured_from"] = r.measured_from;  // after a warmup
   j["horizon_working_days"] = r4(r.horizon_working_days);
   json k;
   k["arrived"] = r.arrived;
@@ -135,6 +136,12 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+// ", measured from ... after the warmup" when the run had one (its figures
+// leave the warmup out), else nothing.
+std::string measured_text(const SimulationReport& r) {
+  return r.measured_from.empty() ? std::string() : fmt::format(", measured from {} after the warmup", r.measured_from.substr(0, 16));
+}
+
 }  // namespace
 
 std::string report_json(const SimulationReport& report) { return to_json(report).dump(2) + "\n"; }
@@ -142,8 +149,8 @@ std::string report_json(const SimulationReport& report) { return to_json(report)
 std::string report_text(const SimulationReport& r) {
   std::ostringstream o;
   o << fmt::format("Simulation: {} (seed {})\n", r.scenario.empty() ? "scenario" : r.scenario, r.seed);
-  o << fmt::format("Period: {} to {} ({:.0f} working days, calendar {}); run ended {}\n\n", r.start, r.horizon_end.substr(0, 10),
-                   r.horizon_working_days, r.calendar, r.ended.substr(0, 16));
+  o << fmt::format("Period: {} to {}{} ({:.2f} working days, calendar {}); run ended {}\n\n", r.start,
+                   r.horizon_end.substr(0, 10), measured_text(r), r.horizon_working_days, r.calendar, r.ended.substr(0, 16));
   o << "KPI                                 value\n";
   o << "----------------------------------  ------------\n";
   auto row = [&](const std::string& k, const std::string& v) { o << fmt::format("{:<34}  {:>12}\n", k, v); };

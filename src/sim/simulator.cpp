@@ -1778,6 +1778,7 @@ SimulationReport Simulator::report() {
   out.start = calendar_.format_local(instant(start_)).substr(0, 10);
   out.horizon_end = calendar_.format_local(instant(end_));
   out.ended = calendar_.format_local(instant(ended_));
+  if (measured_from_ > start_) out.measured_from = calendar_.format_local(instant(measured_from_));
   out.horizon_working_days = static_cast<double>(calendar_.working_time(instant(measured_from_), instant(end_)).count()) / day_length_;
   out.events = events_count_;
   out.actions = actions_;

@@ -971,6 +971,14 @@ TEST_CASE("a what-if lists the departments and targets of either run") {
   CHECK(text.find("counter staff                                 2            0           -2") != std::string::npos);
   CHECK(text.find("ONLY-B mean days                              -         2.50            -") != std::string::npos);
   CHECK(text.find("on-time rate (%)                              -            -            -") != std::string::npos);
+  // A department a run lists with no staff (a group of count 0) has no use
+  // either, not 0.0 %.
+  SimulationReport none = a;
+  none.departments.front().staff = 0;
+  none.departments.front().utilisation = 0;
+  const std::string unstaffed = compare_text(none, b);
+  CHECK(unstaffed.find("counter staff                                 0            0           +0") != std::string::npos);
+  CHECK(unstaffed.find("counter use (%)                               -            -            -") != std::string::npos);
 }
 
 TEST_CASE("a step's wait for staff leaves out the time its case waited for the applicant, looked at or not") {

@@ -295,10 +295,13 @@ std::string compare_text(const SimulationReport& a, const SimulationReport& b) {
   for (const auto& id : departments) {
     const DepartmentFigures* da = dep(a, id);
     const DepartmentFigures* db = dep(b, id);
-    // A department one run does not staff has no staff there, and no use.
+    // A department one run does not staff has no staff there, and no use:
+    // whether it lists no group or a group of none (count: 0).
+    auto use = [](const DepartmentFigures* d) {
+      return d && d->staff > 0 ? std::optional<double>(100 * d->utilisation) : std::nullopt;
+    };
     row(id + " staff", static_cast<double>(da ? da->staff : 0), static_cast<double>(db ? db->staff : 0), "{:.0f}");
-    row(id + " use (%)", da ? std::optional<double>(100 * da->utilisation) : std::nullopt,
-        db ? std::optional<double>(100 * db->utilisation) : std::nullopt, "{:.1f}");
+    row(id + " use (%)", use(da), use(db), "{:.1f}");
   }
   // Each run's warnings, as its own report lists them, marked with the run.
   bool any = false;

@@ -21,6 +21,7 @@
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using namespace onestop;
 namespace fs = std::filesystem;
@@ -970,4 +971,187 @@ TEST_CASE("a what-if lists the departments and targets of either run") {
   CHECK(text.find("counter staff                                 2            0           -2") != std::string::npos);
   CHECK(text.find("ONLY-B mean days                              -         2.50            -") != std::string::npos);
   CHECK(text.find("on-time rate (%)                              -            -            -") != std::string::npos);
+  // A department a run lists with no staff (a group of count 0) has no use
+  // either, not 0.0 %.
+  SimulationReport none = a;
+  none.departments.front().staff = 0;
+  none.departments.front().utilisation = 0;
+  const std::string unstaffed = compare_text(none, b);
+  CHECK(unstaffed.find("counter staff                                 0            0           +0") != std::string::npos);
+  CHECK(unstaffed.find("counter use (%)                               -            -            -") != std::string::npos);
+}
+
+TEST_CASE("a step's wait for staff leaves out the time its case waited for the applicant, looked at or not") {
+  // The case arrives on Monday at 10:00; step a is served 10:00-11:00 and
+  // asks for a correction; the applicant answers at 13:00; step b's one
+  // clerk comes on duty at 15:00. b was queued while the case ran from
+  // 10:00 to 11:00 and from 13:00 to 15:00: 3 working hours. Its wait was
+  // 4 h (the suspension counted) when nobody looked at b's queue during
+  // the suspension, and 2 h (the wait before it lost) when its clerk also
+  // came on duty at 12:00 for half an hour.
+  const auto catalog = catalog_of({data / "parallel.yaml"});
+  for (const char* hours : {R"("15:00-17:00")", R"("12:00-12:30", "15:00-17:00")"}) {
+    CAPTURE(hours);
+    const SimulationReport r = simulate(parse_scenario(fmt::format(R"(scenario:
+  start: 2025-03-03
+  horizon: 7 days
+  seed: 9
+  arrivals: [{{ target: PAR-1, trace: ["2025-03-03T10:00"] }}]
+  defaults: {{ service: 1 h, applicant_delay: 2 h }}
+  steps: [{{ node: a, correction: 50% }}]
+  staff: [{{ department: da }}, {{ department: db, hours: [{}] }}]
+)",
+                                                                   hours),
+                                                       "parallel-scenario.yaml"),
+                                        catalog);
+    const StepFigures* a = step(r, "par", "a");
+    const StepFigures* b = step(r, "par", "b");
+    REQUIRE(a != nullptr);
+    REQUIRE(b != nullptr);
+    REQUIRE(a->corrections == 1);  // the seed's draws: one correction, then approval
+    CHECK(r.finished == 1);
+    CHECK(b->wait_hours.count == 1);
+    CHECK(b->wait_hours.mean == doctest::Approx(3.0));
+  }
+}
+
+TEST_CASE("the timeline's overdue cases are those past their time limit, whatever the warning rules say") {
+  // It counted cases from their first red warning on the case: a rule
+  // firing a day before the limit made the case overdue a day early, and
+  // with red rules on steps only it never was, while open_overdue said it
+  // was. One case, Monday 10:00, due Wednesday 10:00 (2 working days),
+  // served for 21 working hours: it ends on Thursday at 10:00.
+  auto run = [&](const char* rules, const char* horizon) {
+    return simulate(parse_scenario(fmt::format(R"(scenario:
+  start: 2025-03-03
+  horizon: {}
+  arrivals: [{{ target: ONE-1, trace: ["2025-03-03T10:00"] }}]
+  defaults: {{ service: 21 h }}
+  staff: [{{ department: counter }}]
+)",
+                                               horizon),
+                                   "late-scenario.yaml"),
+                    catalog_of({data / "late.yaml", data / rules}));
+  };
+  auto overdue = [](const SimulationReport& r) {
+    std::vector<std::size_t> v;
+    for (const auto& p : r.timeline) v.push_back(p.overdue);
+    return v;
+  };
+  const SimulationReport early = run("late-red-early.yaml", "7 days");
+  CHECK(early.red == 1);  // on Tuesday
+  CHECK(early.finished == 1);
+  CHECK(overdue(early) == std::vector<std::size_t>{0, 0, 1, 0, 0, 0, 0, 0});
+  // Stopped on Thursday at midnight, the case open and overdue: the
+  // timeline's last day says what open_overdue says.
+  const SimulationReport steps = run("late-red-step.yaml", "3 days");
+  REQUIRE(steps.targets.size() == 1);
+  CHECK(steps.targets[0].open_overdue == 1);
+  CHECK(overdue(steps) == std::vector<std::size_t>{0, 0, 1, 1});
+}
+
+TEST_CASE("the KPI totals of correction requests and returns leave the warmup's cases out, as the steps' do") {
+  // They counted the warmup's cases too (escalations and deemed consents
+  // did not): more corrections in the KPI table than in the steps'.
+  const auto catalog = catalog_of({data / "two-step.yaml"});
+  auto run = [&](const char* warmup) {
+    return simulate(parse_scenario(fmt::format(R"(scenario:
+  start: 2025-03-03
+  horizon: 7 days
+  warmup: {}
+  seed: 4
+  arrivals: [{{ target: TWO-1, trace: ["2025-03-03T09:00", "2025-03-03T09:00", "2025-03-03T09:00", "2025-03-03T09:00",
+                                     "2025-03-05T09:00", "2025-03-05T09:00", "2025-03-05T09:00", "2025-03-05T09:00"] }}]
+  defaults: {{ service: 10 min, applicant_delay: 30 min }}
+  steps:
+    - {{ node: accept, correction: 30% }}
+    - {{ node: review, return: 50% }}
+  staff: [{{ department: counter }}, {{ department: office }}]
+)",
+                                               warmup),
+                                   "two-step-scenario.yaml"),
+                    catalog);
+  };
+  auto sum = [](const SimulationReport& r, std::size_t StepFigures::*figure) {
+    std::size_t n = 0;
+    for (const auto& s : r.steps) n += s.*figure;
+    return n;
+  };
+  const SimulationReport all = run("0 s");
+  const SimulationReport measured = run("1 day");
+  // The same draws: the warmup's four cases asked for corrections and were returned.
+  REQUIRE(sum(measured, &StepFigures::corrections) < all.corrections);
+  REQUIRE(sum(measured, &StepFigures::returned) < all.returns);
+  CHECK(all.corrections == sum(all, &StepFigures::corrections));
+  CHECK(all.returns == sum(all, &StepFigures::returned));
+  CHECK(measured.corrections == sum(measured, &StepFigures::corrections));
+  CHECK(measured.returns == sum(measured, &StepFigures::returned));
+  CHECK(measured.returns > 0);
+  // The event count is the simulator's work: the warmup's events too.
+  CHECK(measured.events == all.events);
+}
+
+TEST_CASE("a what-if's text lists the warnings of both runs, each marked with its run") {
+  // The JSON and HTML had them; the text had none.
+  SimulationReport a, b;
+  a.scenario = "only long";
+  b.scenario = "fcfs";
+  a.warnings = {"step long/serve has no staff in the scenario: its tasks wait until they time out"};
+  b.warnings = {"first of B", "second of B"};
+  const std::string text = compare_text(a, b);
+  CHECK(text.find("\nwarning: A: step long/serve has no staff in the scenario: its tasks wait until they time out\n"
+                  "warning: B: first of B\nwarning: B: second of B\n") != std::string::npos);
+  CHECK(compare_text(b, b).find("warning: A: first of B\n") != std::string::npos);
+  SimulationReport quiet;
+  CHECK(compare_text(quiet, quiet).find("warning:") == std::string::npos);
+}
+
+TEST_CASE("a user listed in two staff groups is refused where listed again, naming the first line") {
+  // Only a repeat within one group was refused: a user listed in two
+  // groups became two people, serving (and signing) side by side.
+  const std::string e = error_of(R"(scenario:
+  start: 2025-03-03
+  arrivals: [{ target: D-1, rate: 1 }]
+  staff:
+    - { department: d1, role: r1, users: [alice, bob] }
+    - { department: d1, users: [carol, alice] }
+)");
+  CHECK(e.find("bad.yaml:6:40: user 'alice' is already listed in the staff group at line 5, column 43") == 0);
+  CHECK(error_of(R"(scenario:
+  start: 2025-03-03
+  arrivals: [{ target: D-1, rate: 1 }]
+  staff: [{ department: d1, users: [alice, alice] }]
+)")
+            .find("bad.yaml:4:44: user 'alice' is listed twice in this group") == 0);
+}
+
+TEST_CASE("the text report's period gives the working days measured as the JSON does, and where a warmup ends") {
+  // The header rounded them to whole days ("4 working days" where the JSON
+  // said 4.4286) and did not say that a warmup was left out of them.
+  const auto catalog = catalog_of({data / "late.yaml"});
+  auto run = [&](const char* warmup) {
+    return simulate(parse_scenario(fmt::format(R"(scenario:
+  start: 2025-03-03
+  horizon: 108 h
+  warmup: {}
+  arrivals: [{{ target: ONE-1, trace: ["2025-03-04T10:00"] }}]
+  defaults: {{ service: 1 h }}
+  staff: [{{ department: counter }}]
+)",
+                                               warmup),
+                                   "period.yaml"),
+                    catalog);
+  };
+  // Monday to Thursday, 7 working hours a day, and Friday morning's 3.
+  const SimulationReport whole = run("0 s");
+  CHECK(report_text(whole).find("Period: 2025-03-03 to 2025-03-07 (4.43 working days, calendar wk); run ended "
+                                "2025-03-07T12:00\n") != std::string::npos);
+  CHECK(report_json(whole).find("\"horizon_working_days\": 4.4286") != std::string::npos);
+  CHECK(report_json(whole).find("measured_from") == std::string::npos);
+  const SimulationReport warm = run("1 day");
+  CHECK(report_text(warm).find("Period: 2025-03-03 to 2025-03-07, measured from 2025-03-04T00:00 after the warmup "
+                               "(3.43 working days, calendar wk)") != std::string::npos);
+  CHECK(report_json(warm).find("\"measured_from\": \"2025-03-04T00:00:00+08:00\"") != std::string::npos);
+  CHECK(report_html(warm, *catalog).find("measured from 2025-03-04T00:00 after the warmup (3.43 working days)") !=
+        std::string::npos);
 }

@@ -232,7 +232,7 @@ struct Bottleneck {
 struct TimelinePoint {
   std::string date;   // YYYY-MM-DD local
   std::size_t open = 0;
-  std::size_t overdue = 0;
+  std::size_t overdue = 0;  // open past the promised limit (moved by suspensions), as open_overdue counts
 };
 
 // The result of one run.
@@ -243,7 +243,8 @@ struct SimulationReport {
   std::string start;    // local ISO dates
   std::string horizon_end;
   std::string ended;    // when the run stopped (local ISO time)
-  double horizon_working_days = 0;
+  std::string measured_from;  // with a warmup, when the period measured starts (local ISO time); else empty
+  double horizon_working_days = 0;  // working days of the period measured: from the warmup's end, if any, to the horizon
   std::size_t arrived = 0;
   std::size_t refused = 0;
   std::size_t finished = 0;
@@ -257,7 +258,11 @@ struct SimulationReport {
   std::size_t deemed_consents = 0;
   std::size_t corrections = 0;
   std::size_t returns = 0;
-  std::uint64_t events = 0;  // simulated events: arrivals, actions, timer firings
+  // Simulated events (arrivals, actions, timer firings) and the actions
+  // among them: every one the run processed, the warmup's included (the
+  // simulator's work, unlike the figures above, which leave the warmup's
+  // cases out).
+  std::uint64_t events = 0;
   std::uint64_t actions = 0;
   std::vector<TargetFigures> targets;   // themes and items applied for, then items inside themes
   std::vector<StepFigures> steps;

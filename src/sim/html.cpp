@@ -307,8 +307,11 @@ std::string report_html(const SimulationReport& r, const Catalog& catalog, const
   o << R"(<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs></svg>)"
     << "\n";
   o << "<h1>Simulation report: " << esc(r.scenario) << "</h1>\n";
-  o << fmt::format("<p>Seed {}, calendar {}, from {} to {} ({:.0f} working days); the run ended {}.</p>\n", r.seed, esc(r.calendar),
-                   esc(r.start), esc(r.horizon_end.substr(0, 10)), r.horizon_working_days, esc(r.ended.substr(0, 16)));
+  o << fmt::format("<p>Seed {}, calendar {}, from {} to {}{} ({:.2f} working days); the run ended {}.</p>\n", r.seed,
+                   esc(r.calendar), esc(r.start), esc(r.horizon_end.substr(0, 10)),
+                   r.measured_from.empty() ? std::string()
+                                           : ", measured from " + esc(r.measured_from.substr(0, 16)) + " after the warmup",
+                   r.horizon_working_days, esc(r.ended.substr(0, 16)));
   o << "<h2>Key figures</h2>\n<table><tr><th>KPI</th><th>" << (other ? "A: " + esc(r.scenario) : std::string("value")) << "</th>";
   if (other) o << "<th>B: " << esc(other->scenario) << "</th>";
   o << "</tr>\n";

@@ -35,6 +35,7 @@ json to_json(const SimulationReport& r) {
   j["start"] = r.start;
   j["horizon_end"] = r.horizon_end;
   j["ended"] = r.ended;
+  if (!r.measured_from.empty()) j["measured_from"] = r.measured_from;  // after a warmup
   j["horizon_working_days"] = r4(r.horizon_working_days);
   json k;
   k["arrived"] = r.arrived;
@@ -135,6 +136,12 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+// ", measured from ... after the warmup" when the run had one (its figures
+// leave the warmup out), else nothing.
+std::string measured_text(const SimulationReport& r) {
+  return r.measured_from.empty() ? std::string() : fmt::format(", measured from {} after the warmup", r.measured_from.substr(0, 16));
+}
+
 }  // namespace
 
 std::string report_json(const SimulationReport& report) { return to_json(report).dump(2) + "\n"; }
@@ -142,8 +149,8 @@ std::string report_json(const SimulationReport& report) { return to_json(report)
 std::string report_text(const SimulationReport& r) {
   std::ostringstream o;
   o << fmt::format("Simulation: {} (seed {})\n", r.scenario.empty() ? "scenario" : r.scenario, r.seed);
-  o << fmt::format("Period: {} to {} ({:.0f} working days, calendar {}); run ended {}\n\n", r.start, r.horizon_end.substr(0, 10),
-                   r.horizon_working_days, r.calendar, r.ended.substr(0, 16));
+  o << fmt::format("Period: {} to {}{} ({:.2f} working days, calendar {}); run ended {}\n\n", r.start,
+                   r.horizon_end.substr(0, 10), measured_text(r), r.horizon_working_days, r.calendar, r.ended.substr(0, 16));
   o << "KPI                                 value\n";
   o << "----------------------------------  ------------\n";
   auto row = [&](const std::string& k, const std::string& v) { o << fmt::format("{:<34}  {:>12}\n", k, v); };
@@ -288,10 +295,22 @@ std::string compare_text(const SimulationReport& a, const SimulationReport& b) {
   for (const auto& id : departments) {
     const DepartmentFigures* da = dep(a, id);
     const DepartmentFigures* db = dep(b, id);
-    // A department one run does not staff has no staff there, and no use.
+    // A department one run does not staff has no staff there, and no use:
+    // whether it lists no group or a group of none (count: 0).
+    auto use = [](const DepartmentFigures* d) {
+      return d && d->staff > 0 ? std::optional<double>(100 * d->utilisation) : std::nullopt;
+    };
     row(id + " staff", static_cast<double>(da ? da->staff : 0), static_cast<double>(db ? db->staff : 0), "{:.0f}");
-    row(id + " use (%)", da ? std::optional<double>(100 * da->utilisation) : std::nullopt,
-        db ? std::optional<double>(100 * db->utilisation) : std::nullopt, "{:.1f}");
+    row(id + " use (%)", use(da), use(db), "{:.1f}");
+  }
+  // Each run's warnings, as its own report lists them, marked with the run.
+  bool any = false;
+  for (const auto& [run, r] : {std::pair{"A", &a}, std::pair{"B", &b}}) {
+    for (const auto& w : r->warnings) {
+      if (!any) o << '\n';
+      any = true;
+      o << "warning: " << run << ": " << w << '\n';
+    }
   }
   return o.str();
 }

@@ -15,6 +15,7 @@
 #include <charconv>
 #include <cmath>
 #include <initializer_list>
+#include <map>
 
 namespace onestop {
 
@@ -366,7 +367,9 @@ class Reader {
     return out;
   }
 
-  StaffGroup staff(const Node* n) const {
+  // `listed`: the users of the groups read before, with where each was
+  // listed (a user is one person: in two groups they would be two).
+  StaffGroup staff(const Node* n, std::map<std::string, const Node*>& listed) const {
     expect_keys(n, "a staff group", {"department", "role", "count", "users", "hours", "every_day"});
     StaffGroup g;
     g.where = where(n);
@@ -381,7 +384,13 @@ class Reader {
         if (std::count(g.users.begin(), g.users.end(), g.users.back()) > 1) {
           fail(u, fmt::format("user '{}' is listed twice in this group", g.users.back()));
         }
+        if (const auto first = listed.find(g.users.back()); first != listed.end()) {
+          fail(u, fmt::format("user '{}' is already listed in the staff group at line {}, column {}: a user is one "
+                              "person, and a second listing would add a second one (list each user in one group)",
+                              g.users.back(), first->second->line, first->second->column));
+        }
       }
+      for (std::size_t i = 0; i < g.users.size(); ++i) listed.emplace(g.users[i], v->children[i]);
       g.count = static_cast<int>(g.users.size());
     }
     if (const Node* v = n->get("count")) {
@@ -514,7 +523,8 @@ class Reader {
     }
     const Node* staff_node = n->get("staff");
     if (staff_node == nullptr || !staff_node->is_sequence()) fail(staff_node ? staff_node : n, "scenario needs 'staff', a list of staff groups");
-    for (const Node* x : staff_node->children) s.staff.push_back(staff(x));
+    std::map<std::string, const Node*> users;
+    for (const Node* x : staff_node->children) s.staff.push_back(staff(x, users));
     if (const Node* v = n->get("handlers")) {
       if (!v->is_mapping()) fail(v, "handlers must map a handler name to the probability that it approves");
       for (std::size_t i = 0; i < v->children.size(); i += 2) {

@@ -6,6 +6,7 @@
 // through its Store (the same Commit a live store indexes).
 
 #include "common/percentile.hpp"
+#include "core/state.hpp"
 #include "core/timer_index.hpp"
 #include "sim/random.hpp"
 #include "sim/range.hpp"
@@ -106,7 +107,12 @@ struct Unit {
   std::uint32_t staff = none;
   std::uint32_t enq = 0;  // bumps each time it is queued; older queue entries are stale
   std::string slot;       // countersign place ("role:x", ...), empty for tasks
-  Seconds since = 0;      // available since
+  // Its wait for staff: the clock runs while it is queued and its case is
+  // running, and stands still while the case waits for the applicant. A
+  // wait starts when the work appears or is queued again after service.
+  Seconds since = 0;      // queued (its clock running) since
+  Seconds waited = 0;     // working time waited before its case's suspensions, this wait
+  bool waiting = true;    // a wait is going on that is not recorded yet
   Seconds due = never;
   bool counted = true;    // its case is inside the measured window
   enum class State : std::uint8_t { queued, serving, acting, held, done } state = State::queued;
@@ -117,8 +123,16 @@ struct CaseRec {
   std::uint32_t target = 0;
   Seconds submitted = 0;
   Seconds finished = -1;
-  Seconds overdue_at = -1;
   Seconds timer = -1;
+  // Its promised time limit as of its last commit, which holds until the
+  // next: the due instant (moved by suspensions) and, while the clock is
+  // paused, when it stopped. The spans [from, to) it was open past that
+  // limit are kept for the timeline.
+  bool has_limit = false;
+  Seconds limit_due = 0;
+  Seconds limit_paused = -1;
+  Seconds limit_since = 0;
+  std::vector<std::pair<Seconds, Seconds>> overdue;
   CaseStatus status = CaseStatus::running;
   std::string outcome;
   std::string applicant;
@@ -946,8 +960,9 @@ class Simulator {
       if (unit.state != Unit::State::queued || unit.enq != e.enq) continue;
       CaseRec& rec = cases_[unit.rec];
       if (rec.status != CaseStatus::running) {
-        unit.state = Unit::State::held;
-        rec.held.push_back(e.unit);
+        // Held when its case stopped running (observe); should one slip
+        // through, it is held from now.
+        pause(e.unit);
         continue;
       }
       // A countersign task is signed once per person: a member who signed
@@ -987,9 +1002,9 @@ class Simulator {
     Staff& st = staff_[s];
     Unit& unit = units_[u];
     Step& step = steps_[unit.step];
+    record_wait(unit, now_);
     unit.state = Unit::State::serving;
     unit.staff = s;
-    record_wait(unit, now_);
     const Seconds work = whole_seconds(r_service_.sample(step.service));
     st.unit = u;
     st.started = now_;
@@ -998,12 +1013,31 @@ class Simulator {
     schedule(pools_[st.pool].shift.add(now_, work), Ev::service_done, s, st.gen);
   }
 
-  // A piece of work's wait for staff, from when it was available to `until`
-  // (service began, it went unserved, the run ended), in the calendar's
-  // working time (a task created at closing time has not waited all
-  // night); only work of cases inside the measured window counts.
-  void record_wait(const Unit& unit, Seconds until) {
-    if (unit.counted) steps_[unit.step].waits.push_back(static_cast<float>(arrival_shift_->between(unit.since, std::max(unit.since, until))));
+  // A piece of work's wait for staff, recorded when it ends (service began,
+  // it went unserved, the run ended at `until`): the time it was queued
+  // while its case was running, in the calendar's working time (a task
+  // created at closing time has not waited all night). The time its case
+  // waited for the applicant is left out, whether or not anyone looked at
+  // the queue meanwhile. Only work of cases inside the measured window
+  // counts.
+  void record_wait(Unit& unit, Seconds until) {
+    if (!unit.waiting) return;  // held after its service: its wait was recorded then
+    Seconds w = unit.waited;
+    if (unit.state == Unit::State::queued) w += arrival_shift_->between(unit.since, std::max(unit.since, until));
+    unit.waiting = false;
+    unit.waited = 0;
+    if (unit.counted) steps_[unit.step].waits.push_back(static_cast<float>(w));
+  }
+
+  // Queued work of a case that stopped running (a correction requested at
+  // another step) is held: its wait so far is kept and its clock stops now,
+  // to run on when the case runs again.
+  void pause(std::uint32_t u) {
+    Unit& unit = units_[u];
+    unit.waited += arrival_shift_->between(unit.since, std::max(unit.since, now_));
+    unit.since = now_;
+    unit.state = Unit::State::held;
+    cases_[unit.rec].held.push_back(u);
   }
 
   // The working time of staff member `s` on the task now ending that lies in
@@ -1132,7 +1166,7 @@ class Simulator {
       }
     }
     if (outcome == o_correction) {
-      ++corrections_;
+      if (after.counted) ++corrections_;  // the KPI totals, like the steps', leave the warmup's cases out
       CaseRec& rec = cases_[r];
       if (after.state == Unit::State::acting) {
         after.state = Unit::State::held;
@@ -1145,7 +1179,7 @@ class Simulator {
       }
       return;
     }
-    if (outcome == o_return) ++returns_;
+    if (outcome == o_return && after.counted) ++returns_;
     if (after.state == Unit::State::acting) after.state = Unit::State::done;  // a countersign place signed
   }
 
@@ -1171,7 +1205,10 @@ class Simulator {
     held.swap(cases_[r].held);
     for (std::uint32_t u : held) {
       if (!alive(u, r)) continue;
+      // Its clock runs on (or, for work served while the case waited, a
+      // new wait begins).
       units_[u].since = now_;
+      units_[u].waiting = true;
       enqueue(u);
     }
   }
@@ -1210,11 +1247,10 @@ class Simulator {
         break;
       }
       case Unit::State::queued:
+      case Unit::State::held:
         // It waited until it went (timed out, cancelled): that wait counts,
         // or a step nobody gets to would look like one without waiting.
         record_wait(unit, now_);
-        [[fallthrough]];
-      case Unit::State::held:
         if (unit.counted) ++steps_[unit.step].timed_out;
         unit.state = Unit::State::done;
         break;
@@ -1223,6 +1259,40 @@ class Simulator {
     if (!unit.slot.empty()) signing_.erase({unit.case_id, unit.task});  // the task is gone for all its places
     ++unit.enq;
     free_units_.push_back(u);
+  }
+
+  // Overdue as the supervision figures count it (open_overdue, the on-time
+  // rate): open past the case's promised limit, whose due instant a
+  // suspension moves and which stands still while paused; warning rules
+  // play no part. The limit of the case's last commit holds from then to
+  // `to`: the part of that span past it is kept.
+  static void close_limit_span(CaseRec& rec, Seconds to) {
+    if (!rec.has_limit) return;
+    Seconds from = rec.limit_since;
+    if (rec.limit_paused >= 0) {
+      if (rec.limit_paused <= rec.limit_due) return;  // stopped before it ran out
+    } else {
+      from = std::max(from, rec.limit_due + 1);  // overdue once past the due instant
+    }
+    if (from >= to) return;
+    if (!rec.overdue.empty() && rec.overdue.back().second == from) {
+      rec.overdue.back().second = to;
+    } else {
+      rec.overdue.emplace_back(from, to);
+    }
+  }
+
+  // A commit of the case: the span of its limit before it ends here, and
+  // the limit it leaves holds from now (none once the case has finished).
+  void note_limit(CaseRec& rec, const Commit& c) const {
+    close_limit_span(rec, now_);
+    rec.has_limit = false;
+    if (c.finished || c.header.status == CaseStatus::finished || !c.snapshot || !c.snapshot->promised_clock) return;
+    const LimitClock& clock = *c.snapshot->promised_clock;
+    rec.has_limit = true;
+    rec.limit_due = secs(clock.due);
+    rec.limit_paused = clock.paused_at ? secs(*clock.paused_at) : -1;
+    rec.limit_since = now_;
   }
 
   void push_timer(std::uint32_t r, Seconds t) {
@@ -1421,14 +1491,20 @@ void Simulator::observe(const Commit& c) {
     cases_.push_back(std::move(rec));
   }
   const std::uint32_t r = found->second;
+  const bool was_running = cases_[r].status == CaseStatus::running;
   cases_[r].status = c.header.status;
+  if (was_running && c.header.status != CaseStatus::running) {
+    // The case stopped (waiting for the applicant): its queued work stops
+    // waiting for staff now, not when a pool next looks at its queue.
+    for (const auto& [task, u] : cases_[r].open) {
+      if (units_[u].state == Unit::State::queued) pause(u);
+    }
+  }
   for (const Event& e : c.events) {
     CaseRec& rec = cases_[r];
     switch (e.kind) {
       case EventKind::warning: {
-        const bool red = e.to == "red";
-        (red ? rec.red : rec.yellow) += 1;
-        if (red && rec.overdue_at < 0 && e.payload.find("\"scope\":\"case\"") != std::string::npos) rec.overdue_at = secs(e.at);
+        (e.to == "red" ? rec.red : rec.yellow) += 1;
         break;
       }
       case EventKind::escalated: escalations_ += rec.counted ? 1 : 0; break;
@@ -1542,6 +1618,7 @@ void Simulator::observe(const Commit& c) {
     }
     cases_[r].open = std::move(open);
   }
+  note_limit(cases_[r], c);
   const Seconds timer = c.next_timer ? secs(*c.next_timer) : -1;
   if (timer != cases_[r].timer) {
     cases_[r].timer = timer;
@@ -1555,8 +1632,7 @@ void Simulator::observe(const Commit& c) {
     if (cases_[r].status == CaseStatus::running) {
       enqueue(u);
     } else {
-      units_[u].state = Unit::State::held;
-      cases_[r].held.push_back(u);
+      pause(u);
     }
   }
 }
@@ -1702,6 +1778,7 @@ SimulationReport Simulator::report() {
   out.start = calendar_.format_local(instant(start_)).substr(0, 10);
   out.horizon_end = calendar_.format_local(instant(end_));
   out.ended = calendar_.format_local(instant(ended_));
+  if (measured_from_ > start_) out.measured_from = calendar_.format_local(instant(measured_from_));
   out.horizon_working_days = static_cast<double>(calendar_.working_time(instant(measured_from_), instant(end_)).count()) / day_length_;
   out.events = events_count_;
   out.actions = actions_;
@@ -1813,9 +1890,10 @@ SimulationReport Simulator::report() {
     out.departments.push_back(d);
   }
 
-  // Work still queued at the end has waited until then (and goes on).
-  for (const Unit& u : units_) {
-    if (u.state == Unit::State::queued) record_wait(u, ended_);
+  // Work still queued at the end has waited until then (and goes on); work
+  // held by a case waiting for the applicant, until the case stopped.
+  for (Unit& u : units_) {
+    if (u.state == Unit::State::queued || u.state == Unit::State::held) record_wait(u, ended_);
   }
   // Steps, in flow order of first appearance.
   std::vector<std::uint32_t> order(steps_.size());
@@ -1875,18 +1953,21 @@ SimulationReport Simulator::report() {
   });
   if (out.bottlenecks.size() > 10) out.bottlenecks.resize(10);
 
-  // Open and overdue cases at the end of each day.
-  std::vector<Seconds> submitted, finished, overdue, overdue_finished;
-  for (const CaseRec& rec : cases_) {
+  // Open and overdue cases at the end of each day: overdue past the
+  // promised limit, as open_overdue (see close_limit_span), so the last day
+  // gives the targets' open_overdue.
+  std::vector<Seconds> submitted, finished, overdue, overdue_ended;
+  for (CaseRec& rec : cases_) {
     if (!rec.counted) continue;  // as every other figure: not the warmup's cases
     submitted.push_back(rec.submitted);
     if (rec.finished >= 0) finished.push_back(rec.finished);
-    if (rec.overdue_at >= 0) {
-      overdue.push_back(rec.overdue_at);
-      if (rec.finished >= 0) overdue_finished.push_back(rec.finished);
+    close_limit_span(rec, never);  // a case still open stays as its last commit left it
+    for (const auto& [from, to] : rec.overdue) {
+      overdue.push_back(from);
+      overdue_ended.push_back(to);
     }
   }
-  for (auto* v : {&submitted, &finished, &overdue, &overdue_finished}) std::sort(v->begin(), v->end());
+  for (auto* v : {&submitted, &finished, &overdue, &overdue_ended}) std::sort(v->begin(), v->end());
   auto upto = [](const std::vector<Seconds>& v, Seconds t) {
     return static_cast<std::size_t>(std::upper_bound(v.begin(), v.end(), t) - v.begin());
   };
@@ -1899,7 +1980,7 @@ SimulationReport Simulator::report() {
     TimelinePoint p;
     p.date = calendar_.format_local(instant(at)).substr(0, 10);
     p.open = upto(submitted, at) - upto(finished, at);
-    p.overdue = upto(overdue, at) - upto(overdue_finished, at);
+    p.overdue = upto(overdue, at) - upto(overdue_ended, at);
     out.timeline.push_back(p);
     if (at == ended_) break;
   }

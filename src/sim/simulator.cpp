@@ -1248,8 +1248,9 @@ class Simulator {
       }
       case Unit::State::queued:
       case Unit::State::held:
-        // It waited until it went (timed out, cancelled): that wait counts,
-        // or a step nobody gets to would look like one without waiting.
+        // It waited until it went (timed out, cancelled), or, held, until
+        // its case was suspended: that wait counts, or a step nobody gets
+        // to would look like one without waiting.
         record_wait(unit, now_);
         if (unit.counted) ++steps_[unit.step].timed_out;
         unit.state = Unit::State::done;

@@ -310,6 +310,13 @@ TEST_CASE("a countersign lists each signer once") {
               {{6, "lists signer 'ann' twice"}, {12, "lists user 'ann' twice"}});
 }
 
+TEST_CASE("a theme some applicant can apply for; a subflow's timeout action needs its limit") {
+  const auto r = load_fixture("theme_no_applicant.yaml");
+  expect_one(r, "bad-value", 25, 3, "theme 'thk': no applicant can apply, its items accept no applicant kind in common "
+                                    "(IT-N natural_person, IT-L legal_person)");
+  expect_one(r, "missing-field", 19, 51, "node 'n' has on_timeout but no time_limit");
+}
+
 TEST_CASE("returns go upstream only") {
   expect_one(load_fixture("return_not_upstream.yaml"), "return-not-upstream", 13, 5, "'b' is not upstream");
 }

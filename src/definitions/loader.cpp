@@ -454,8 +454,7 @@ class Loader {
       r.error(f.get("on_timeout"), "missing-field",
               fmt::format("node '{}' escalates on timeout but has no escalate_to", out.id));
     }
-    if (out.on_timeout != TimeoutAction::warn && !out.time_limit && f.get("on_timeout") != nullptr &&
-        out.kind != NodeKind::subflow) {
+    if (out.on_timeout != TimeoutAction::warn && !out.time_limit && f.get("on_timeout") != nullptr) {
       r.error(f.get("on_timeout"), "missing-field",
               fmt::format("node '{}' has on_timeout but no time_limit", out.id));
     }

@@ -248,6 +248,31 @@ class Checker {
                 fmt::format("{} lists item '{}' but its flow '{}' has no subflow node for it", what, code, t.flow));
         }
       }
+      // An applicant must be one every item accepts (each item checks it at
+      // submission): with no kind in common, no application can be made.
+      {
+        std::vector<const Item*> items;
+        for (const auto& code : c_.theme_items(t)) {
+          if (const Item* it = c_.find_item(code)) items.push_back(it);
+        }
+        std::vector<ApplicantKind> common = items.empty() ? std::vector<ApplicantKind>{} : items.front()->applicants;
+        for (const Item* it : items) {
+          std::erase_if(common, [&](ApplicantKind k) {
+            return std::find(it->applicants.begin(), it->applicants.end(), k) == it->applicants.end();
+          });
+        }
+        if (!items.empty() && common.empty()) {
+          std::string accepts;
+          for (const Item* it : items) {
+            std::string kinds;
+            for (ApplicantKind k : it->applicants) kinds += fmt::format("{}{}", kinds.empty() ? "" : "/", to_string(k));
+            accepts += fmt::format("{}{} {}", accepts.empty() ? "" : ", ", it->code, kinds);
+          }
+          error(t.where, "bad-value",
+                fmt::format("{}: no applicant can apply, its items accept no applicant kind in common ({})", what, accepts),
+                "let every item of the theme accept the theme's applicants");
+        }
+      }
       if (f && t.time_limit.promised) {
         auto it = longest_.find(f);
         if (it != longest_.end() && it->second.days > approx_working_days(*t.time_limit.promised) + 1e-9) {

@@ -1,5 +1,6 @@
 #include "core/compiled.hpp"
 
+#include "core/machine.hpp"
 #include "graph/check.hpp"
 
 #include <fmt/format.h>
@@ -55,6 +56,7 @@ const CompiledFlow* CompiledCatalog::flow_of(const Item& item) const {
 
 void CompiledCatalog::compile(CompiledFlow& cf) {
   const Flow& f = *cf.def;
+  cf.pin = fmt::format("\"flow\":{},\"flow_version\":{}}}", quote_json(f.id), f.version);
   const std::size_t n = f.nodes.size();
   const std::string& calendar = f.calendar.empty() ? catalog_->default_calendar : f.calendar;
   if (!calendar.empty() && catalog_->find_calendar(calendar)) cf.calendar = WorkingCalendar::resolve(*catalog_, calendar);

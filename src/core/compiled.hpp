@@ -50,6 +50,9 @@ struct CompiledFlow {
   // branches a return leaves); stored as the set of nodes downstream of
   // each return target, computed lazily at compile time for targets only.
   std::unordered_map<std::uint32_t, std::vector<bool>> downstream_of;
+  // `"flow":ID,"flow_version":N}`: how the events that start a frame on
+  // this flow name it (Machine::flow_pin), written once.
+  std::string pin;
 
   std::uint32_t find(std::string_view id) const {
     auto it = index.find(id);

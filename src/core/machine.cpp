@@ -174,8 +174,8 @@ void Machine::submit(Submission submission, bool draft) {
   if (root && record) {
     // The flow version the case runs on, for replay (a later version may
     // sit beside it by then): inside the payload's object.
-    payload.pop_back();
-    payload += flow_pin(*root, true);
+    payload.back() = ',';
+    payload += root->pin;
   }
   emit(EventKind::submitted, 0, {}, {}, draft ? "draft" : "running", std::move(payload));
   if (draft) {
@@ -186,14 +186,12 @@ void Machine::submit(Submission submission, bool draft) {
   start_flow(root);
 }
 
-// `"flow":ID,"flow_version":N}`, after a comma when `inside` an object, else
-// as an object of its own.
-std::string Machine::flow_pin(const CompiledFlow& f, bool inside) {
-  std::string out = inside ? ",\"flow\":" : "{\"flow\":";
-  out += quote_json(f.def->id);
-  out += ",\"flow_version\":";
-  out += std::to_string(f.def->version);
-  out += '}';
+// `{"flow":ID,"flow_version":N}`: the payload of an event that starts a frame on `f`.
+std::string Machine::flow_pin(const CompiledFlow& f) {
+  std::string out;
+  out.reserve(f.pin.size() + 1);
+  out += '{';
+  out += f.pin;
   return out;
 }
 
@@ -350,7 +348,7 @@ void Machine::enter(std::uint32_t token_id) {
       token->child = child;
       state_.frames.push_back(Frame{sub, frame, token_id, false, Outcome::completed});
       emit(EventKind::subflow_started, 0, def.id, {}, node.subflow_item ? node.subflow_item->code : sub->def->id,
-           record ? flow_pin(*sub, false) : std::string());
+           record ? flow_pin(*sub) : std::string());
       spawn(child, sub->start, npos);
       break;
     }
@@ -896,7 +894,7 @@ void Machine::act(const Action& a) {
       bool record = false;
       const CompiledFlow* root = was_draft ? root_flow(record) : nullptr;
       emit(EventKind::resubmitted, 0, {}, std::string(to_string(state_.status)), "running",
-           root && record ? flow_pin(*root, false) : std::string());
+           root && record ? flow_pin(*root) : std::string());
       change_extras([](CaseExtras& x) { x.suspended_since.reset(); });
       if (was_draft) {
         start_flow(root);

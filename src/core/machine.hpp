@@ -72,7 +72,7 @@ class Machine {
   void start_flow(const CompiledFlow* root);
   const CompiledFlow* root_flow(bool& record);
   const CompiledFlow* pinned(const CompiledFlow* resolved, bool& record);
-  static std::string flow_pin(const CompiledFlow& f, bool inside);
+  static std::string flow_pin(const CompiledFlow& f);
   std::uint32_t spawn(std::uint16_t frame, std::uint32_t node, std::uint32_t in_edge,
                       Decision decision = Decision::none);
   void enter(std::uint32_t token_id);

@@ -363,3 +363,66 @@ TEST_CASE("cases started on a flow's version 1 replay on it once version 2 sits 
   REQUIRE(!refused.problems.empty());
   CHECK(refused.problems[0].find("its history ran flow 'vflow' version 1, which these definitions lack") != std::string::npos);
 }
+
+TEST_CASE("a case that ran under the first rules keeps them: its history replays to the events it made") {
+  // The engine's rules changed on 2026-11-27 (core::current_rules): a
+  // special procedure's maximum now resumes the clocks at the maximum, not
+  // at the tick that notices it. A history whose submission names no rules
+  // was made under the first ones, and replays under them.
+  const fs::path defs = fs::path(ONESTOP_TEST_DATA) / "patterns" / "defs";
+  auto loaded = load_catalog({defs});
+  REQUIRE(loaded.ok());
+  auto clock = std::make_shared<ManualClock>(test_support::monday_morning());
+  EngineOptions o;
+  o.store = open_memory_store();
+  o.clock = clock;
+  auto live = open_engine(loaded.catalog, o);
+  Submission s;
+  s.target = "P-SER";
+  s.applicant = Applicant{ApplicantKind::natural_person, "34052419800101001X", "Zhang San"};
+  const CaseId id = *live->submit(s, Actor::applicant_of(s.applicant.id)).case_id;
+  Action special;
+  special.case_id = id;
+  special.task = live->get(id).open_tasks().front()->id;
+  special.kind = ActionKind::start_special;
+  special.target = "expert_review";
+  special.limit = parse_time_limit("2 working days");
+  special.actor = Actor::staff_member("ua", {"ra"}, {"dep_a"});
+  live->act(special);
+  clock->set(clock->now() + std::chrono::days{6});  // Monday to Sunday: the maximum (Wednesday) has passed
+  live->tick(clock->now());
+  const std::optional<Instant> due_now = live->get(id).promised_due;
+
+  // The same history as the first rules made it: no rules named, the
+  // clocks resumed at the tick.
+  std::vector<Event> events = live->history(id);
+  for (Event& e : events) {
+    if (e.kind == EventKind::submitted) {
+      const auto at = e.payload.find(",\"rules\":2");
+      REQUIRE(at != std::string::npos);
+      e.payload.erase(at, 10);
+    }
+    if (e.kind == EventKind::clock_resumed) {
+      const auto at = e.payload.find(",\"from\":");
+      REQUIRE(at != std::string::npos);
+      e.payload.erase(at, e.payload.size() - 1 - at);
+    }
+  }
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    events[i].prev_hash = i == 0 ? Hash{} : events[i - 1].hash;
+    events[i].hash = hash_event(events[i], events[i].prev_hash);
+  }
+  o.store = open_memory_store();
+  auto old = open_engine(loaded.catalog, o);
+  REQUIRE_NOTHROW(old->import_case(events));
+  CHECK(old->verify(id).ok);
+  const std::optional<Instant> due_then = old->get(id).promised_due;
+  REQUIRE(due_now);
+  REQUIRE(due_then);
+  CHECK(*due_then > *due_now);  // resumed at the tick, days after the maximum
+  // The unedited history replays under the current rules.
+  o.store = open_memory_store();
+  auto again = open_engine(loaded.catalog, o);
+  REQUIRE_NOTHROW(again->import_case(live->history(id)));
+  CHECK(again->get(id).promised_due == due_now);
+}

@@ -214,11 +214,16 @@ std::string encode_submission(const Submission& s, bool theme, int version) {
   return out;
 }
 
-Submission decode_submission(const std::string& text, bool& theme, int& version) {
+Submission decode_submission(const std::string& text, bool& theme, int& version, int& rules) {
   const json j = json_fields::parse(text, "the submission");
   Submission s;
   theme = flag_of(j, "theme", false);
   version = whole(j, "version", 1);
+  rules = whole(j, "rules", 1);  // written since the second rules
+  if (rules < 1 || rules > current_rules) {
+    throw Error(ErrorCode::invalid_input, fmt::format("the submission: rules {} are not rules this engine knows (1..{})",
+                                                      rules, current_rules));
+  }
   s.target = text_of(j, "target");
   const json& a = object_of(j, "applicant");
   s.applicant = Applicant{kind_of(a, "kind", ApplicantKind::natural_person, last_of<ApplicantKind>),
@@ -691,6 +696,7 @@ std::string dump(const CaseSnapshot& s) {
   j["status"] = std::string(to_string(s.status));
   j["outcome"] = s.outcome ? std::string(to_string(*s.outcome)) : std::string();
   j["version"] = s.version;
+  j["rules"] = s.rules;
   j["seq"] = s.seq;
   j["form"] = form_json(s.form);
   j["materials"] = materials_json(s.materials);
@@ -715,7 +721,7 @@ std::string dump(const CaseSnapshot& s) {
     for (const auto& g : t.signatures()) sigs.push_back({g.user, g.slot, static_cast<int>(g.decision)});
     tasks.push_back({t.id, t.frame, t.node, static_cast<int>(t.state), static_cast<int>(t.decision),
                      t.created.time_since_epoch().count(), t.due ? t.due->time_since_epoch().count() : -1,
-                     t.assigned_user(), t.added_signers(), sigs, t.urges, t.failed});
+                     t.assigned_user(), t.added_signers(), sigs, t.urges, t.failed, t.returned});
   }
   j["tasks"] = tasks;
   j["next"] = {s.next_token, s.next_task};
@@ -767,9 +773,11 @@ std::shared_ptr<CaseSnapshot> replay(const CompiledCatalog& catalog, CaseId id, 
       case EventKind::submitted: {
         bool theme = false;
         int version = 1;
-        Submission sub = decode_submission(e.payload, theme, version);
+        int rules = 1;
+        Submission sub = decode_submission(e.payload, theme, version, rules);
         s->is_theme = theme;
         s->target_version = version;
+        s->rules = static_cast<std::uint8_t>(rules);  // the rules the case ran under
         Machine m(catalog, *s, e.at, e.actor);
         m.pin_flows(&pins);
         m.submit(std::move(sub), e.to == "draft");

@@ -169,6 +169,7 @@ void Machine::submit(Submission submission, bool draft) {
   state_.materials = std::move(submission.materials);
   state_.submitted = now_;
   state_.version = 1;
+  if (state_.rules == 0) state_.rules = current_rules;  // replay set the history's
   bool record = false;
   const CompiledFlow* root = draft ? nullptr : root_flow(record);
   if (root && record) {
@@ -176,6 +177,12 @@ void Machine::submit(Submission submission, bool draft) {
     // sit beside it by then): inside the payload's object.
     payload.back() = ',';
     payload += root->pin;
+  }
+  if (state_.rules >= 2) {  // and the rules it runs under (none: the first)
+    payload.back() = ',';
+    payload += "\"rules\":";
+    payload += std::to_string(state_.rules);
+    payload += '}';
   }
   emit(EventKind::submitted, 0, {}, {}, draft ? "draft" : "running", std::move(payload));
   if (draft) {
@@ -212,6 +219,11 @@ const CompiledFlow* Machine::pinned(const CompiledFlow* resolved, bool& record) 
   if (f == nullptr) {
     refuse(ErrorCode::not_found,
            fmt::format("case {}: its history ran flow '{}' version {}, which these definitions lack", state_.id, id, version));
+  }
+  if (resolved != nullptr && resolved->def->id != id) {
+    refuse(ErrorCode::invalid_input,
+           fmt::format("case {}: its history started flow '{}' where the definitions start flow '{}'", state_.id, id,
+                       resolved->def->id));
   }
   return f;
 }
@@ -287,7 +299,7 @@ std::uint32_t Machine::spawn(std::uint16_t frame, std::uint32_t node, std::uint3
 LimitClock Machine::step_clock(const CompiledFlow& cf, const TimeLimit& limit) const {
   const WorkingCalendar& cal = catalog_.calendar_of(cf);
   LimitClock clock = cal.start_clock(now_, limit);
-  if (state_.paused) cal.pause(clock, now_);
+  if (state_.paused && state_.rules >= 2) cal.pause(clock, now_);
   return clock;
 }
 
@@ -379,16 +391,18 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
   }
 
   Outcomes used = outcomes;
+  // Cases that run under the first rules keep them (CaseSnapshot::rules).
+  const bool first_rules = state_.rules < 2;
   if (def.kind == NodeKind::join) {
     // Record the arrival; continue only when every activated branch is in.
     // A token that waits as Wait::join is a retry of a join that fired but
-    // whose choice of edge failed: its wait, kept until a choice is made,
+    // whose choice of edge failed (or one fired by a split entered again
+    // with nothing left to run): its wait, kept until a choice is made,
     // holds the branches' counts, and nothing arrives again.
     auto it = std::find_if(state_.joins.begin(), state_.joins.end(),
                            [&](const JoinWait& j) { return j.frame == frame && j.node == token.node; });
-    if (token.wait == Wait::join && it != state_.joins.end()) {
-      state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
-    } else if (it == state_.joins.end()) {
+    const bool refire = token.wait == Wait::join && it != state_.joins.end();
+    if (it == state_.joins.end()) {
       JoinWait j;
       j.frame = frame;
       j.node = token.node;
@@ -398,17 +412,18 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
       state_.joins.push_back(std::move(j));
       it = state_.joins.end() - 1;
     }
-    if (token.wait != Wait::join || it->arrived.size() < it->expected.size()) {
+    if (!refire) {
       it->arrived.push_back(token.in_edge);
       // The decision of the step the branch last left counts at its own join.
       if (token.decision == Decision::rejected) ++it->rejections;
       if (token.decision == Decision::approved || token.decision == Decision::deemed_approved) ++it->approvals;
-      state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
     }
+    state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
     if (it->arrived.size() < it->expected.size()) return;
     used.approvals = it->approvals;
     used.rejections = it->rejections;
     used.decision = it->rejections > 0 ? Decision::rejected : Decision::approved;
+    if (first_rules) state_.joins.erase(it);  // else once its choice is made
   } else {
     state_.tokens.erase(state_.tokens.begin() + static_cast<std::ptrdiff_t>(idx));
   }
@@ -423,7 +438,7 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
   const GuardContext ctx(state_, now_, used.decision, used.approvals, used.rejections);
   auto stuck = [&] {
     Token t = token;
-    t.wait = def.kind == NodeKind::join ? Wait::join : Wait::none;
+    t.wait = def.kind == NodeKind::join && !first_rules ? Wait::join : Wait::none;
     t.task = 0;
     t.decision = used.decision;
     return t;
@@ -465,44 +480,65 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
       return;
     }
   }
-  if (def.kind == NodeKind::join) {  // the join has fired and chosen: its wait is done
+  if (def.kind == NodeKind::join && !first_rules) {  // the join has fired and chosen: its wait is done
     state_.joins.erase(std::find_if(state_.joins.begin(), state_.joins.end(),
                                     [&](const JoinWait& j) { return j.frame == frame && j.node == token.node; }));
   }
 
-  boost::container::small_vector<std::uint32_t, 4> reenter;  // nested splits to enter again
   if (split && node.join != npos) {
     auto it = std::find_if(state_.joins.begin(), state_.joins.end(),
                            [&](const JoinWait& j) { return j.frame == frame && j.node == node.join; });
-    if (it != state_.joins.end()) {
-      // Re-entered after a return that kept the other branches: start only
-      // the chosen branches that neither still run nor have already
-      // arrived. A branch still running in part (a return from inside a
-      // nested section) has its nested sections entered again, so that
-      // their missing branches start too. The join then waits for what has
-      // arrived, what runs and what starts now: an inclusive split's
-      // choice may differ from the first time (the form changed on
-      // resubmission), and branches it no longer chooses but that still
-      // run arrive all the same.
+    if (it != state_.joins.end() && first_rules) {
+      // Re-entered after a return that kept the other branches (the first
+      // rules): start only the chosen branches that neither still run nor
+      // have already arrived.
+      boost::container::small_vector<std::uint32_t, 8> rerun;
+      for (std::uint32_t e : chosen) {
+        const std::vector<bool> branch = branch_nodes(cf, cf.edges[e].to, node.join);
+        const bool running = std::any_of(state_.tokens.begin(), state_.tokens.end(), [&](const Token& t) {
+          return t.frame == frame && branch[t.node];
+        });
+        const bool arrived = std::any_of(it->arrived.begin(), it->arrived.end(), [&](std::uint32_t in) {
+          return in != npos && branch[cf.edges[in].from];
+        });
+        if (!running && !arrived) rerun.push_back(e);
+      }
+      chosen = std::move(rerun);
+    } else if (it != state_.joins.end()) {
+      // Re-entered after a return that kept the other branches: a branch
+      // that has arrived stays arrived; one that runs whole runs on; one
+      // that runs in part (a return from inside a nested section left a
+      // nested join waiting for work nobody does) runs again from its
+      // first node, its nested joins keeping what arrived; one that does
+      // not run starts again if the split chooses it now (an inclusive
+      // split's choice may differ from the first time: the form changed on
+      // resubmission). The join then waits for what has arrived, what runs
+      // and what starts now, and fires at once when that is all in.
       boost::container::small_vector<std::uint32_t, 8> rerun;
       std::size_t live = 0;
       for (std::uint32_t e = first; e < first + count; ++e) {
         const std::vector<bool> branch = branch_nodes(cf, cf.edges[e].to, node.join);
-        const bool arrived = std::any_of(it->arrived.begin(), it->arrived.end(), [&](std::uint32_t in) {
-          return in != npos && branch[cf.edges[in].from];
-        });
-        if (arrived) continue;
-        const bool running = std::any_of(state_.tokens.begin(), state_.tokens.end(), [&](const Token& t) {
-          return t.frame == frame && branch[t.node];
-        });
-        if (!running) {
+        if (arrived_from(*it, cf, branch)) continue;
+        if (!runs_in(frame, branch)) {
           if (std::find(chosen.begin(), chosen.end(), e) != chosen.end()) rerun.push_back(e);
-          continue;
+        } else if (misses_work(frame, branch)) {
+          rerun.push_back(e);
+        } else {
+          ++live;
         }
-        ++live;
-        for (std::uint32_t inner : nested_waits(frame, branch)) reenter.push_back(inner);
       }
       it->expected.resize(it->arrived.size() + live + rerun.size());
+      if (rerun.empty() && live == 0) {
+        Token t;
+        t.id = state_.next_token++;
+        t.frame = frame;
+        t.node = node.join;
+        t.wait = Wait::join;
+        make_room(state_.tokens, 1);
+        state_.tokens.push_back(t);
+        leave(t.id, {});
+        return;
+      }
       chosen = std::move(rerun);
     } else {
       // The join waits for the activated branches only.
@@ -522,33 +558,39 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
     spawn(frame, cf.edges[e].to, e, used.decision);
     if (state_.status == CaseStatus::finished || state_.frames[frame].done) return;
   }
-  // Nested sections of branches that still run in part, entered again.
-  for (std::uint32_t inner : reenter) {
-    spawn(frame, inner, npos, used.decision);
-    if (state_.status == CaseStatus::finished || state_.frames[frame].done) return;
-  }
 }
 
-// The splits inside `branch` (nodes of frame `frame`'s flow) whose joins
-// still wait, outermost only: a split nested in another such split is
-// entered again through it.
-std::vector<std::uint32_t> Machine::nested_waits(std::uint16_t frame, const std::vector<bool>& branch) const {
-  const CompiledFlow& cf = flow_of(frame);
-  std::vector<std::uint32_t> waiting;
-  for (const JoinWait& j : state_.joins) {
-    if (j.frame != frame) continue;
-    const std::uint32_t s = cf.nodes[j.node].split;
-    if (s != npos && branch[s]) waiting.push_back(s);
-  }
-  std::vector<std::uint32_t> outermost;
-  for (std::uint32_t s : waiting) {
-    const bool nested = std::any_of(waiting.begin(), waiting.end(), [&](std::uint32_t o) {
-      return o != s && branch_nodes(cf, o, cf.nodes[o].join)[s];
-    });
-    if (!nested) outermost.push_back(s);
-  }
-  return outermost;
+// Whether a token of frame `frame` stands on a node of `branch`.
+bool Machine::runs_in(std::uint16_t frame, const std::vector<bool>& branch) const {
+  return std::any_of(state_.tokens.begin(), state_.tokens.end(),
+                     [&](const Token& t) { return t.frame == frame && branch[t.node]; });
 }
+
+// Whether `wait` has an arrival from `branch`.
+bool Machine::arrived_from(const JoinWait& wait, const CompiledFlow& cf, const std::vector<bool>& branch) {
+  return std::any_of(wait.arrived.begin(), wait.arrived.end(),
+                     [&](std::uint32_t in) { return in != npos && branch[cf.edges[in].from]; });
+}
+
+// Whether a join inside `branch` waits for more than what has arrived at it
+// and what runs towards it: a nested branch a return left with nobody on it.
+bool Machine::misses_work(std::uint16_t frame, const std::vector<bool>& branch) const {
+  const CompiledFlow& cf = flow_of(frame);
+  for (const JoinWait& w : state_.joins) {
+    if (w.frame != frame) continue;
+    const std::uint32_t s = cf.nodes[w.node].split;
+    if (s == npos || !branch[s]) continue;
+    const CompiledNode& split = cf.nodes[s];
+    std::size_t coming = w.arrived.size();
+    for (std::uint32_t e = split.first_edge; e < split.first_edge + split.edge_count; ++e) {
+      const std::vector<bool> sub = branch_nodes(cf, cf.edges[e].to, w.node);
+      if (!arrived_from(w, cf, sub) && runs_in(frame, sub)) ++coming;
+    }
+    if (coming < w.expected.size()) return true;
+  }
+  return false;
+}
+
 
 void Machine::finish_frame(std::uint16_t frame, Outcome outcome) {
   Frame& f = state_.frames[frame];
@@ -698,7 +740,7 @@ void Machine::sign(TaskRecord& task, const Actor& actor, Decision decision) {
   auto is_signed = [&](const std::string& s) {
     return std::any_of(task.signatures().begin(), task.signatures().end(), [&](const Signature& g) { return g.slot == s; });
   };
-  if (const std::string own = "user:" + actor.user; contains(slots, own) && !is_signed(own)) slot = own;
+  if (const std::string own = "user:" + actor.user; state_.rules >= 2 && contains(slots, own) && !is_signed(own)) slot = own;
   for (const auto& s : slots) {
     if (!slot.empty()) break;
     if (is_signed(s)) continue;
@@ -766,7 +808,7 @@ void Machine::do_return(TaskRecord& task, const std::string& target) {
   const std::uint16_t frame = task.frame;
   task.state = TaskState::completed;
   task.decision = Decision::rejected;
-  task.returned = true;
+  task.returned = state_.rules >= 2;  // the first rules counted a return as a decision
   emit(EventKind::returned, task.id, node.def->id, "open", target);
   // The token waiting on this task leaves the step.
   const std::size_t own = [&] {
@@ -804,6 +846,13 @@ void Machine::act(const Action& a) {
   if (a.expected_version != 0 && a.expected_version != state_.version) {
     refuse(ErrorCode::conflict, fmt::format("case {} is at version {}, not {}: someone acted first; reload and retry",
                                             state_.id, state_.version, a.expected_version));
+  }
+  // A special procedure past its maximum has ended, whether or not a tick
+  // has noticed: the action (an end_special, a correction request) works
+  // on clocks that ran again from the maximum.
+  if (state_.rules >= 2 && a.kind != ActionKind::end_special && state_.extras->special_until &&
+      *state_.extras->special_until <= now_) {
+    end_special_at_maximum();
   }
   if (a.kind == ActionKind::evaluate || a.kind == ActionKind::rectify) {
     evaluate(a);
@@ -919,7 +968,7 @@ void Machine::act(const Action& a) {
       if (a.target.empty()) refuse(ErrorCode::invalid_input, fmt::format("case {}: transfer needs a target user", state_.id));
       // A countersign's places belong to its signers: handed to one user,
       // nobody else could sign, and the step could never complete.
-      if (node_of(*task).kind == NodeKind::countersign) {
+      if (node_of(*task).kind == NodeKind::countersign && state_.rules >= 2) {
         refuse(ErrorCode::invalid_input,
                fmt::format("case {}: task {} ({}) is a countersign: its places cannot be transferred; add a signer "
                            "instead (add_signer)",
@@ -936,7 +985,9 @@ void Machine::act(const Action& a) {
       }
       // A user who holds a place by name already would hold two, and may
       // sign only once: an `all` countersign would never complete.
-      if (a.target.empty() || contains(slots_of(*task), "user:" + a.target)) {
+      if (a.target.empty() || (state_.rules >= 2 ? contains(slots_of(*task), "user:" + a.target)
+                                                 : contains(task->added_signers(), a.target) ||
+                                                       contains(node_of(*task).signers, a.target))) {
         refuse(ErrorCode::invalid_input,
                fmt::format("case {}: '{}' cannot be added as a signer of task {} ({}){}", state_.id, a.target, task->id,
                            node_of(*task).id, a.target.empty() ? ": no user named" : ": it holds a place already"));
@@ -1004,11 +1055,18 @@ void Machine::act(const Action& a) {
       if (state_.extras->special_kind.empty()) {
         refuse(ErrorCode::invalid_state, fmt::format("case {}: no special procedure is under way", state_.id));
       }
+    {
       record(node_of(*task).id);
+      // Ended after its maximum (no tick noticed it): the clocks ran again from the maximum.
+      std::optional<Instant> from;
+      if (state_.rules >= 2 && state_.extras->special_until && *state_.extras->special_until < now_) {
+        from = *state_.extras->special_until;
+      }
       emit(EventKind::special_ended, task->id, node_of(*task).id, state_.extras->special_kind, "ended");
       change_extras([](CaseExtras& x) { x.end_special(); });
-      resume_clocks("special procedure ended");
+      resume_clocks("special procedure ended", from);
       break;
+    }
     case ActionKind::retry: {
       if (a.actor.kind != Actor::Kind::supervisor && a.actor.kind != Actor::Kind::system) {
         refuse(ErrorCode::not_permitted, fmt::format("case {}: only a supervisor or the system may retry", state_.id));
@@ -1037,6 +1095,19 @@ void Machine::act(const Action& a) {
     }
   }
   ++state_.version;
+}
+
+// A special procedure's maximum reached: the clocks run again from the
+// maximum (under the first rules: from now), however late the tick or
+// action that notices it, so the due instants do not depend on how often
+// the host ticks.
+void Machine::end_special_at_maximum() {
+  const Instant until = *state_.extras->special_until;
+  emit(EventKind::special_ended, 0, {}, state_.extras->special_kind, "maximum reached");
+  change_extras([](CaseExtras& x) { x.end_special(); });
+  if (state_.status != CaseStatus::waiting_for_applicant) {
+    resume_clocks("special procedure reached its maximum", state_.rules >= 2 ? std::optional(until) : std::nullopt);
+  }
 }
 
 // 好差评: one rating per case by its applicant after it ends; a poor one
@@ -1146,15 +1217,9 @@ std::size_t Machine::fire_timers() {
         emit(EventKind::warning, 0, {}, {}, "red",
              "{\"rule\":\"follow-up\",\"scope\":\"follow_up\",\"notify\":[\"department_head\",\"supervisor\"]}");
         break;
-      case Deadline::Kind::special_end: {
-        // The clocks run again from the maximum, however late the tick that
-        // notices it: the due instants do not depend on how often the host ticks.
-        const Instant until = *state_.extras->special_until;
-        emit(EventKind::special_ended, 0, {}, state_.extras->special_kind, "maximum reached");
-        change_extras([](CaseExtras& x) { x.end_special(); });
-        if (state_.status != CaseStatus::waiting_for_applicant) resume_clocks("special procedure reached its maximum", until);
+      case Deadline::Kind::special_end:
+        end_special_at_maximum();
         break;
-      }
     }
   }
   if (fired > 0) ++state_.version;

@@ -107,7 +107,10 @@ class Machine {
   const WorkingCalendar& root_calendar() const { return catalog_.calendar_of(flow_of(0)); }
   bool decided() const;
   LimitClock step_clock(const CompiledFlow& cf, const TimeLimit& limit) const;
-  std::vector<std::uint32_t> nested_waits(std::uint16_t frame, const std::vector<bool>& branch) const;
+  void end_special_at_maximum();
+  bool runs_in(std::uint16_t frame, const std::vector<bool>& branch) const;
+  static bool arrived_from(const JoinWait& wait, const CompiledFlow& cf, const std::vector<bool>& branch);
+  bool misses_work(std::uint16_t frame, const std::vector<bool>& branch) const;
 
   const CompiledCatalog& catalog_;
   CaseSnapshot& state_;
@@ -129,7 +132,7 @@ std::vector<std::string> countersign_slots(const Node& def, const std::vector<st
 
 // Serialises inputs for the history, and reads them back for replay.
 std::string encode_submission(const Submission& s, bool theme, int version);
-Submission decode_submission(const std::string& json, bool& theme, int& version);
+Submission decode_submission(const std::string& json, bool& theme, int& version, int& rules);
 std::string encode_action(const Action& a);
 Action decode_action(const std::string& json, CaseId id);
 std::string encode_step_result(const StepResult& r);

@@ -331,7 +331,7 @@ void warned_field(Archive& ar, std::vector<std::pair<std::uint32_t, std::uint16_
 // The case's extras as the fields of the state they were before they shared
 // one record, each in its old place: the archive format is unchanged.
 template <class Archive>
-void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned) {
+void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned version) {
   onestop::core::CaseExtras loaded;
   auto& x = Archive::is_loading::value ? loaded : const_cast<onestop::core::CaseExtras&>(s.extras.get());
   ar& s.id;
@@ -351,13 +351,20 @@ void serialize(Archive& ar, onestop::CaseSnapshot& s, unsigned) {
   ar& x.special_kind& x.special_until& s.paused;
   ar& x.evaluation& x.follow_up& x.follow_up_warned;
   ar& s.seq& s.last_hash;
+  // Version 2: the engine rules the case runs under; earlier snapshots ran
+  // under the first.
+  if (version >= 2) {
+    ar& s.rules;
+  } else if constexpr (Archive::is_loading::value) {
+    s.rules = 1;
+  }
   if constexpr (Archive::is_loading::value) s.extras = std::move(loaded);  // none when empty
 }
 
 }  // namespace boost::serialization
 
 // Version 1 of every class: the first persistent layout.
-BOOST_CLASS_VERSION(onestop::CaseSnapshot, 1)
+BOOST_CLASS_VERSION(onestop::CaseSnapshot, 2)
 BOOST_CLASS_VERSION(onestop::core::Frame, 1)
 BOOST_CLASS_VERSION(onestop::core::Token, 1)
 BOOST_CLASS_VERSION(onestop::core::JoinWait, 1)

@@ -25,6 +25,16 @@ namespace onestop {
 
 namespace core {
 
+// The engine rules a case submitted now runs under (CaseSnapshot::rules).
+// 2 (2026-11-27): a split entered again after a return that kept the other
+// branches re-runs the branches that miss work (nested sections too) and
+// waits for what arrives, runs and starts now; a join whose choice failed
+// keeps its wait for a retry; a step started while the clocks are stopped
+// starts stopped; a special procedure's maximum resumes the clocks at the
+// maximum; a countersign is not transferred, a signer added by name takes
+// its own place, a holder of a place by name is not added again.
+inline constexpr std::uint8_t current_rules = 2;
+
 // A value snapshots share until one of them changes it. A case's
 // application (applicant, form, materials) is written at submission and on
 // resubmission but read by every action, so the copy of the state each
@@ -359,6 +369,12 @@ struct CaseSnapshot {
   // Warning thresholds already crossed: (0 for the case or a token id, rule index).
   std::vector<std::pair<std::uint32_t, std::uint16_t>> warned;
   bool paused = false;  // clocks stopped (correction or special procedure)
+  // The engine rules the case runs under (core::current_rules for a case
+  // submitted now): a case keeps the rules it started with, so that its
+  // history replays to the same events after the engine's behaviour has
+  // changed. 1: the rules before 2026-11-27 (snapshots and histories
+  // written before then); 0: not yet submitted.
+  std::uint8_t rules = 0;
   core::Shared<core::CaseExtras> extras;  // error, correction, special procedure, evaluation
 
   // History chain.

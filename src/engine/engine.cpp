@@ -210,7 +210,14 @@ class EngineImpl final : public Engine {
       auto current = load(action->case_id, attempt == 0);
       const Action* taken = action;
       if (action->kind == ActionKind::resubmit) {
-        reviewed = review_resubmission(*current, *action);
+        try {
+          reviewed = review_resubmission(*current, *action);
+        } catch (const Error& e) {
+          // Reviewed on the state the store had at hand: once more on a
+          // fresh load before the applicant is told it is deficient.
+          if (e.code() == ErrorCode::invalid_input && attempt == 0) continue;
+          throw;
+        }
         taken = &reviewed;
       }
       const Step step = begin();
@@ -642,7 +649,12 @@ class EngineImpl final : public Engine {
   // to refuse.
   Action review_resubmission(const CaseSnapshot& s, const Action& a) const {
     Action out = a;
+    // Only the applicant's resubmission of a case waiting for one, not a
+    // stale one: anything else the state machine refuses (not_permitted,
+    // invalid_state, conflict) before anyone is shown the application.
     if (s.status != CaseStatus::draft && s.status != CaseStatus::waiting_for_applicant) return out;
+    if (a.actor.kind != Actor::Kind::applicant || a.actor.user != s.applicant->id) return out;
+    if (a.expected_version != 0 && a.expected_version != s.version) return out;
     const Catalog& cat = compiled_->catalog();
     std::vector<const Item*> items;
     if (s.is_theme) {

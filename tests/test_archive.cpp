@@ -116,6 +116,22 @@ TEST_CASE("a damaged archive: the broken case is reported, the others are import
   CHECK_THROWS_AS(import_cases(*to, not_archive), Error);
 }
 
+TEST_CASE("export: a case the store lacks is refused before anything is written; a case asked for twice is written once") {
+  auto from_store = open_memory_store();
+  populate(*engine_on(from_store));
+  std::stringstream partial;
+  CHECK_THROWS_WITH_AS(export_cases(*from_store, partial, {1, 999, 2}), "export: no case 999", Error);
+  CHECK(partial.str().empty());
+  std::stringstream twice;
+  CHECK(export_cases(*from_store, twice, {3, 1, 3}) == 2);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(twice, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].find("\"cases\":2,") != std::string::npos);
+  CHECK(lines[1].find("{\"case\":3,") == 0);
+  CHECK(lines[2].find("{\"case\":1,") == 0);
+}
+
 TEST_CASE("import: a case id that is not a whole number from 1 is refused as written; long lines read whole") {
   auto from_store = open_memory_store();
   auto from = engine_on(from_store);

@@ -25,8 +25,9 @@
 namespace onestop {
 
 // Writes the given cases (every case in the store when `ids` is empty) from
-// `store`; returns how many were written. Throws Error(not_found) for an
-// id the store does not have.
+// `store`; returns how many were written. An id given twice is written
+// once, where it first appears. Throws Error(not_found) for an id the store
+// does not have, before anything is written.
 std::size_t export_cases(Store& store, std::ostream& out, const std::vector<CaseId>& ids = {});
 
 // What import_cases did.

@@ -9,10 +9,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <istream>
 #include <ostream>
 #include <string>
 #include <type_traits>
+#include <unordered_set>
 
 namespace onestop {
 
@@ -140,7 +142,21 @@ Event event_from_json(const std::string& text, CaseId case_id) {
 }
 
 std::size_t export_cases(Store& store, std::ostream& out, const std::vector<CaseId>& wanted) {
-  const std::vector<CaseId> ids = wanted.empty() ? store.case_ids() : wanted;
+  std::vector<CaseId> ids = wanted.empty() ? store.case_ids() : std::vector<CaseId>();
+  if (!wanted.empty()) {
+    // Every case asked for must be there before a byte is written, so that
+    // a missing one leaves no archive whose header counts cases it lacks;
+    // a case asked for twice is written once, where it was first asked for.
+    std::vector<CaseId> stored = store.case_ids();
+    std::sort(stored.begin(), stored.end());
+    std::unordered_set<CaseId> seen;
+    for (CaseId id : wanted) {
+      if (!std::binary_search(stored.begin(), stored.end(), id)) {
+        throw Error(ErrorCode::not_found, fmt::format("export: no case {}", id));
+      }
+      if (seen.insert(id).second) ids.push_back(id);
+    }
+  }
   out << json{{"format", "onestop-archive"}, {"version", archive_version}, {"cases", ids.size()}}.dump() << '\n';
   std::size_t written = 0;
   for (CaseId id : ids) {

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,7 @@
 #include <limits>
 #include <optional>
 #include <string_view>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace {
@@ -119,20 +121,115 @@ std::shared_ptr<Store> open_for_reading(const std::string& command, const std::s
   }
 }
 
+// Refuses an -o that names the database file of the store being exported,
+// or one of the files SQLite keeps beside it: the archive would replace the
+// cases it is read from. Files that exist are compared as files (a hard
+// link, a symbolic link or another spelling is the same file); a companion
+// not there yet is compared by its path, symbolic links resolved.
+void refuse_store_files(const std::string& uri, const std::string& output) {
+  const auto file = sqlite_file(uri);
+  if (!file) return;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path out_path = fs::weakly_canonical(output, ec);
+  const fs::path db = fs::weakly_canonical(*file, ec);
+  for (const std::string suffix : {"", "-wal", "-shm", "-journal"}) {
+    const fs::path candidate = db.string() + suffix;
+    std::error_code e1, e2;
+    const bool same = fs::exists(output, e1) && fs::exists(candidate, e2) ? fs::equivalent(output, candidate, e1)
+                                                                          : !out_path.empty() && out_path == candidate;
+    if (!same) continue;
+    const std::string what = suffix.empty() ? fmt::format("the database file of the store {}", *file)
+                                            : fmt::format("{}, a file SQLite keeps beside the store {}",
+                                                          candidate.string(), *file);
+    fail("export", fmt::format("-o '{}' is {}: the archive would overwrite the store it is read from; "
+                               "write it to another file",
+                               output, what));
+  }
+}
+
+// The -o file of export, written so that a failed export leaves whatever
+// was there before untouched: the archive goes to a temporary file beside
+// the target, which replaces the target (rename) only once it is complete.
+// A target that exists and is not a regular file (/dev/stdout, a pipe, a
+// device) is written directly: renaming over it would replace the device.
+class OutputFile {
+ public:
+  explicit OutputFile(const std::string& name) : name_(name) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const auto status = fs::status(name, ec);
+    if (fs::exists(status) && !fs::is_regular_file(status)) {
+      out_.open(name, std::ios::binary);
+      if (!out_) fail("export", fmt::format("cannot write '{}': {}", name, std::strerror(errno)));
+      return;
+    }
+    // A symbolic link keeps pointing at the file it named.
+    target_ = name;
+    if (fs::exists(status) && fs::is_symlink(fs::symlink_status(name, ec))) {
+      if (auto real = fs::canonical(name, ec); !ec) target_ = real;
+    }
+    const fs::path dir = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
+    std::string temp = (dir / ("." + target_.filename().string() + ".XXXXXX")).string();
+    const int fd = ::mkstemp(temp.data());
+    if (fd < 0) {
+      fail("export", fmt::format("cannot write '{}': cannot make a temporary file in {}: {}", name, dir.string(),
+                                 std::strerror(errno)));
+    }
+    temp_ = temp;
+    // The permissions a new file gets (mkstemp makes it 0600), or those of
+    // the file it replaces.
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    mode_t mode = 0666 & ~mask;
+    if (fs::is_regular_file(status)) mode = static_cast<mode_t>(status.permissions()) & 07777;
+    ::fchmod(fd, mode);
+    ::close(fd);
+    out_.open(temp_, std::ios::binary | std::ios::trunc);
+    if (!out_) {
+      const int error = errno;
+      std::remove(temp_.c_str());
+      fail("export", fmt::format("cannot write '{}': {}", temp_, std::strerror(error)));
+    }
+  }
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  ~OutputFile() {
+    if (!temp_.empty()) std::remove(temp_.c_str());
+  }
+
+  std::ostream& stream() { return out_; }
+
+  // Closes the file and puts it in place; ends the command when that fails.
+  void finish() {
+    out_.close();
+    if (!out_) fail("export", fmt::format("cannot write '{}': {}", temp_.empty() ? name_ : temp_, std::strerror(errno)));
+    if (temp_.empty()) return;
+    if (std::rename(temp_.c_str(), target_.c_str()) != 0) {
+      fail("export", fmt::format("cannot write '{}': renaming {} to it failed: {}", name_, temp_, std::strerror(errno)));
+    }
+    temp_.clear();
+  }
+
+ private:
+  std::string name_;
+  std::filesystem::path target_;
+  std::string temp_;  // while it is to be removed
+  std::ofstream out_;
+};
+
 void export_command(const Options& o) {
   const auto ids = case_ids("export", o.cases);
   auto store = open_for_reading("export", o.store);
-  std::ofstream file;
-  if (!o.file.empty()) {
-    file.open(o.file, std::ios::binary);
-    if (!file) fail("export", fmt::format("cannot write '{}': {}", o.file, std::strerror(errno)));
+  if (o.file.empty()) {
+    export_cases(*store, std::cout, ids);
+    return;
   }
-  const std::size_t n = export_cases(*store, o.file.empty() ? std::cout : file, ids);
-  if (!o.file.empty()) {
-    file.close();
-    if (!file) fail("export", fmt::format("cannot write '{}': {}", o.file, std::strerror(errno)));
-    std::cerr << fmt::format("{} case{} written to {}\n", n, n == 1 ? "" : "s", o.file);
-  }
+  refuse_store_files(o.store, o.file);
+  OutputFile file(o.file);
+  const std::size_t n = export_cases(*store, file.stream(), ids);
+  file.finish();
+  std::cerr << fmt::format("{} case{} written to {}\n", n, n == 1 ? "" : "s", o.file);
 }
 
 void import_command(const Options& o) {

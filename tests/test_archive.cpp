@@ -313,6 +313,46 @@ TEST_CASE("import: payload fields of the wrong type or out of range are refused 
   CHECK(report.problems[0].find("event: 'seq' is 1e+99, not a whole number") != std::string::npos);
 }
 
+TEST_CASE("import: a case whose submission names an item version the definitions lack, or one below 1, is refused") {
+  // Replay runs the flow versions the history names, so it accepted such a
+  // case; the store then refused to open on the same definitions.
+  auto from_store = open_memory_store();
+  populate(*engine_on(from_store));
+  std::vector<Event> events = from_store->history(1);
+  REQUIRE(events.front().kind == EventKind::submitted);
+  const fs::path db = fs::temp_directory_path() / fmt::format("onestop-archive-version-{}.db", ::getpid());
+  for (const auto& [version, wanted] : std::vector<std::pair<std::string, std::string>>{
+           {"7", "line 2: case 1: it runs item XK-INV-0001 version 7, which the definitions lack"},
+           {"0", "line 2: case 1: its submission names item XK-INV-0001 version 0; versions are whole numbers from 1"},
+           {"-3", "line 2: case 1: its submission names item XK-INV-0001 version -3; versions are whole numbers from 1"}}) {
+    CAPTURE(version);
+    std::vector<Event> edited = events;
+    std::string& payload = edited.front().payload;
+    const auto at = payload.find("\"version\":1");
+    REQUIRE(at != std::string::npos);
+    payload.replace(at, 11, "\"version\":" + version);
+    for (std::size_t i = 0; i < edited.size(); ++i) {
+      edited[i].prev_hash = i == 0 ? Hash{} : edited[i - 1].hash;
+      edited[i].hash = hash_event(edited[i], edited[i].prev_hash);
+    }
+    std::string line = "{\"case\":1,\"events\":[";
+    for (std::size_t i = 0; i < edited.size(); ++i) line += (i ? "," : "") + event_to_json(edited[i]);
+    std::stringstream archive("{\"cases\":1,\"format\":\"onestop-archive\",\"version\":1}\n" + line + "]}\n");
+    fs::remove(db);
+    {
+      auto store = open_sqlite_store(db.string());
+      auto to = engine_on(store);
+      const ImportReport report = import_cases(*to, archive);
+      CHECK(report.imported == 0);
+      REQUIRE(report.problems.size() == 1);
+      CHECK(report.problems[0] == wanted);
+    }
+    // The store still opens on the definitions it was imported with.
+    CHECK_NOTHROW(engine_on(open_sqlite_store(db.string())));
+  }
+  fs::remove(db);
+}
+
 TEST_CASE("cases started on a flow's version 1 replay on it once version 2 sits beside it") {
   // Each frame's start names the flow version it runs (submitted, a
   // draft's resubmission, subflow_started), and replay (import, verify)

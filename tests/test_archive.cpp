@@ -170,6 +170,40 @@ TEST_CASE("import: a case id that is not a whole number from 1 is refused as wri
   CHECK_THROWS_AS(import_cases(*to, directory), Error);
 }
 
+TEST_CASE("import: an archive holding fewer or more cases than its header says is a problem; its sound cases are imported") {
+  auto from_store = open_memory_store();
+  populate(*engine_on(from_store));
+  std::stringstream archive;
+  export_cases(*from_store, archive);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(archive, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 4);
+  {
+    // Cut at a line's end: every line left is sound.
+    std::stringstream cut(lines[0] + "\n" + lines[1] + "\n" + lines[2] + "\n");
+    auto to = engine_on(open_memory_store());
+    const ImportReport report = import_cases(*to, cut);
+    CHECK(report.imported == 2);
+    CHECK(report.refused == 0);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0] ==
+          "the header (line 1) says the archive holds 3 cases, but 2 lines of cases follow; it was cut short, or lines are missing");
+    CHECK(!report.ok());
+  }
+  {
+    std::stringstream more("{\"cases\":1,\"format\":\"onestop-archive\",\"version\":1}\n" + lines[1] + "\n" + lines[2] + "\n");
+    auto to = engine_on(open_memory_store());
+    const ImportReport report = import_cases(*to, more);
+    CHECK(report.imported == 2);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0] == "the header (line 1) says the archive holds 1 case, but 2 lines of cases follow; lines were added");
+  }
+  std::stringstream bad_count("{\"cases\":-1,\"format\":\"onestop-archive\",\"version\":1}\n");
+  auto to = engine_on(open_memory_store());
+  CHECK_THROWS_WITH_AS(import_cases(*to, bad_count),
+                       "import: line 1: 'cases' is -1, not a whole number from 0 to 18446744073709551615", Error);
+}
+
 TEST_CASE("the archive fixtures written by earlier builds still import") {
   // tests/data/store/: the three cases of populate(). cases-v1.jsonl from
   // before events named the flow versions their frames started on (replay

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <type_traits>
@@ -238,11 +239,23 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
                                                       header.contains("version") ? json_fields::shown(header["version"]) : "(none)",
                                                       archive_version));
   }
+  // The number of cases the header says follow: an archive cut short at a
+  // line's end, or with lines added, is otherwise whole line by line.
+  std::optional<std::size_t> announced;
+  if (const json* cases = json_fields::field(header, "cases")) {
+    try {
+      announced = json_fields::whole_value<std::size_t>(*cases, "cases");
+    } catch (const Error& e) {
+      throw Error(ErrorCode::invalid_input, fmt::format("import: line 1: {}", e.what()));
+    }
+  }
   const std::shared_ptr<const Catalog> catalog = engine.catalog();
   std::size_t line_no = 1;
+  std::size_t case_lines = 0;
   while (read_line(in, text)) {
     ++line_no;
     if (text.empty()) continue;
+    ++case_lines;
     CaseId id = 0;
     try {
       const json line = json_fields::parse(text, "the line");
@@ -260,9 +273,18 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
       engine.import_case(events);
       ++report.imported;
     } catch (const std::exception& e) {
+      ++report.refused;
       report.problems.push_back(id == 0 ? fmt::format("line {}: {}", line_no, e.what())
                                         : fmt::format("line {}: case {}: {}", line_no, id, e.what()));
     }
+  }
+  if (announced && *announced != case_lines) {
+    report.problems.push_back(fmt::format("the header (line 1) says the archive holds {} case{}, but {} line{} of cases "
+                                          "follow{}; {}",
+                                          *announced, *announced == 1 ? "" : "s", case_lines, case_lines == 1 ? "" : "s",
+                                          case_lines == 1 ? "s" : "",
+                                          case_lines < *announced ? "it was cut short, or lines are missing"
+                                                                  : "lines were added"));
   }
   return report;
 }

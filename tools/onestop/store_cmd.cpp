@@ -254,7 +254,7 @@ void import_command(const Options& o) {
     report = import_cases(*engine, in);
   }
   for (const auto& p : report.problems) std::cerr << p << '\n';
-  std::cout << fmt::format("{} imported, {} refused\n", report.imported, report.problems.size());
+  std::cout << fmt::format("{} imported, {} refused\n", report.imported, report.refused);
   if (!report.ok()) throw CLI::RuntimeError(1);
 }
 

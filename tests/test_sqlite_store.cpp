@@ -549,6 +549,15 @@ TEST_CASE("sqlite: corrupt and foreign files give storage errors and stay unchan
   CHECK(reported);
 }
 
+TEST_CASE("sqlite: an empty file opened read-only is refused as no onestop database, and stays empty") {
+  TempDir dir;
+  const std::string empty = dir.file("empty.db");
+  { std::ofstream out(empty); }
+  storage_error([&] { sqlite(empty, SqliteOptions{.read_only = true}); }, empty,
+                "is not a onestop database (an empty file, or an SQLite database with nothing in it)");
+  CHECK(fs::file_size(empty) == 0);
+}
+
 TEST_CASE("sqlite: a read-only store reads and refuses writes") {
   TempDir dir;
   const std::string file = dir.file("ro.db");

@@ -678,6 +678,14 @@ class SqliteStoreImpl final : public SqliteStore {
     // before a single byte of it changes.
     const int latest = migrations.back().version;
     int schema = check_identity(latest);
+    if (schema == 0 && options_.read_only) {
+      // Nothing in it yet: a writer would make it a new store; a reader has
+      // nothing to read.
+      throw Error(ErrorCode::storage,
+                  fmt::format("{}: is not a onestop database (an empty file, or an SQLite database with nothing in "
+                              "it); opened read-only, it is not made into one",
+                              path_));
+    }
     if (schema < latest && options_.read_only) {
       throw Error(ErrorCode::storage,
                   fmt::format("{}: schema version {} is older than this build's {} and the store is opened read-only; "
@@ -722,7 +730,12 @@ class SqliteStoreImpl final : public SqliteStore {
   void read_where_nothing_may_be_created() {
     const int rc = first_read();
     if (rc == SQLITE_OK) return;
-    // Anything else (not a database, locked, ...) check_identity reports.
+    // A lock held past the busy timeout is reported now: check_identity
+    // would wait for it once more.
+    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+      fail(path_, "PRAGMA application_id", rc, db_);
+    }
+    // Anything else (not a database, ...) check_identity reports.
     if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN) return;
     // SQLite keeps the log beside the file a symbolic link names.
     std::error_code ec;

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -98,11 +99,31 @@ std::optional<std::string> sqlite_file(std::string_view uri) {
   return std::string(rest);
 }
 
+// Whether `file` is a onestop database of a schema older than this build's,
+// as its SQLite header says (user_version at byte 60, application_id at
+// byte 68, big-endian; docs/persistence.md): a read-only opening refuses
+// such a store, and a writer upgrades it.
+bool older_schema(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  unsigned char h[72];
+  if (!in.read(reinterpret_cast<char*>(h), sizeof h)) return false;
+  if (std::memcmp(h, "SQLite format 3", 16) != 0) return false;  // with its closing NUL
+  auto big_endian = [&](int at) {
+    return std::uint32_t{h[at]} << 24 | std::uint32_t{h[at + 1]} << 16 | std::uint32_t{h[at + 2]} << 8 | h[at + 3];
+  };
+  const std::uint32_t schema = big_endian(60);
+  const auto latest = static_cast<std::uint32_t>(sqlite_migrations().back().version);
+  return big_endian(68) == 0x4F4E5354 && schema >= 1 && schema < latest;
+}
+
 // The store of a command that only reads it. A SQLite file must exist (a
 // mistyped path must not leave an empty database behind) and is opened
 // read-only, so that a store one may not write can be read and reading
-// changes nothing. A file one may write whose read-only opening fails (an
-// older schema is upgraded only by a writer) is opened as before.
+// changes nothing. Only a store of an older schema, which a writer upgrades,
+// is opened for writing when its read-only opening fails and one may write
+// it: an empty file or any other non-database is refused as it is (a writer
+// would make an empty store of it), and a locked store fails after one busy
+// timeout, not after a writer waited once more.
 std::shared_ptr<Store> open_for_reading(const std::string& command, const std::string& uri) {
   const auto file = sqlite_file(uri);
   if (!file) return open_store(uri);
@@ -116,7 +137,7 @@ std::shared_ptr<Store> open_for_reading(const std::string& command, const std::s
   try {
     return open_store(read_only);
   } catch (const Error& e) {
-    if (e.code() != ErrorCode::storage || ::access(file->c_str(), W_OK) != 0) throw;
+    if (e.code() != ErrorCode::storage || ::access(file->c_str(), W_OK) != 0 || !older_schema(*file)) throw;
     return open_store(uri);
   }
 }

@@ -162,8 +162,10 @@ void simulate_command(const Options& o) {
             o.quiet);
     }
   } catch (const onestop::Error& e) {
+    // Before a run starts (a bad scenario or definitions, a store that
+    // cannot be opened or already holds cases): 1; once one runs: 2.
     std::cerr << "onestop simulate: " << e.what() << '\n';
-    throw CLI::RuntimeError(e.code() == onestop::ErrorCode::invalid_input ? code : 2);
+    throw CLI::RuntimeError(code);
   } catch (const std::exception& e) {
     std::cerr << "onestop simulate: " << e.what() << '\n';
     throw CLI::RuntimeError(2);

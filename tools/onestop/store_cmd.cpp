@@ -243,7 +243,14 @@ void export_command(const Options& o) {
   const auto ids = case_ids("export", o.cases);
   auto store = open_for_reading("export", o.store);
   if (o.file.empty()) {
-    export_cases(*store, std::cout, ids);
+    try {
+      export_cases(*store, std::cout, ids);
+    } catch (const Error&) {
+      // Standard output that cannot be written fails the command as it
+      // fails every other (main: exit 2); anything else is export's own.
+      if (!std::cout) return;
+      throw;
+    }
     return;
   }
   refuse_store_files(o.store, o.file);

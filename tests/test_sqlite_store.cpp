@@ -558,6 +558,54 @@ TEST_CASE("sqlite: an empty file opened read-only is refused as no onestop datab
   CHECK(fs::file_size(empty) == 0);
 }
 
+TEST_CASE("sqlite: a snapshot that cannot be read names the file and the case") {
+  TempDir dir;
+  // A changed byte inside a stored snapshot (SQLite keeps no checksum of
+  // its own; the snapshot's finds it).
+  const std::string file = dir.file("snapshot.db");
+  {
+    Host h(sqlite(file));
+    h.submit();
+  }
+  {
+    std::string bytes = read_bytes(file);
+    const auto at = bytes.find("OSS1");
+    REQUIRE(at != std::string::npos);
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(at + 40));
+    f.put(static_cast<char>(bytes[at + 40] ^ 0x5a));
+  }
+  {
+    Host h(sqlite(file));
+    storage_error([&] { h.engine->get(1); }, file, ": case 1: snapshot: damaged (its checksum does not match)");
+  }
+  // A finished case on a flow version the definitions lack (Store::bind
+  // lets it be: only unfinished cases must find theirs).
+  const std::string versions = dir.file("versions.db");
+  const fs::path defs = fs::path(ONESTOP_TEST_DATA) / "versions";
+  auto catalog_of = [](std::vector<fs::path> paths) {
+    auto loaded = load_catalog(paths);
+    REQUIRE(loaded.ok());
+    return loaded.catalog;
+  };
+  {
+    Host h(sqlite(versions), catalog_of({defs / "common.yaml", defs / "vflow1.yaml"}));
+    Submission s;
+    s.target = "IT-V";
+    s.applicant = Applicant{ApplicantKind::legal_person, company, "Investor Ltd"};
+    const CaseId id = *h.engine->submit(s, Actor::applicant_of(company)).case_id;
+    h.finish(id);
+  }
+  Host h(sqlite(versions), catalog_of({defs / "common.yaml", defs / "vflow2.yaml"}));
+  try {
+    h.engine->statistics({});
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()) ==
+          versions + ": case 1: the case runs flow 'vflow' version 1, which the catalog does not contain");
+  }
+}
+
 TEST_CASE("sqlite: a read-only store reads and refuses writes") {
   TempDir dir;
   const std::string file = dir.file("ro.db");

@@ -1279,7 +1279,14 @@ class SqliteStoreImpl final : public SqliteStore {
     if (!s.step()) return nullptr;
     const auto version = static_cast<std::uint64_t>(s.integer(0));
     if (auto cached = cached_snapshot(id, version)) return cached;
-    auto snapshot = binding_->decode(s.blob(1));
+    std::shared_ptr<const CaseSnapshot> snapshot;
+    try {
+      snapshot = binding_->decode(s.blob(1));
+    } catch (const Error& e) {
+      // The codec knows neither the file nor the case: a damaged snapshot,
+      // or one on a flow version the catalog lacks, says which.
+      throw Error(e.code(), fmt::format("{}: case {}: {}", path_, id, e.what()));
+    }
     remember(id, version, snapshot);
     return snapshot;
   }

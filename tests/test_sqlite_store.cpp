@@ -866,6 +866,24 @@ TEST_CASE("sqlite: store URIs") {
   auto mem = open_store("sqlite::memory:");
   { Host h(mem); h.finish(h.submit()); }
   CHECK(mem->case_ids().size() == 1);
+  // A busy timeout SQLite cannot take (an int of milliseconds) is refused, not wrapped.
+  CHECK(open_store("sqlite:" + file + "?busy_timeout_ms=2147483647")->case_ids().size() == 1);
+  for (const char* ms : {"2147483648", "4294967296", "9223372036854775807"}) {
+    CAPTURE(ms);
+    CHECK_THROWS_WITH_AS(open_store("sqlite:" + file + "?busy_timeout_ms=" + ms),
+                         fmt::format("store 'sqlite:{}?busy_timeout_ms={}': busy_timeout_ms is {}, more than the largest "
+                                     "SQLite takes (2147483647 ms, about 24 days)",
+                                     file, ms, ms)
+                             .c_str(),
+                         Error);
+  }
+  try {
+    sqlite(file, SqliteOptions{.busy_timeout = std::chrono::milliseconds(std::int64_t{1} << 31)});
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_input);
+    CHECK(std::string(e.what()) == file + ": busy_timeout is 2147483648 ms, not from 0 to 2147483647 ms (what SQLite takes, about 24 days)");
+  }
   CHECK_THROWS_AS(open_store("sqlite:" + file + "?colour=blue"), Error);
   CHECK_THROWS_AS(open_store("sqlite:"), Error);
   storage_error([&] { open_store("sqlite:" + dir.file("no/such/dir/x.db")); }, dir.file("no/such/dir/x.db"), "cannot open");

@@ -20,6 +20,7 @@
 #include <array>
 #include <charconv>
 #include <filesystem>
+#include <limits>
 #include <list>
 #include <map>
 #include <mutex>
@@ -671,6 +672,12 @@ class SqliteStoreImpl final : public SqliteStore {
   };
 
   void open(const std::vector<SqliteMigration>& migrations) {
+    // SQLite takes the busy timeout as an int of milliseconds.
+    if (options_.busy_timeout.count() < 0 || options_.busy_timeout.count() > std::numeric_limits<int>::max()) {
+      throw Error(ErrorCode::invalid_input,
+                  fmt::format("{}: busy_timeout is {} ms, not from 0 to {} ms (what SQLite takes, about 24 days)", path_,
+                              options_.busy_timeout.count(), std::numeric_limits<int>::max()));
+    }
     connect(path_, 0);
     if (options_.read_only && path_ != ":memory:") read_where_nothing_may_be_created();
 

@@ -17,6 +17,8 @@
 #include <memory>
 #include <optional>
 #include <unistd.h>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -128,6 +130,17 @@ void simulate_command(const Options& o) {
   int code = 2;
   try {
     code = 1;
+    // Standard output takes one report: two would run into each other
+    // (JSON followed by CSV is neither).
+    std::vector<std::string> to_stdout;
+    for (const auto& [option, path] : {std::pair{"--json", &o.json}, {"--csv", &o.csv}, {"--html", &o.html}}) {
+      if (*path == "-") to_stdout.push_back(option);
+    }
+    if (to_stdout.size() > 1) {
+      throw onestop::Error(onestop::ErrorCode::invalid_input,
+                           fmt::format("{} and {} both write to standard output ('-'); send one of them to a file",
+                                       to_stdout[0], to_stdout[1]));
+    }
     const Loaded a = load(o.scenario, o.definitions);
     std::optional<Loaded> b;
     if (!o.compare.empty()) b = load(o.compare, o.definitions);

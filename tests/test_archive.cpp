@@ -116,6 +116,22 @@ TEST_CASE("a damaged archive: the broken case is reported, the others are import
   CHECK_THROWS_AS(import_cases(*to, not_archive), Error);
 }
 
+TEST_CASE("export: a case the store lacks is refused before anything is written; a case asked for twice is written once") {
+  auto from_store = open_memory_store();
+  populate(*engine_on(from_store));
+  std::stringstream partial;
+  CHECK_THROWS_WITH_AS(export_cases(*from_store, partial, {1, 999, 2}), "export: no case 999", Error);
+  CHECK(partial.str().empty());
+  std::stringstream twice;
+  CHECK(export_cases(*from_store, twice, {3, 1, 3}) == 2);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(twice, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].find("\"cases\":2,") != std::string::npos);
+  CHECK(lines[1].find("{\"case\":3,") == 0);
+  CHECK(lines[2].find("{\"case\":1,") == 0);
+}
+
 TEST_CASE("import: a case id that is not a whole number from 1 is refused as written; long lines read whole") {
   auto from_store = open_memory_store();
   auto from = engine_on(from_store);
@@ -152,6 +168,40 @@ TEST_CASE("import: a case id that is not a whole number from 1 is refused as wri
   std::ifstream directory(fs::temp_directory_path());
   auto to = engine_on(open_memory_store());
   CHECK_THROWS_AS(import_cases(*to, directory), Error);
+}
+
+TEST_CASE("import: an archive holding fewer or more cases than its header says is a problem; its sound cases are imported") {
+  auto from_store = open_memory_store();
+  populate(*engine_on(from_store));
+  std::stringstream archive;
+  export_cases(*from_store, archive);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(archive, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 4);
+  {
+    // Cut at a line's end: every line left is sound.
+    std::stringstream cut(lines[0] + "\n" + lines[1] + "\n" + lines[2] + "\n");
+    auto to = engine_on(open_memory_store());
+    const ImportReport report = import_cases(*to, cut);
+    CHECK(report.imported == 2);
+    CHECK(report.refused == 0);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0] ==
+          "the header (line 1) says the archive holds 3 cases, but 2 lines of cases follow; it was cut short, or lines are missing");
+    CHECK(!report.ok());
+  }
+  {
+    std::stringstream more("{\"cases\":1,\"format\":\"onestop-archive\",\"version\":1}\n" + lines[1] + "\n" + lines[2] + "\n");
+    auto to = engine_on(open_memory_store());
+    const ImportReport report = import_cases(*to, more);
+    CHECK(report.imported == 2);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0] == "the header (line 1) says the archive holds 1 case, but 2 lines of cases follow; lines were added");
+  }
+  std::stringstream bad_count("{\"cases\":-1,\"format\":\"onestop-archive\",\"version\":1}\n");
+  auto to = engine_on(open_memory_store());
+  CHECK_THROWS_WITH_AS(import_cases(*to, bad_count),
+                       "import: line 1: 'cases' is -1, not a whole number from 0 to 18446744073709551615", Error);
 }
 
 TEST_CASE("the archive fixtures written by earlier builds still import") {
@@ -295,6 +345,46 @@ TEST_CASE("import: payload fields of the wrong type or out of range are refused 
   const ImportReport report = import_cases(*to, archive);
   REQUIRE(report.problems.size() == 1);
   CHECK(report.problems[0].find("event: 'seq' is 1e+99, not a whole number") != std::string::npos);
+}
+
+TEST_CASE("import: a case whose submission names an item version the definitions lack, or one below 1, is refused") {
+  // Replay runs the flow versions the history names, so it accepted such a
+  // case; the store then refused to open on the same definitions.
+  auto from_store = open_memory_store();
+  populate(*engine_on(from_store));
+  std::vector<Event> events = from_store->history(1);
+  REQUIRE(events.front().kind == EventKind::submitted);
+  const fs::path db = fs::temp_directory_path() / fmt::format("onestop-archive-version-{}.db", ::getpid());
+  for (const auto& [version, wanted] : std::vector<std::pair<std::string, std::string>>{
+           {"7", "line 2: case 1: it runs item XK-INV-0001 version 7, which the definitions lack"},
+           {"0", "line 2: case 1: its submission names item XK-INV-0001 version 0; versions are whole numbers from 1"},
+           {"-3", "line 2: case 1: its submission names item XK-INV-0001 version -3; versions are whole numbers from 1"}}) {
+    CAPTURE(version);
+    std::vector<Event> edited = events;
+    std::string& payload = edited.front().payload;
+    const auto at = payload.find("\"version\":1");
+    REQUIRE(at != std::string::npos);
+    payload.replace(at, 11, "\"version\":" + version);
+    for (std::size_t i = 0; i < edited.size(); ++i) {
+      edited[i].prev_hash = i == 0 ? Hash{} : edited[i - 1].hash;
+      edited[i].hash = hash_event(edited[i], edited[i].prev_hash);
+    }
+    std::string line = "{\"case\":1,\"events\":[";
+    for (std::size_t i = 0; i < edited.size(); ++i) line += (i ? "," : "") + event_to_json(edited[i]);
+    std::stringstream archive("{\"cases\":1,\"format\":\"onestop-archive\",\"version\":1}\n" + line + "]}\n");
+    fs::remove(db);
+    {
+      auto store = open_sqlite_store(db.string());
+      auto to = engine_on(store);
+      const ImportReport report = import_cases(*to, archive);
+      CHECK(report.imported == 0);
+      REQUIRE(report.problems.size() == 1);
+      CHECK(report.problems[0] == wanted);
+    }
+    // The store still opens on the definitions it was imported with.
+    CHECK_NOTHROW(engine_on(open_sqlite_store(db.string())));
+  }
+  fs::remove(db);
 }
 
 TEST_CASE("cases started on a flow's version 1 replay on it once version 2 sits beside it") {

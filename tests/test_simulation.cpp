@@ -343,6 +343,30 @@ TEST_CASE("a store that fails to write a batch fails the run with its error, wha
   }
 }
 
+TEST_CASE("a store that fails a submission's commit, one commit at a time, ends the run with its error") {
+  // Counting the failed submission as refused went on with a case the
+  // store never held, and the run ended later with "no case N".
+  class Failing final : public StoreWrapper {
+   public:
+    Failing() : StoreWrapper(open_memory_store()) {}
+    void commit(Commit c) override {
+      if (c.expected_version == 0 && ++new_cases == 7) throw Error(ErrorCode::storage, "cases.db: the database or disk is full");
+      StoreWrapper::commit(std::move(c));
+    }
+    int new_cases = 0;
+  };
+  SimulationOptions o;
+  o.store = std::make_shared<Failing>();
+  o.batch = 1;
+  try {
+    simulate(small_investment(6, "10 days"), investment_catalog(), o);
+    FAIL("the run went on");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::storage);
+    CHECK(std::string(e.what()) == "cases.db: the database or disk is full");
+  }
+}
+
 TEST_CASE("a run goes through the real engine: histories replay, staff act in working hours, IDs are valid") {
   const auto catalog = investment_catalog();
   Scenario s = small_investment(8, "20 days");

@@ -549,6 +549,63 @@ TEST_CASE("sqlite: corrupt and foreign files give storage errors and stay unchan
   CHECK(reported);
 }
 
+TEST_CASE("sqlite: an empty file opened read-only is refused as no onestop database, and stays empty") {
+  TempDir dir;
+  const std::string empty = dir.file("empty.db");
+  { std::ofstream out(empty); }
+  storage_error([&] { sqlite(empty, SqliteOptions{.read_only = true}); }, empty,
+                "is not a onestop database (an empty file, or an SQLite database with nothing in it)");
+  CHECK(fs::file_size(empty) == 0);
+}
+
+TEST_CASE("sqlite: a snapshot that cannot be read names the file and the case") {
+  TempDir dir;
+  // A changed byte inside a stored snapshot (SQLite keeps no checksum of
+  // its own; the snapshot's finds it).
+  const std::string file = dir.file("snapshot.db");
+  {
+    Host h(sqlite(file));
+    h.submit();
+  }
+  {
+    std::string bytes = read_bytes(file);
+    const auto at = bytes.find("OSS1");
+    REQUIRE(at != std::string::npos);
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(at + 40));
+    f.put(static_cast<char>(bytes[at + 40] ^ 0x5a));
+  }
+  {
+    Host h(sqlite(file));
+    storage_error([&] { h.engine->get(1); }, file, ": case 1: snapshot: damaged (its checksum does not match)");
+  }
+  // A finished case on a flow version the definitions lack (Store::bind
+  // lets it be: only unfinished cases must find theirs).
+  const std::string versions = dir.file("versions.db");
+  const fs::path defs = fs::path(ONESTOP_TEST_DATA) / "versions";
+  auto catalog_of = [](std::vector<fs::path> paths) {
+    auto loaded = load_catalog(paths);
+    REQUIRE(loaded.ok());
+    return loaded.catalog;
+  };
+  {
+    Host h(sqlite(versions), catalog_of({defs / "common.yaml", defs / "vflow1.yaml"}));
+    Submission s;
+    s.target = "IT-V";
+    s.applicant = Applicant{ApplicantKind::legal_person, company, "Investor Ltd"};
+    const CaseId id = *h.engine->submit(s, Actor::applicant_of(company)).case_id;
+    h.finish(id);
+  }
+  Host h(sqlite(versions), catalog_of({defs / "common.yaml", defs / "vflow2.yaml"}));
+  try {
+    h.engine->statistics({});
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()) ==
+          versions + ": case 1: the case runs flow 'vflow' version 1, which the catalog does not contain");
+  }
+}
+
 TEST_CASE("sqlite: a read-only store reads and refuses writes") {
   TempDir dir;
   const std::string file = dir.file("ro.db");
@@ -809,6 +866,24 @@ TEST_CASE("sqlite: store URIs") {
   auto mem = open_store("sqlite::memory:");
   { Host h(mem); h.finish(h.submit()); }
   CHECK(mem->case_ids().size() == 1);
+  // A busy timeout SQLite cannot take (an int of milliseconds) is refused, not wrapped.
+  CHECK(open_store("sqlite:" + file + "?busy_timeout_ms=2147483647")->case_ids().size() == 1);
+  for (const char* ms : {"2147483648", "4294967296", "9223372036854775807"}) {
+    CAPTURE(ms);
+    CHECK_THROWS_WITH_AS(open_store("sqlite:" + file + "?busy_timeout_ms=" + ms),
+                         fmt::format("store 'sqlite:{}?busy_timeout_ms={}': busy_timeout_ms is {}, more than the largest "
+                                     "SQLite takes (2147483647 ms, about 24 days)",
+                                     file, ms, ms)
+                             .c_str(),
+                         Error);
+  }
+  try {
+    sqlite(file, SqliteOptions{.busy_timeout = std::chrono::milliseconds(std::int64_t{1} << 31)});
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_input);
+    CHECK(std::string(e.what()) == file + ": busy_timeout is 2147483648 ms, not from 0 to 2147483647 ms (what SQLite takes, about 24 days)");
+  }
   CHECK_THROWS_AS(open_store("sqlite:" + file + "?colour=blue"), Error);
   CHECK_THROWS_AS(open_store("sqlite:"), Error);
   storage_error([&] { open_store("sqlite:" + dir.file("no/such/dir/x.db")); }, dir.file("no/such/dir/x.db"), "cannot open");

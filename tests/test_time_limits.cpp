@@ -442,6 +442,10 @@ TEST_CASE("supervision statistics: on-time rate, overdue, handling time, warning
   StatsQuery other;
   other.target = "OTHER";
   CHECK(f.engine->statistics(other).total.cases == 0);
+  // None finished: the rate is 1, as StatsFigures says, in the total too
+  // (which read 0 when no case matched at all).
+  CHECK(f.engine->statistics(other).total.on_time_rate == 1.0);
+  CHECK(f.engine->statistics(other).total.finished == 0);
   CHECK(f.engine->verify(late).ok);
 
   // The late case finished too: percentiles by nearest rank. p50 of two is

@@ -25,20 +25,26 @@
 namespace onestop {
 
 // Writes the given cases (every case in the store when `ids` is empty) from
-// `store`; returns how many were written. Throws Error(not_found) for an
-// id the store does not have.
+// `store`; returns how many were written. An id given twice is written
+// once, where it first appears. Throws Error(not_found) for an id the store
+// does not have, before anything is written.
 std::size_t export_cases(Store& store, std::ostream& out, const std::vector<CaseId>& ids = {});
 
 // What import_cases did.
 struct ImportReport {
   std::size_t imported = 0;
-  std::vector<std::string> problems;  // one per case not imported: "line N: case M: why"
+  std::size_t refused = 0;  // case lines not imported
+  // One per case not imported ("line N: case M: why"), and one when the
+  // number of case lines is not the header's "cases".
+  std::vector<std::string> problems;
   bool ok() const noexcept { return problems.empty(); }
 };
 
 // Reads an archive and imports every case through Engine::import_case (hash
 // chain checked, state rebuilt by replay, committed under its own id). A
-// case that fails is reported and skipped; the others are imported. Throws
+// case that fails is reported and skipped; the others are imported. An
+// archive holding fewer or more case lines than its header says is a
+// problem too, reported after the sound cases are imported. Throws
 // Error(invalid_input) when the input is not an archive at all.
 ImportReport import_cases(Engine& engine, std::istream& in);
 

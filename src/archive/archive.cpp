@@ -9,10 +9,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <unordered_set>
 
 namespace onestop {
 
@@ -103,6 +107,52 @@ Event event_of(const json& j, CaseId case_id) {
   return e;
 }
 
+// Refuses a case whose submission names an item or theme version the
+// importing definitions lack, or a version below 1. Replay does not need
+// that version (it runs the flow versions the history names), so such a
+// case would be imported, and the store would then refuse to open on the
+// very definitions it was imported with (Store::bind refuses a catalog
+// lacking a version a case runs on). A payload replay cannot read is left
+// to replay, which names the field.
+void check_target_version(const Catalog& catalog, const std::vector<Event>& events) {
+  for (const Event& e : events) {
+    if (e.kind != EventKind::submitted) continue;
+    json j;
+    bool theme = false;
+    std::string target;
+    const json* version = nullptr;
+    try {
+      j = json_fields::parse(e.payload, "the submission");
+      theme = json_fields::flag_of(j, "theme", false);
+      target = json_fields::text_of(j, "target");
+      version = json_fields::field(j, "version");
+    } catch (const Error&) {
+      return;
+    }
+    std::int64_t v = 1;  // a submission without a version ran version 1
+    if (version != nullptr) {
+      if (version->is_number_unsigned()) {
+        v = std::in_range<int>(version->get<std::uint64_t>()) ? static_cast<int>(version->get<std::uint64_t>()) : -1;
+        if (v < 0) return;  // out of range: replay says so, naming the field
+      } else if (version->is_number_integer()) {
+        v = version->get<std::int64_t>();  // below 0
+      } else {
+        return;  // not a whole number: replay says so
+      }
+    }
+    if (v < 1) {
+      throw Error(ErrorCode::invalid_input, fmt::format("its submission names {} {} version {}; versions are whole numbers from 1",
+                                                        theme ? "theme" : "item", target, v));
+    }
+    const int n = static_cast<int>(v);
+    const bool present = theme ? catalog.find_theme(target, n) != nullptr : catalog.find_item(target, n) != nullptr;
+    if (!present) {
+      throw Error(ErrorCode::invalid_input,
+                  fmt::format("it runs {} {} version {}, which the definitions lack", theme ? "theme" : "item", target, v));
+    }
+  }
+}
+
 // One line of an archive, at most 64 MiB (a case's whole history is one
 // line): a stream without line ends, such as /dev/zero, is refused instead
 // of read until memory runs out.
@@ -140,7 +190,21 @@ Event event_from_json(const std::string& text, CaseId case_id) {
 }
 
 std::size_t export_cases(Store& store, std::ostream& out, const std::vector<CaseId>& wanted) {
-  const std::vector<CaseId> ids = wanted.empty() ? store.case_ids() : wanted;
+  std::vector<CaseId> ids = wanted.empty() ? store.case_ids() : std::vector<CaseId>();
+  if (!wanted.empty()) {
+    // Every case asked for must be there before a byte is written, so that
+    // a missing one leaves no archive whose header counts cases it lacks;
+    // a case asked for twice is written once, where it was first asked for.
+    std::vector<CaseId> stored = store.case_ids();
+    std::sort(stored.begin(), stored.end());
+    std::unordered_set<CaseId> seen;
+    for (CaseId id : wanted) {
+      if (!std::binary_search(stored.begin(), stored.end(), id)) {
+        throw Error(ErrorCode::not_found, fmt::format("export: no case {}", id));
+      }
+      if (seen.insert(id).second) ids.push_back(id);
+    }
+  }
   out << json{{"format", "onestop-archive"}, {"version", archive_version}, {"cases", ids.size()}}.dump() << '\n';
   std::size_t written = 0;
   for (CaseId id : ids) {
@@ -175,10 +239,23 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
                                                       header.contains("version") ? json_fields::shown(header["version"]) : "(none)",
                                                       archive_version));
   }
+  // The number of cases the header says follow: an archive cut short at a
+  // line's end, or with lines added, is otherwise whole line by line.
+  std::optional<std::size_t> announced;
+  if (const json* cases = json_fields::field(header, "cases")) {
+    try {
+      announced = json_fields::whole_value<std::size_t>(*cases, "cases");
+    } catch (const Error& e) {
+      throw Error(ErrorCode::invalid_input, fmt::format("import: line 1: {}", e.what()));
+    }
+  }
+  const std::shared_ptr<const Catalog> catalog = engine.catalog();
   std::size_t line_no = 1;
+  std::size_t case_lines = 0;
   while (read_line(in, text)) {
     ++line_no;
     if (text.empty()) continue;
+    ++case_lines;
     CaseId id = 0;
     try {
       const json line = json_fields::parse(text, "the line");
@@ -192,12 +269,22 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
       std::vector<Event> events;
       events.reserve(line["events"].size());
       for (const auto& e : line["events"]) events.push_back(event_of(e, id));
+      check_target_version(*catalog, events);
       engine.import_case(events);
       ++report.imported;
     } catch (const std::exception& e) {
+      ++report.refused;
       report.problems.push_back(id == 0 ? fmt::format("line {}: {}", line_no, e.what())
                                         : fmt::format("line {}: case {}: {}", line_no, id, e.what()));
     }
+  }
+  if (announced && *announced != case_lines) {
+    report.problems.push_back(fmt::format("the header (line 1) says the archive holds {} case{}, but {} line{} of cases "
+                                          "follow{}; {}",
+                                          *announced, *announced == 1 ? "" : "s", case_lines, case_lines == 1 ? "" : "s",
+                                          case_lines == 1 ? "s" : "",
+                                          case_lines < *announced ? "it was cut short, or lines are missing"
+                                                                  : "lines were added"));
   }
   return report;
 }

@@ -894,6 +894,10 @@ class Simulator {
     try {
       r = engine_->submit(sub, Actor::applicant_of(sub.applicant.id));
     } catch (const Error& e) {
+      // A store that cannot write (a full disk) ends the run with its own
+      // error: the submission was not refused, and the run cannot go on
+      // without the store.
+      if (e.code() == ErrorCode::storage) throw;
       // One warning per target, with the count (the messages differ by case).
       if (t.failed++ == 0) t.failure = e.what();
       if (counted) ++t.refused;
@@ -1196,6 +1200,7 @@ class Simulator {
     try {
       engine_->act(a);
     } catch (const Error& e) {
+      if (e.code() == ErrorCode::storage) throw;  // as for a submission
       warn_once(fmt::format("a resubmission was refused: {}", e.what()));
       return;
     }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <limits>
 
 namespace onestop {
 
@@ -36,7 +37,14 @@ std::shared_ptr<Store> open_sqlite_uri(std::string_view uri, std::string_view re
       if (key == "synchronous" && (value == "normal" || value == "full")) {
         o.synchronous = value == "full" ? SqliteSync::full : SqliteSync::normal;
       } else if (key == "busy_timeout_ms") {
-        o.busy_timeout = std::chrono::milliseconds(number());
+        // SQLite takes the timeout as an int: a larger one would wrap.
+        const long long ms = number();
+        if (ms > std::numeric_limits<int>::max()) {
+          throw Error(ErrorCode::invalid_input, fmt::format("store '{}': busy_timeout_ms is {}, more than the largest "
+                                                            "SQLite takes ({} ms, about 24 days)",
+                                                            uri, value, std::numeric_limits<int>::max()));
+        }
+        o.busy_timeout = std::chrono::milliseconds(ms);
       } else if (key == "read_only" || key == "mode") {
         o.read_only = value == "1" || value == "true" || value == "ro";
       } else if (key == "coalesce_wal_writes" && (value == "0" || value == "1" || value == "false" || value == "true")) {

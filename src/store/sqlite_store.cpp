@@ -20,6 +20,7 @@
 #include <array>
 #include <charconv>
 #include <filesystem>
+#include <limits>
 #include <list>
 #include <map>
 #include <mutex>
@@ -671,6 +672,12 @@ class SqliteStoreImpl final : public SqliteStore {
   };
 
   void open(const std::vector<SqliteMigration>& migrations) {
+    // SQLite takes the busy timeout as an int of milliseconds.
+    if (options_.busy_timeout.count() < 0 || options_.busy_timeout.count() > std::numeric_limits<int>::max()) {
+      throw Error(ErrorCode::invalid_input,
+                  fmt::format("{}: busy_timeout is {} ms, not from 0 to {} ms (what SQLite takes, about 24 days)", path_,
+                              options_.busy_timeout.count(), std::numeric_limits<int>::max()));
+    }
     connect(path_, 0);
     if (options_.read_only && path_ != ":memory:") read_where_nothing_may_be_created();
 
@@ -678,6 +685,14 @@ class SqliteStoreImpl final : public SqliteStore {
     // before a single byte of it changes.
     const int latest = migrations.back().version;
     int schema = check_identity(latest);
+    if (schema == 0 && options_.read_only) {
+      // Nothing in it yet: a writer would make it a new store; a reader has
+      // nothing to read.
+      throw Error(ErrorCode::storage,
+                  fmt::format("{}: is not a onestop database (an empty file, or an SQLite database with nothing in "
+                              "it); opened read-only, it is not made into one",
+                              path_));
+    }
     if (schema < latest && options_.read_only) {
       throw Error(ErrorCode::storage,
                   fmt::format("{}: schema version {} is older than this build's {} and the store is opened read-only; "
@@ -722,7 +737,12 @@ class SqliteStoreImpl final : public SqliteStore {
   void read_where_nothing_may_be_created() {
     const int rc = first_read();
     if (rc == SQLITE_OK) return;
-    // Anything else (not a database, locked, ...) check_identity reports.
+    // A lock held past the busy timeout is reported now: check_identity
+    // would wait for it once more.
+    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+      fail(path_, "PRAGMA application_id", rc, db_);
+    }
+    // Anything else (not a database, ...) check_identity reports.
     if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN) return;
     // SQLite keeps the log beside the file a symbolic link names.
     std::error_code ec;
@@ -1266,7 +1286,14 @@ class SqliteStoreImpl final : public SqliteStore {
     if (!s.step()) return nullptr;
     const auto version = static_cast<std::uint64_t>(s.integer(0));
     if (auto cached = cached_snapshot(id, version)) return cached;
-    auto snapshot = binding_->decode(s.blob(1));
+    std::shared_ptr<const CaseSnapshot> snapshot;
+    try {
+      snapshot = binding_->decode(s.blob(1));
+    } catch (const Error& e) {
+      // The codec knows neither the file nor the case: a damaged snapshot,
+      // or one on a flow version the catalog lacks, says which.
+      throw Error(e.code(), fmt::format("{}: case {}: {}", path_, id, e.what()));
+    }
     remember(id, version, snapshot);
     return snapshot;
   }

@@ -17,6 +17,8 @@
 #include <memory>
 #include <optional>
 #include <unistd.h>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -128,6 +130,17 @@ void simulate_command(const Options& o) {
   int code = 2;
   try {
     code = 1;
+    // Standard output takes one report: two would run into each other
+    // (JSON followed by CSV is neither).
+    std::vector<std::string> to_stdout;
+    for (const auto& [option, path] : {std::pair{"--json", &o.json}, {"--csv", &o.csv}, {"--html", &o.html}}) {
+      if (*path == "-") to_stdout.push_back(option);
+    }
+    if (to_stdout.size() > 1) {
+      throw onestop::Error(onestop::ErrorCode::invalid_input,
+                           fmt::format("{} and {} both write to standard output ('-'); send one of them to a file",
+                                       to_stdout[0], to_stdout[1]));
+    }
     const Loaded a = load(o.scenario, o.definitions);
     std::optional<Loaded> b;
     if (!o.compare.empty()) b = load(o.compare, o.definitions);
@@ -162,8 +175,10 @@ void simulate_command(const Options& o) {
             o.quiet);
     }
   } catch (const onestop::Error& e) {
+    // Before a run starts (a bad scenario or definitions, a store that
+    // cannot be opened or already holds cases): 1; once one runs: 2.
     std::cerr << "onestop simulate: " << e.what() << '\n';
-    throw CLI::RuntimeError(e.code() == onestop::ErrorCode::invalid_input ? code : 2);
+    throw CLI::RuntimeError(code);
   } catch (const std::exception& e) {
     std::cerr << "onestop simulate: " << e.what() << '\n';
     throw CLI::RuntimeError(2);

@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +25,7 @@
 #include <limits>
 #include <optional>
 #include <string_view>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace {
@@ -96,11 +99,31 @@ std::optional<std::string> sqlite_file(std::string_view uri) {
   return std::string(rest);
 }
 
+// Whether `file` is a onestop database of a schema older than this build's,
+// as its SQLite header says (user_version at byte 60, application_id at
+// byte 68, big-endian; docs/persistence.md): a read-only opening refuses
+// such a store, and a writer upgrades it.
+bool older_schema(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  unsigned char h[72];
+  if (!in.read(reinterpret_cast<char*>(h), sizeof h)) return false;
+  if (std::memcmp(h, "SQLite format 3", 16) != 0) return false;  // with its closing NUL
+  auto big_endian = [&](int at) {
+    return std::uint32_t{h[at]} << 24 | std::uint32_t{h[at + 1]} << 16 | std::uint32_t{h[at + 2]} << 8 | h[at + 3];
+  };
+  const std::uint32_t schema = big_endian(60);
+  const auto latest = static_cast<std::uint32_t>(sqlite_migrations().back().version);
+  return big_endian(68) == 0x4F4E5354 && schema >= 1 && schema < latest;
+}
+
 // The store of a command that only reads it. A SQLite file must exist (a
 // mistyped path must not leave an empty database behind) and is opened
 // read-only, so that a store one may not write can be read and reading
-// changes nothing. A file one may write whose read-only opening fails (an
-// older schema is upgraded only by a writer) is opened as before.
+// changes nothing. Only a store of an older schema, which a writer upgrades,
+// is opened for writing when its read-only opening fails and one may write
+// it: an empty file or any other non-database is refused as it is (a writer
+// would make an empty store of it), and a locked store fails after one busy
+// timeout, not after a writer waited once more.
 std::shared_ptr<Store> open_for_reading(const std::string& command, const std::string& uri) {
   const auto file = sqlite_file(uri);
   if (!file) return open_store(uri);
@@ -114,25 +137,127 @@ std::shared_ptr<Store> open_for_reading(const std::string& command, const std::s
   try {
     return open_store(read_only);
   } catch (const Error& e) {
-    if (e.code() != ErrorCode::storage || ::access(file->c_str(), W_OK) != 0) throw;
+    if (e.code() != ErrorCode::storage || ::access(file->c_str(), W_OK) != 0 || !older_schema(*file)) throw;
     return open_store(uri);
   }
 }
 
+// Refuses an -o that names the database file of the store being exported,
+// or one of the files SQLite keeps beside it: the archive would replace the
+// cases it is read from. Files that exist are compared as files (a hard
+// link, a symbolic link or another spelling is the same file); a companion
+// not there yet is compared by its path, symbolic links resolved.
+void refuse_store_files(const std::string& uri, const std::string& output) {
+  const auto file = sqlite_file(uri);
+  if (!file) return;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path out_path = fs::weakly_canonical(output, ec);
+  const fs::path db = fs::weakly_canonical(*file, ec);
+  for (const std::string suffix : {"", "-wal", "-shm", "-journal"}) {
+    const fs::path candidate = db.string() + suffix;
+    std::error_code e1, e2;
+    const bool same = fs::exists(output, e1) && fs::exists(candidate, e2) ? fs::equivalent(output, candidate, e1)
+                                                                          : !out_path.empty() && out_path == candidate;
+    if (!same) continue;
+    const std::string what = suffix.empty() ? fmt::format("the database file of the store {}", *file)
+                                            : fmt::format("{}, a file SQLite keeps beside the store {}",
+                                                          candidate.string(), *file);
+    fail("export", fmt::format("-o '{}' is {}: the archive would overwrite the store it is read from; "
+                               "write it to another file",
+                               output, what));
+  }
+}
+
+// The -o file of export, written so that a failed export leaves whatever
+// was there before untouched: the archive goes to a temporary file beside
+// the target, which replaces the target (rename) only once it is complete.
+// A target that exists and is not a regular file (/dev/stdout, a pipe, a
+// device) is written directly: renaming over it would replace the device.
+class OutputFile {
+ public:
+  explicit OutputFile(const std::string& name) : name_(name) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const auto status = fs::status(name, ec);
+    if (fs::exists(status) && !fs::is_regular_file(status)) {
+      out_.open(name, std::ios::binary);
+      if (!out_) fail("export", fmt::format("cannot write '{}': {}", name, std::strerror(errno)));
+      return;
+    }
+    // A symbolic link keeps pointing at the file it named.
+    target_ = name;
+    if (fs::exists(status) && fs::is_symlink(fs::symlink_status(name, ec))) {
+      if (auto real = fs::canonical(name, ec); !ec) target_ = real;
+    }
+    const fs::path dir = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
+    std::string temp = (dir / ("." + target_.filename().string() + ".XXXXXX")).string();
+    const int fd = ::mkstemp(temp.data());
+    if (fd < 0) {
+      fail("export", fmt::format("cannot write '{}': cannot make a temporary file in {}: {}", name, dir.string(),
+                                 std::strerror(errno)));
+    }
+    temp_ = temp;
+    // The permissions a new file gets (mkstemp makes it 0600), or those of
+    // the file it replaces.
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    mode_t mode = 0666 & ~mask;
+    if (fs::is_regular_file(status)) mode = static_cast<mode_t>(status.permissions()) & 07777;
+    ::fchmod(fd, mode);
+    ::close(fd);
+    out_.open(temp_, std::ios::binary | std::ios::trunc);
+    if (!out_) {
+      const int error = errno;
+      std::remove(temp_.c_str());
+      fail("export", fmt::format("cannot write '{}': {}", temp_, std::strerror(error)));
+    }
+  }
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  ~OutputFile() {
+    if (!temp_.empty()) std::remove(temp_.c_str());
+  }
+
+  std::ostream& stream() { return out_; }
+
+  // Closes the file and puts it in place; ends the command when that fails.
+  void finish() {
+    out_.close();
+    if (!out_) fail("export", fmt::format("cannot write '{}': {}", temp_.empty() ? name_ : temp_, std::strerror(errno)));
+    if (temp_.empty()) return;
+    if (std::rename(temp_.c_str(), target_.c_str()) != 0) {
+      fail("export", fmt::format("cannot write '{}': renaming {} to it failed: {}", name_, temp_, std::strerror(errno)));
+    }
+    temp_.clear();
+  }
+
+ private:
+  std::string name_;
+  std::filesystem::path target_;
+  std::string temp_;  // while it is to be removed
+  std::ofstream out_;
+};
+
 void export_command(const Options& o) {
   const auto ids = case_ids("export", o.cases);
   auto store = open_for_reading("export", o.store);
-  std::ofstream file;
-  if (!o.file.empty()) {
-    file.open(o.file, std::ios::binary);
-    if (!file) fail("export", fmt::format("cannot write '{}': {}", o.file, std::strerror(errno)));
+  if (o.file.empty()) {
+    try {
+      export_cases(*store, std::cout, ids);
+    } catch (const Error&) {
+      // Standard output that cannot be written fails the command as it
+      // fails every other (main: exit 2); anything else is export's own.
+      if (!std::cout) return;
+      throw;
+    }
+    return;
   }
-  const std::size_t n = export_cases(*store, o.file.empty() ? std::cout : file, ids);
-  if (!o.file.empty()) {
-    file.close();
-    if (!file) fail("export", fmt::format("cannot write '{}': {}", o.file, std::strerror(errno)));
-    std::cerr << fmt::format("{} case{} written to {}\n", n, n == 1 ? "" : "s", o.file);
-  }
+  refuse_store_files(o.store, o.file);
+  OutputFile file(o.file);
+  const std::size_t n = export_cases(*store, file.stream(), ids);
+  file.finish();
+  std::cerr << fmt::format("{} case{} written to {}\n", n, n == 1 ? "" : "s", o.file);
 }
 
 void import_command(const Options& o) {
@@ -157,7 +282,7 @@ void import_command(const Options& o) {
     report = import_cases(*engine, in);
   }
   for (const auto& p : report.problems) std::cerr << p << '\n';
-  std::cout << fmt::format("{} imported, {} refused\n", report.imported, report.problems.size());
+  std::cout << fmt::format("{} imported, {} refused\n", report.imported, report.refused);
   if (!report.ok()) throw CLI::RuntimeError(1);
 }
 
@@ -188,7 +313,7 @@ nlohmann::json figures_json(const StatsFigures& f) {
           {"finished_on_time", f.finished_on_time},
           {"finished_overdue", f.finished_overdue},
           {"open_overdue", f.open_overdue},
-          {"on_time_rate", f.on_time_rate},
+          {"on_time_rate", f.finished > 0 ? nlohmann::json(f.on_time_rate) : nlohmann::json(nullptr)},  // none finished: no rate
           {"mean_days", f.mean_days},
           {"p50_days", f.p50_days},
           {"p90_days", f.p90_days},
@@ -240,7 +365,8 @@ void stats_command(const Options& o) {
   }
   auto row = [](const std::string& name, const StatsFigures& f) {
     std::cout << fmt::format("{:<36} {:>7} {:>7} {:>6} {:>8} {:>7} {:>6.1f} {:>6.1f} {:>6.1f} {:>5} {:>4} {:>5} {:>6}\n",
-                             name, f.cases, f.finished, f.open, percent_text(f.on_time_rate), f.open_overdue, f.mean_days,
+                             name, f.cases, f.finished, f.open, f.finished > 0 ? percent_text(f.on_time_rate) : "-",
+                             f.open_overdue, f.mean_days,
                              f.p50_days, f.p90_days, f.yellow_warnings, f.red_warnings, f.evaluations,
                              f.evaluations ? fmt::format("{:.2f}", f.mean_rating) : std::string("-"));
   };

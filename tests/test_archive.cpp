@@ -444,6 +444,20 @@ TEST_CASE("cases started on a flow's version 1 replay on it once version 2 sits 
   CHECK(new_engine->get(fresh).open_tasks().front()->node == "check");
   CHECK(new_engine->verify(fresh).ok);
 
+  // A new version of the item on another flow: the theme's subflow started
+  // on vflow 1 replays on it (a subflow runs its item's newest version, so
+  // the flow's id may differ from the one the case ran).
+  {
+    std::stringstream archive2;
+    REQUIRE(export_cases(*old_store, archive2) == 2);
+    auto item_v2 = open_on({dir / "common.yaml", dir / "vflow1.yaml", dir / "item-v2.yaml"}, open_memory_store());
+    const ImportReport imported = import_cases(*item_v2, archive2);
+    for (const auto& p : imported.problems) MESSAGE(p);
+    CHECK(imported.imported == 2);
+    CHECK(item_v2->verify(theme_case).ok);
+    CHECK(item_v2->get(theme_case).open_tasks().front()->node == "review");
+  }
+
   // Without the version the history ran, replay says which it needs.
   std::stringstream again;
   REQUIRE(export_cases(*old_store, again) == 2);

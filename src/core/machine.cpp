@@ -204,10 +204,14 @@ std::string Machine::flow_pin(const CompiledFlow& f) {
 
 // The flow a frame starts: the one the history recorded, when replaying
 // one that recorded it (FlowPins), else `resolved` (the catalog's choice).
+// `same_id`: the definitions fix the flow's id there (a root, on its item
+// or theme version; a subflow naming a flow), so the recorded one must
+// have it; a subflow running an item takes the item's newest version,
+// which may run another flow than the version the case ran.
 // `record`: whether the event that starts the frame names it (always, but
 // in the replay of a history written before events did, which must give
 // back the same events).
-const CompiledFlow* Machine::pinned(const CompiledFlow* resolved, bool& record) {
+const CompiledFlow* Machine::pinned(const CompiledFlow* resolved, bool& record, bool same_id) {
   record = true;
   if (pins_ == nullptr || pins_->next >= pins_->flows.size()) return resolved;
   const auto& [id, version] = pins_->flows[pins_->next++];
@@ -220,7 +224,7 @@ const CompiledFlow* Machine::pinned(const CompiledFlow* resolved, bool& record) 
     refuse(ErrorCode::not_found,
            fmt::format("case {}: its history ran flow '{}' version {}, which these definitions lack", state_.id, id, version));
   }
-  if (resolved != nullptr && resolved->def->id != id) {
+  if (same_id && resolved != nullptr && resolved->def->id != id) {
     refuse(ErrorCode::invalid_input,
            fmt::format("case {}: its history started flow '{}' where the definitions start flow '{}'", state_.id, id,
                        resolved->def->id));
@@ -237,7 +241,7 @@ const CompiledFlow* Machine::root_flow(bool& record) {
     const Item* it = catalog_.catalog().find_item(*state_.target, state_.target_version);
     root = it ? catalog_.flow_of(*it) : nullptr;
   }
-  root = pinned(root, record);
+  root = pinned(root, record, true);
   if (root == nullptr || root->start == npos) {
     refuse(ErrorCode::invalid_input, fmt::format("case {}: no runnable flow for '{}'", state_.id, *state_.target));
   }
@@ -349,7 +353,7 @@ void Machine::enter(std::uint32_t token_id) {
     }
     case NodeKind::subflow: {
       bool record = true;
-      const CompiledFlow* sub = pinned(node.subflow, record);
+      const CompiledFlow* sub = pinned(node.subflow, record, node.subflow_item == nullptr);
       if (sub == nullptr || sub->start == npos) {
         fail(fmt::format("subflow '{}' has no runnable flow", def.id));
         break;
@@ -850,10 +854,7 @@ void Machine::act(const Action& a) {
   // A special procedure past its maximum has ended, whether or not a tick
   // has noticed: the action (an end_special, a correction request) works
   // on clocks that ran again from the maximum.
-  if (state_.rules >= 2 && a.kind != ActionKind::end_special && state_.extras->special_until &&
-      *state_.extras->special_until <= now_) {
-    end_special_at_maximum();
-  }
+  end_special_if_past(a.kind);
   if (a.kind == ActionKind::evaluate || a.kind == ActionKind::rectify) {
     evaluate(a);
     ++state_.version;
@@ -1097,6 +1098,18 @@ void Machine::act(const Action& a) {
   ++state_.version;
 }
 
+// Before an action or handler result: a special procedure past its
+// maximum has ended, whether or not a tick has noticed (not for an
+// end_special, which ends it itself, nor on a finished case or a draft,
+// whose clocks no longer or not yet run).
+void Machine::end_special_if_past(std::optional<ActionKind> kind) {
+  if (state_.rules < 2 || kind == ActionKind::end_special || !state_.extras->special_until ||
+      *state_.extras->special_until > now_ || state_.status == CaseStatus::finished || state_.status == CaseStatus::draft) {
+    return;
+  }
+  end_special_at_maximum();
+}
+
 // A special procedure's maximum reached: the clocks run again from the
 // maximum (under the first rules: from now), however late the tick or
 // action that notices it, so the due instants do not depend on how often
@@ -1172,6 +1185,7 @@ void Machine::handler_result(TaskId id, const StepResult& result) {
   if (state_.status != CaseStatus::running) {
     refuse(ErrorCode::invalid_state, fmt::format("case {} is {}; handler result dropped", state_.id, to_string(state_.status)));
   }
+  end_special_if_past(std::nullopt);
   emit(EventKind::handler_ran, task->id, node_of(*task).id, {}, result.ok ? "ok" : "failed", encode_step_result(result));
   if (!result.ok) {
     task->failed = true;

@@ -71,7 +71,7 @@ class Machine {
             std::string payload = {});
   void start_flow(const CompiledFlow* root);
   const CompiledFlow* root_flow(bool& record);
-  const CompiledFlow* pinned(const CompiledFlow* resolved, bool& record);
+  const CompiledFlow* pinned(const CompiledFlow* resolved, bool& record, bool same_id);
   static std::string flow_pin(const CompiledFlow& f);
   std::uint32_t spawn(std::uint16_t frame, std::uint32_t node, std::uint32_t in_edge,
                       Decision decision = Decision::none);
@@ -108,6 +108,7 @@ class Machine {
   bool decided() const;
   LimitClock step_clock(const CompiledFlow& cf, const TimeLimit& limit) const;
   void end_special_at_maximum();
+  void end_special_if_past(std::optional<ActionKind> kind);
   bool runs_in(std::uint16_t frame, const std::vector<bool>& branch) const;
   static bool arrived_from(const JoinWait& wait, const CompiledFlow& cf, const std::vector<bool>& branch);
   bool misses_work(std::uint16_t frame, const std::vector<bool>& branch) const;

@@ -32,7 +32,8 @@ namespace core {
 // keeps its wait for a retry; a step started while the clocks are stopped
 // starts stopped; a special procedure's maximum resumes the clocks at the
 // maximum; a countersign is not transferred, a signer added by name takes
-// its own place, a holder of a place by name is not added again.
+// its own place, a holder of a place by name is not added again; a task a
+// return completed decides nothing (withdrawal stays open).
 inline constexpr std::uint8_t current_rules = 2;
 
 // A value snapshots share until one of them changes it. A case's

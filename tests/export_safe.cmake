@@ -55,6 +55,18 @@ if(NOT n EQUAL 2 OR NOT header MATCHES "\"cases\":1,")
   message(FATAL_ERROR "export --case 3 --case 3 wrote ${n} lines, header ${header}")
 endif()
 
+# A symbolic link, dangling or not, keeps pointing at the file it names,
+# which the archive becomes.
+file(CREATE_LINK ${DIR}/named.jsonl ${DIR}/link.jsonl SYMBOLIC)
+run(0 export --store sqlite:${db} -o ${DIR}/link.jsonl)
+if(NOT IS_SYMLINK ${DIR}/link.jsonl OR NOT EXISTS ${DIR}/named.jsonl)
+  message(FATAL_ERROR "export -o through a dangling link replaced the link instead of making the file it names")
+endif()
+file(READ ${DIR}/named.jsonl named)
+if(NOT named STREQUAL backup)
+  message(FATAL_ERROR "export -o through a link wrote something else than the archive")
+endif()
+
 # No temporary file is left behind.
 file(GLOB left ${DIR}/.*.jsonl.*)
 if(left)

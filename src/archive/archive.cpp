@@ -254,7 +254,8 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
   std::size_t case_lines = 0;
   while (read_line(in, text)) {
     ++line_no;
-    if (text.empty()) continue;
+    // A blank line (or one of spaces, or a CRLF archive's "\r") holds no case.
+    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     ++case_lines;
     CaseId id = 0;
     try {

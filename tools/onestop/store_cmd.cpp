@@ -25,6 +25,7 @@
 #include <limits>
 #include <optional>
 #include <string_view>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,23 +100,6 @@ std::optional<std::string> sqlite_file(std::string_view uri) {
   return std::string(rest);
 }
 
-// Whether `file` is a onestop database of a schema older than this build's,
-// as its SQLite header says (user_version at byte 60, application_id at
-// byte 68, big-endian; docs/persistence.md): a read-only opening refuses
-// such a store, and a writer upgrades it.
-bool older_schema(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  unsigned char h[72];
-  if (!in.read(reinterpret_cast<char*>(h), sizeof h)) return false;
-  if (std::memcmp(h, "SQLite format 3", 16) != 0) return false;  // with its closing NUL
-  auto big_endian = [&](int at) {
-    return std::uint32_t{h[at]} << 24 | std::uint32_t{h[at + 1]} << 16 | std::uint32_t{h[at + 2]} << 8 | h[at + 3];
-  };
-  const std::uint32_t schema = big_endian(60);
-  const auto latest = static_cast<std::uint32_t>(sqlite_migrations().back().version);
-  return big_endian(68) == 0x4F4E5354 && schema >= 1 && schema < latest;
-}
-
 // The store of a command that only reads it. A SQLite file must exist (a
 // mistyped path must not leave an empty database behind) and is opened
 // read-only, so that a store one may not write can be read and reading
@@ -137,7 +121,10 @@ std::shared_ptr<Store> open_for_reading(const std::string& command, const std::s
   try {
     return open_store(read_only);
   } catch (const Error& e) {
-    if (e.code() != ErrorCode::storage || ::access(file->c_str(), W_OK) != 0 || !older_schema(*file)) throw;
+    // The store's own refusal of an older schema (SQLite read it, WAL and
+    // all: the file's header alone may not have the schema yet).
+    const bool older = std::string_view(e.what()).find("is older than this build's") != std::string_view::npos;
+    if (e.code() != ErrorCode::storage || ::access(file->c_str(), W_OK) != 0 || !older) throw;
     return open_store(uri);
   }
 }
@@ -171,26 +158,38 @@ void refuse_store_files(const std::string& uri, const std::string& output) {
 
 // The -o file of export, written so that a failed export leaves whatever
 // was there before untouched: the archive goes to a temporary file beside
-// the target, which replaces the target (rename) only once it is complete.
-// A target that exists and is not a regular file (/dev/stdout, a pipe, a
-// device) is written directly: renaming over it would replace the device.
+// the target, synced, which replaces the target (rename) only once it is
+// complete. Written directly instead: a target that is not a regular file
+// (/dev/stdout, a pipe, a device) or that lies under /dev or /proc
+// (renaming over it would replace it), and one in a directory that cannot
+// take a temporary file though the target itself may be written. A
+// target that cannot be renamed over (a bind mount, another file system)
+// gets the finished archive copied in. A symbolic link, dangling or not,
+// keeps pointing at the file it names.
 class OutputFile {
  public:
   explicit OutputFile(const std::string& name) : name_(name) {
     namespace fs = std::filesystem;
     std::error_code ec;
-    const auto status = fs::status(name, ec);
-    if (fs::exists(status) && !fs::is_regular_file(status)) {
-      out_.open(name, std::ios::binary);
+    target_ = name;
+    for (int hops = 0; hops < 40 && fs::is_symlink(fs::symlink_status(target_, ec)); ++hops) {
+      const fs::path next = fs::read_symlink(target_, ec);
+      if (ec) break;
+      target_ = next.is_absolute() ? next : target_.parent_path() / next;
+    }
+    const auto status = fs::status(target_, ec);
+    const std::string shown = target_.lexically_normal().string();
+    const bool special = shown.rfind("/dev/", 0) == 0 || shown.rfind("/proc/", 0) == 0;
+    if (fs::exists(status) && ::access(target_.c_str(), W_OK) != 0) {
+      fail("export", fmt::format("cannot write '{}': {}", name, std::strerror(errno)));
+    }
+    const fs::path dir = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
+    if (special || (fs::exists(status) && !fs::is_regular_file(status)) ||
+        (fs::exists(status) && ::access(dir.c_str(), W_OK) != 0)) {
+      out_.open(target_, std::ios::binary);
       if (!out_) fail("export", fmt::format("cannot write '{}': {}", name, std::strerror(errno)));
       return;
     }
-    // A symbolic link keeps pointing at the file it named.
-    target_ = name;
-    if (fs::exists(status) && fs::is_symlink(fs::symlink_status(name, ec))) {
-      if (auto real = fs::canonical(name, ec); !ec) target_ = real;
-    }
-    const fs::path dir = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
     std::string temp = (dir / ("." + target_.filename().string() + ".XXXXXX")).string();
     const int fd = ::mkstemp(temp.data());
     if (fd < 0) {
@@ -204,13 +203,15 @@ class OutputFile {
     ::umask(mask);
     mode_t mode = 0666 & ~mask;
     if (fs::is_regular_file(status)) mode = static_cast<mode_t>(status.permissions()) & 07777;
-    ::fchmod(fd, mode);
+    ::fchmod(fd, mode | S_IWUSR);  // written now; the mode it keeps is set when complete
+    mode_ = mode;
     ::close(fd);
     out_.open(temp_, std::ios::binary | std::ios::trunc);
     if (!out_) {
       const int error = errno;
       std::remove(temp_.c_str());
-      fail("export", fmt::format("cannot write '{}': {}", temp_, std::strerror(error)));
+      temp_.clear();
+      fail("export", fmt::format("cannot write '{}': {}", name, std::strerror(error)));
     }
   }
   OutputFile(const OutputFile&) = delete;
@@ -224,18 +225,43 @@ class OutputFile {
   // Closes the file and puts it in place; ends the command when that fails.
   void finish() {
     out_.close();
-    if (!out_) fail("export", fmt::format("cannot write '{}': {}", temp_.empty() ? name_ : temp_, std::strerror(errno)));
+    if (!out_) fail("export", fmt::format("cannot write '{}': {}", name_, std::strerror(errno ? errno : EIO)));
     if (temp_.empty()) return;
+    // On disk before it replaces the target: after a crash the old file or
+    // the whole new one, never a part.
+    if (const int fd = ::open(temp_.c_str(), O_RDONLY); fd >= 0) {
+      const bool synced = ::fsync(fd) == 0;
+      const int error = errno;
+      ::close(fd);
+      if (!synced) fail("export", fmt::format("cannot write '{}': {}", name_, std::strerror(error)));
+    }
+    ::chmod(temp_.c_str(), mode_);
     if (std::rename(temp_.c_str(), target_.c_str()) != 0) {
-      fail("export", fmt::format("cannot write '{}': renaming {} to it failed: {}", name_, temp_, std::strerror(errno)));
+      const int error = errno;
+      if (error != EBUSY && error != EXDEV) {
+        fail("export", fmt::format("cannot write '{}': {}", name_, std::strerror(error)));
+      }
+      // A bind-mounted target or one on another file system: the complete
+      // archive is copied into it.
+      std::error_code ec;
+      std::filesystem::copy_file(temp_, target_, std::filesystem::copy_options::overwrite_existing, ec);
+      if (ec) fail("export", fmt::format("cannot write '{}': {}", name_, ec.message()));
+      return;  // the destructor removes the temporary file
     }
     temp_.clear();
+    // The rename itself on disk.
+    const std::filesystem::path dir = target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
+    if (const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
   }
 
  private:
   std::string name_;
   std::filesystem::path target_;
   std::string temp_;  // while it is to be removed
+  mode_t mode_ = 0644;
   std::ofstream out_;
 };
 
@@ -255,7 +281,14 @@ void export_command(const Options& o) {
   }
   refuse_store_files(o.store, o.file);
   OutputFile file(o.file);
-  const std::size_t n = export_cases(*store, file.stream(), ids);
+  std::size_t n = 0;
+  try {
+    n = export_cases(*store, file.stream(), ids);
+  } catch (const Error&) {
+    // A file that cannot be written (a full disk, a size limit): say which, and why.
+    if (!file.stream()) fail("export", fmt::format("cannot write '{}': {}", o.file, std::strerror(errno ? errno : EIO)));
+    throw;
+  }
   file.finish();
   std::cerr << fmt::format("{} case{} written to {}\n", n, n == 1 ? "" : "s", o.file);
 }

@@ -346,7 +346,8 @@ nlohmann::json figures_json(const StatsFigures& f) {
           {"finished_on_time", f.finished_on_time},
           {"finished_overdue", f.finished_overdue},
           {"open_overdue", f.open_overdue},
-          {"on_time_rate", f.finished > 0 ? nlohmann::json(f.on_time_rate) : nlohmann::json(nullptr)},  // none finished: no rate
+          // No finished case with a promised limit (none finished, or none had one): no rate, as simulate says.
+          {"on_time_rate", f.finished_on_time + f.finished_overdue > 0 ? nlohmann::json(f.on_time_rate) : nlohmann::json(nullptr)},
           {"mean_days", f.mean_days},
           {"p50_days", f.p50_days},
           {"p90_days", f.p90_days},
@@ -398,7 +399,7 @@ void stats_command(const Options& o) {
   }
   auto row = [](const std::string& name, const StatsFigures& f) {
     std::cout << fmt::format("{:<36} {:>7} {:>7} {:>6} {:>8} {:>7} {:>6.1f} {:>6.1f} {:>6.1f} {:>5} {:>4} {:>5} {:>6}\n",
-                             name, f.cases, f.finished, f.open, f.finished > 0 ? percent_text(f.on_time_rate) : "-",
+                             name, f.cases, f.finished, f.open, f.finished_on_time + f.finished_overdue > 0 ? percent_text(f.on_time_rate) : "-",
                              f.open_overdue, f.mean_days,
                              f.p50_days, f.p90_days, f.yellow_warnings, f.red_warnings, f.evaluations,
                              f.evaluations ? fmt::format("{:.2f}", f.mean_rating) : std::string("-"));

@@ -248,6 +248,23 @@ TEST_CASE("flow tests: the engine refusing a step is reported at that step") {
   CHECK(all_failures(report).find("lies outside the years 0001..9999") != std::string::npos);
 }
 
+TEST_CASE("flow tests: an expected refusal that pre-review gives as a notice says so") {
+  const auto report = run(header + R"(tests:
+  - name: deficient, expecting an error
+    steps:
+      - submit:
+          case: c1
+          target: SERIAL
+          applicant: { kind: natural_person, id: "34052419800101001X", name: Zhang San }
+          materials: [form]
+          expect_error: invalid_input
+)");
+  REQUIRE(report.results.size() == 1);
+  INFO(all_failures(report));
+  CHECK(has_failure(report.results[0], 9, "expected refusal with invalid_input, but pre-review refused it with a notice"));
+  CHECK(all_failures(report).find("went through") == std::string::npos);
+}
+
 TEST_CASE("flow tests: malformed scripts are refused with file:line and nothing runs") {
   SUBCASE("unknown keys, actions, nodes, cases and time limits are all reported at once") {
     const auto report = run(header + R"(tests:

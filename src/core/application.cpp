@@ -12,13 +12,17 @@ int digits(std::string_view s) {
   return v;
 }
 
-Value age_of(const Applicant& a, Instant now) {
+// Whole years on the Beijing date at `now` (birth dates in resident IDs are
+// Beijing dates, as pre-review's check of a birth date in the future
+// reads them); `beijing` false: on the UTC date, as the first engine rules
+// did (CaseSnapshot::rules).
+Value age_of(const Applicant& a, Instant now, bool beijing) {
   if (a.kind != ApplicantKind::natural_person || a.id.size() != 18) return Value();
   const std::string_view id = a.id;
   const int y = digits(id.substr(6, 4));
   const int m = digits(id.substr(10, 2));
   const int d = digits(id.substr(12, 2));
-  const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(now)};
+  const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(now + std::chrono::hours(beijing ? 8 : 0))};
   int age = static_cast<int>(today.year()) - y;
   const int mm = static_cast<int>(static_cast<unsigned>(today.month()));
   const int dd = static_cast<int>(static_cast<unsigned>(today.day()));
@@ -34,7 +38,7 @@ Value region_of(const Applicant& a) {
 }  // namespace
 
 Value application_field(std::string_view path, const std::map<std::string, Value>& form, const Applicant& applicant,
-                        Instant now) {
+                        Instant now, bool beijing_age) {
   if (path.substr(0, 5) == "form.") {
     auto it = form.find(std::string(path.substr(5)));
     return it == form.end() ? Value() : it->second;
@@ -42,7 +46,7 @@ Value application_field(std::string_view path, const std::map<std::string, Value
   if (path == "applicant.kind") return Value(std::string(to_string(applicant.kind)));
   if (path == "applicant.id") return Value(applicant.id);
   if (path == "applicant.name") return Value(applicant.name);
-  if (path == "applicant.age") return age_of(applicant, now);
+  if (path == "applicant.age") return age_of(applicant, now, beijing_age);
   if (path == "applicant.region") return region_of(applicant);
   return Value();
 }

@@ -14,10 +14,12 @@
 namespace onestop::core {
 
 // "form.x", "applicant.kind|id|name|age|region"; null for anything else.
-// age: whole years at `now`, from the birth date in a resident ID number.
+// age: whole years at `now` (on the Beijing date; with `beijing_age` false
+// on the UTC date, as cases under the first engine rules read it), from the
+// birth date in a resident ID number.
 // region: the six-digit administrative division code in the resident ID
 // number (digits 1-6) or the unified social credit code (characters 3-8).
 Value application_field(std::string_view path, const std::map<std::string, Value>& form, const Applicant& applicant,
-                        Instant now);
+                        Instant now, bool beijing_age = true);
 
 }  // namespace onestop::core

@@ -94,7 +94,7 @@ class GuardContext final : public ExprContext {
     if (path == "rejections") return Value(static_cast<double>(rejections_));
     if (path == "case.id") return Value(static_cast<double>(s_.id));
     if (path == "case.target") return Value(*s_.target);
-    return application_field(path, s_.form, s_.applicant, now_);
+    return application_field(path, s_.form, s_.applicant, now_, s_.rules >= 2);
   }
 
   bool has_material(std::string_view id) const override {

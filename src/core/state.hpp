@@ -33,7 +33,8 @@ namespace core {
 // starts stopped; a special procedure's maximum resumes the clocks at the
 // maximum; a countersign is not transferred, a signer added by name takes
 // its own place, a holder of a place by name is not added again; a task a
-// return completed decides nothing (withdrawal stays open).
+// return completed decides nothing (withdrawal stays open); a guard reads
+// applicant.age on the Beijing date.
 inline constexpr std::uint8_t current_rules = 2;
 
 // A value snapshots share until one of them changes it. A case's

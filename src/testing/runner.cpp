@@ -301,8 +301,14 @@ class TestRun {
       stop(step.where, fmt::format("submit {}: refused with {}: {}", s.case_name, to_string(e.code()), e.what()));
     }
     if (s.expect_error) {
-      stop(step.where, fmt::format("submit {}: expected refusal with {}, but the submission went through{}", s.case_name,
-                                   to_string(*s.expect_error), r.case_id ? fmt::format(" as case {}", *r.case_id) : ""));
+      // Pre-review's deficiencies refuse a submission without an error: a
+      // notice (expect_notice), not a refusal with a code.
+      stop(step.where, r.case_id ? fmt::format("submit {}: expected refusal with {}, but the submission went through "
+                                               "as case {}",
+                                               s.case_name, to_string(*s.expect_error), *r.case_id)
+                                 : fmt::format("submit {}: expected refusal with {}, but pre-review refused it with a "
+                                               "notice ({}); expect that with expect_notice",
+                                               s.case_name, to_string(*s.expect_error), r.notice.to_string()));
     }
     if (r.case_id) cases_[s.case_name] = *r.case_id;
     if (s.expect_notice) {

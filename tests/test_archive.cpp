@@ -349,16 +349,20 @@ TEST_CASE("import: payload fields of the wrong type or out of range are refused 
 
 TEST_CASE("import: a case whose submission names an item version the definitions lack, or one below 1, is refused") {
   // Replay runs the flow versions the history names, so it accepted such a
-  // case; the store then refused to open on the same definitions.
+  // case; the store then refused to open on the same definitions. Replay
+  // itself refuses it now (import and verify alike).
   auto from_store = open_memory_store();
   populate(*engine_on(from_store));
   std::vector<Event> events = from_store->history(1);
   REQUIRE(events.front().kind == EventKind::submitted);
   const fs::path db = fs::temp_directory_path() / fmt::format("onestop-archive-version-{}.db", ::getpid());
   for (const auto& [version, wanted] : std::vector<std::pair<std::string, std::string>>{
-           {"7", "line 2: case 1: it runs item XK-INV-0001 version 7, which the definitions lack"},
-           {"0", "line 2: case 1: its submission names item XK-INV-0001 version 0; versions are whole numbers from 1"},
-           {"-3", "line 2: case 1: its submission names item XK-INV-0001 version -3; versions are whole numbers from 1"}}) {
+           {"7", "line 2: case 1: import of case 1: replaying its history failed: case 1: it runs item XK-INV-0001 "
+                 "version 7, which the definitions lack"},
+           {"0", "line 2: case 1: import of case 1: replaying its history failed: the submission names item "
+                 "XK-INV-0001 version 0; versions are whole numbers from 1"},
+           {"-3", "line 2: case 1: import of case 1: replaying its history failed: the submission names item "
+                  "XK-INV-0001 version -3; versions are whole numbers from 1"}}) {
     CAPTURE(version);
     std::vector<Event> edited = events;
     std::string& payload = edited.front().payload;

@@ -15,7 +15,6 @@
 #include <ostream>
 #include <string>
 #include <type_traits>
-#include <utility>
 #include <unordered_set>
 
 namespace onestop {
@@ -105,52 +104,6 @@ Event event_of(const json& j, CaseId case_id) {
   e.prev_hash = parse_hash(field<std::string>(j, "prev_hash"));
   e.hash = parse_hash(field<std::string>(j, "hash"));
   return e;
-}
-
-// Refuses a case whose submission names an item or theme version the
-// importing definitions lack, or a version below 1. Replay does not need
-// that version (it runs the flow versions the history names), so such a
-// case would be imported, and the store would then refuse to open on the
-// very definitions it was imported with (Store::bind refuses a catalog
-// lacking a version a case runs on). A payload replay cannot read is left
-// to replay, which names the field.
-void check_target_version(const Catalog& catalog, const std::vector<Event>& events) {
-  for (const Event& e : events) {
-    if (e.kind != EventKind::submitted) continue;
-    json j;
-    bool theme = false;
-    std::string target;
-    const json* version = nullptr;
-    try {
-      j = json_fields::parse(e.payload, "the submission");
-      theme = json_fields::flag_of(j, "theme", false);
-      target = json_fields::text_of(j, "target");
-      version = json_fields::field(j, "version");
-    } catch (const Error&) {
-      return;
-    }
-    std::int64_t v = 1;  // a submission without a version ran version 1
-    if (version != nullptr) {
-      if (version->is_number_unsigned()) {
-        v = std::in_range<int>(version->get<std::uint64_t>()) ? static_cast<int>(version->get<std::uint64_t>()) : -1;
-        if (v < 0) return;  // out of range: replay says so, naming the field
-      } else if (version->is_number_integer()) {
-        v = version->get<std::int64_t>();  // below 0
-      } else {
-        return;  // not a whole number: replay says so
-      }
-    }
-    if (v < 1) {
-      throw Error(ErrorCode::invalid_input, fmt::format("its submission names {} {} version {}; versions are whole numbers from 1",
-                                                        theme ? "theme" : "item", target, v));
-    }
-    const int n = static_cast<int>(v);
-    const bool present = theme ? catalog.find_theme(target, n) != nullptr : catalog.find_item(target, n) != nullptr;
-    if (!present) {
-      throw Error(ErrorCode::invalid_input,
-                  fmt::format("it runs {} {} version {}, which the definitions lack", theme ? "theme" : "item", target, v));
-    }
-  }
 }
 
 // One line of an archive, at most 64 MiB (a case's whole history is one
@@ -249,7 +202,6 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
       throw Error(ErrorCode::invalid_input, fmt::format("import: line 1: {}", e.what()));
     }
   }
-  const std::shared_ptr<const Catalog> catalog = engine.catalog();
   std::size_t line_no = 1;
   std::size_t case_lines = 0;
   while (read_line(in, text)) {
@@ -270,7 +222,6 @@ ImportReport import_cases(Engine& engine, std::istream& in) {
       std::vector<Event> events;
       events.reserve(line["events"].size());
       for (const auto& e : line["events"]) events.push_back(event_of(e, id));
-      check_target_version(*catalog, events);
       engine.import_case(events);
       ++report.imported;
     } catch (const std::exception& e) {

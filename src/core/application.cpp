@@ -1,5 +1,6 @@
 #include "core/application.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace onestop::core {
@@ -36,6 +37,17 @@ Value region_of(const Applicant& a) {
 }
 
 }  // namespace
+
+void merge_materials(std::vector<OfferedMaterial>& into, const std::vector<OfferedMaterial>& given) {
+  for (const auto& m : given) {
+    auto it = std::find_if(into.begin(), into.end(), [&](const OfferedMaterial& x) { return x.id == m.id; });
+    if (it == into.end()) {
+      into.push_back(m);
+    } else {
+      *it = m;
+    }
+  }
+}
 
 Value application_field(std::string_view path, const std::map<std::string, Value>& form, const Applicant& applicant,
                         Instant now, bool beijing_age) {

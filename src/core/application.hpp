@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace onestop::core {
 
@@ -19,6 +20,11 @@ namespace onestop::core {
 // birth date in a resident ID number.
 // region: the six-digit administrative division code in the resident ID
 // number (digits 1-6) or the unified social credit code (characters 3-8).
+// Materials a resubmission offers, into those the application holds: one
+// with an id already there replaces it, any other is added. One definition
+// for the state machine and the engine's pre-review of a resubmission.
+void merge_materials(std::vector<OfferedMaterial>& into, const std::vector<OfferedMaterial>& given);
+
 Value application_field(std::string_view path, const std::map<std::string, Value>& form, const Applicant& applicant,
                         Instant now, bool beijing_age = true);
 

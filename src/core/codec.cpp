@@ -219,6 +219,11 @@ Submission decode_submission(const std::string& text, bool& theme, int& version,
   Submission s;
   theme = flag_of(j, "theme", false);
   version = whole(j, "version", 1);
+  if (version < 1) {
+    throw Error(ErrorCode::invalid_input,
+                fmt::format("the submission names {} {} version {}; versions are whole numbers from 1",
+                            theme ? "theme" : "item", text_of(j, "target"), version));
+  }
   rules = whole(j, "rules", 1);  // written since the second rules
   if (rules < 1 || rules > current_rules) {
     throw Error(ErrorCode::invalid_input, fmt::format("the submission: rules {} are not rules this engine knows (1..{})",

@@ -234,13 +234,16 @@ const CompiledFlow* Machine::pinned(const CompiledFlow* resolved, bool& record, 
 
 const CompiledFlow* Machine::root_flow(bool& record) {
   const CompiledFlow* root = nullptr;
-  if (state_.is_theme) {
-    const Theme* t = catalog_.catalog().find_theme(*state_.target, state_.target_version);
-    root = t ? catalog_.newest(t->flow) : nullptr;
-  } else {
-    const Item* it = catalog_.catalog().find_item(*state_.target, state_.target_version);
-    root = it ? catalog_.flow_of(*it) : nullptr;
+  const Theme* t = state_.is_theme ? catalog_.catalog().find_theme(*state_.target, state_.target_version) : nullptr;
+  const Item* it = state_.is_theme ? nullptr : catalog_.catalog().find_item(*state_.target, state_.target_version);
+  if (t == nullptr && it == nullptr) {
+    // Checked before any recorded flow is taken: a store refuses a catalog
+    // lacking a version its cases run on (Store::bind), so replay (import)
+    // refuses such a case as well.
+    refuse(ErrorCode::not_found, fmt::format("case {}: it runs {} {} version {}, which the definitions lack", state_.id,
+                                             state_.is_theme ? "theme" : "item", *state_.target, state_.target_version));
   }
+  root = t ? catalog_.newest(t->flow) : catalog_.flow_of(*it);
   root = pinned(root, record, true);
   if (root == nullptr || root->start == npos) {
     refuse(ErrorCode::invalid_input, fmt::format("case {}: no runnable flow for '{}'", state_.id, *state_.target));
@@ -403,8 +406,7 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
     // whose choice of edge failed (or one fired by a split entered again
     // with nothing left to run): its wait, kept until a choice is made,
     // holds the branches' counts, and nothing arrives again.
-    auto it = std::find_if(state_.joins.begin(), state_.joins.end(),
-                           [&](const JoinWait& j) { return j.frame == frame && j.node == token.node; });
+    auto it = find_join(frame, token.node);
     const bool refire = token.wait == Wait::join && it != state_.joins.end();
     if (it == state_.joins.end()) {
       JoinWait j;
@@ -485,13 +487,11 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
     }
   }
   if (def.kind == NodeKind::join && !first_rules) {  // the join has fired and chosen: its wait is done
-    state_.joins.erase(std::find_if(state_.joins.begin(), state_.joins.end(),
-                                    [&](const JoinWait& j) { return j.frame == frame && j.node == token.node; }));
+    state_.joins.erase(find_join(frame, token.node));
   }
 
   if (split && node.join != npos) {
-    auto it = std::find_if(state_.joins.begin(), state_.joins.end(),
-                           [&](const JoinWait& j) { return j.frame == frame && j.node == node.join; });
+    auto it = find_join(frame, node.join);
     if (it != state_.joins.end() && first_rules) {
       // Re-entered after a return that kept the other branches (the first
       // rules): start only the chosen branches that neither still run nor
@@ -564,6 +564,12 @@ void Machine::leave(std::uint32_t token_id, const Outcomes& outcomes) {
   }
 }
 
+// The wait of join `node` in frame `frame`, or joins.end().
+std::vector<JoinWait>::iterator Machine::find_join(std::uint16_t frame, std::uint32_t node) {
+  return std::find_if(state_.joins.begin(), state_.joins.end(),
+                      [&](const JoinWait& j) { return j.frame == frame && j.node == node; });
+}
+
 // Whether a token of frame `frame` stands on a node of `branch`.
 bool Machine::runs_in(std::uint16_t frame, const std::vector<bool>& branch) const {
   return std::any_of(state_.tokens.begin(), state_.tokens.end(),
@@ -594,7 +600,6 @@ bool Machine::misses_work(std::uint16_t frame, const std::vector<bool>& branch) 
   }
   return false;
 }
-
 
 void Machine::finish_frame(std::uint16_t frame, Outcome outcome) {
   Frame& f = state_.frames[frame];
@@ -931,15 +936,7 @@ void Machine::act(const Action& a) {
       }
       record({});
       for (const auto& [k, v] : a.form) state_.form.edit()[k] = v;
-      for (const auto& m : a.materials) {
-        auto& offered = state_.materials.edit();
-        auto it = std::find_if(offered.begin(), offered.end(), [&](const OfferedMaterial& x) { return x.id == m.id; });
-        if (it == offered.end()) {
-          offered.push_back(m);
-        } else {
-          *it = m;
-        }
-      }
+      if (!a.materials.empty()) merge_materials(state_.materials.edit(), a.materials);
       const bool was_draft = state_.status == CaseStatus::draft;
       bool record = false;
       const CompiledFlow* root = was_draft ? root_flow(record) : nullptr;
@@ -1052,11 +1049,10 @@ void Machine::act(const Action& a) {
       pause_clocks("special procedure " + a.target);
       break;
     }
-    case ActionKind::end_special:
+    case ActionKind::end_special: {
       if (state_.extras->special_kind.empty()) {
         refuse(ErrorCode::invalid_state, fmt::format("case {}: no special procedure is under way", state_.id));
       }
-    {
       record(node_of(*task).id);
       // Ended after its maximum (no tick noticed it): the clocks ran again from the maximum.
       std::optional<Instant> from;

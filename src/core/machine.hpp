@@ -109,6 +109,7 @@ class Machine {
   LimitClock step_clock(const CompiledFlow& cf, const TimeLimit& limit) const;
   void end_special_at_maximum();
   void end_special_if_past(std::optional<ActionKind> kind);
+  std::vector<JoinWait>::iterator find_join(std::uint16_t frame, std::uint32_t node);
   bool runs_in(std::uint16_t frame, const std::vector<bool>& branch) const;
   static bool arrived_from(const JoinWait& wait, const CompiledFlow& cf, const std::vector<bool>& branch);
   bool misses_work(std::uint16_t frame, const std::vector<bool>& branch) const;

@@ -163,14 +163,7 @@ class EngineImpl final : public Engine {
     if (item == nullptr && theme == nullptr) {
       throw Error(ErrorCode::not_found, fmt::format("no item or theme '{}' to apply for", submission.target));
     }
-    std::vector<const Item*> items;
-    if (item) {
-      items.push_back(item);
-    } else {
-      for (const auto& code : cat.theme_items(*theme)) {
-        if (const Item* it = cat.find_item(code)) items.push_back(it);
-      }
-    }
+    const std::vector<const Item*> items = items_of(item, theme);
     check_applicant(submission, items);
 
     Submission complete = submission;
@@ -657,30 +650,16 @@ class EngineImpl final : public Engine {
     if (a.actor.kind != Actor::Kind::applicant || a.actor.user != s.applicant->id) return out;
     if (a.expected_version != 0 && a.expected_version != s.version) return out;
     const Catalog& cat = compiled_->catalog();
-    std::vector<const Item*> items;
-    if (s.is_theme) {
-      if (const Theme* theme = cat.find_theme(*s.target, s.target_version)) {
-        for (const auto& code : cat.theme_items(*theme)) {
-          if (const Item* it = cat.find_item(code)) items.push_back(it);
-        }
-      }
-    } else if (const Item* it = cat.find_item(*s.target, s.target_version)) {
-      items.push_back(it);
-    }
+    const std::vector<const Item*> items =
+        s.is_theme ? items_of(nullptr, cat.find_theme(*s.target, s.target_version))
+                   : items_of(cat.find_item(*s.target, s.target_version), nullptr);
     Submission merged;
     merged.target = *s.target;
     merged.applicant = *s.applicant;
     merged.form = *s.form;
     for (const auto& [k, v] : a.form) merged.form[k] = v;
     merged.materials = *s.materials;
-    for (const auto& m : a.materials) {
-      auto it = std::find_if(merged.materials.begin(), merged.materials.end(), [&](const OfferedMaterial& x) { return x.id == m.id; });
-      if (it == merged.materials.end()) {
-        merged.materials.push_back(m);
-      } else {
-        *it = m;
-      }
-    }
+    core::merge_materials(merged.materials, a.materials);
     const std::size_t given = merged.materials.size();
     const PreReviewNotice notice = pre_review(merged, items);
     if (!notice.ok()) {
@@ -692,6 +671,20 @@ class EngineImpl final : public Engine {
     }
     for (std::size_t i = given; i < merged.materials.size(); ++i) out.materials.push_back(merged.materials[i]);
     return out;
+  }
+
+  // The items an application is for: the item, or the theme's items.
+  std::vector<const Item*> items_of(const Item* item, const Theme* theme) const {
+    std::vector<const Item*> items;
+    if (item) {
+      items.push_back(item);
+    } else if (theme) {
+      const Catalog& cat = compiled_->catalog();
+      for (const auto& code : cat.theme_items(*theme)) {
+        if (const Item* it = cat.find_item(code)) items.push_back(it);
+      }
+    }
+    return items;
   }
 
   // Pre-review (预审): every deficiency at once; fetched materials are added.

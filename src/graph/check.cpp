@@ -628,8 +628,12 @@ class Checker {
     }
 
     if (!acyclic || starts.size() != 1) return;
-    split_join(f, g, starts[0], sink, out_edges);
-    back_into_sections(f, g, starts[0], sink, edges, index);
+    // Dominators from the start and post-dominators towards the end, once
+    // for both checks.
+    const std::vector<std::size_t> idom = dominators(g, starts[0]);
+    const std::vector<std::size_t> ipdom = dominators(boost::make_reverse_graph(g), sink);
+    split_join(f, idom, ipdom, out_edges);
+    back_into_sections(f, idom, ipdom, edges, index);
     longest_path(f, g, sink);
   }
 
@@ -639,12 +643,10 @@ class Checker {
   // target's branch would run alone and the join wait for the others
   // forever. Going back to the split itself runs the section afresh.
   template <typename Edges, typename Index>
-  void back_into_sections(const Flow& f, const Graph& g, std::size_t start, std::size_t sink, const Edges& edges,
-                          const Index& index) {
+  void back_into_sections(const Flow& f, const std::vector<std::size_t>& idom, const std::vector<std::size_t>& ipdom,
+                          const Edges& edges, const Index& index) {
     const std::size_t n = f.nodes.size();
     const auto none = static_cast<std::size_t>(-1);
-    const std::vector<std::size_t> idom = dominators(g, start);
-    const std::vector<std::size_t> ipdom = dominators(boost::make_reverse_graph(g), sink);
     // The splits whose sections hold node x, innermost first.
     auto sections = [&](std::size_t x) {
       std::vector<std::size_t> out;
@@ -718,11 +720,10 @@ class Checker {
   // Block structure: every parallel/inclusive split S is closed by a join J
   // with ipdom(S) = J and idom(J) = S; an exclusive choice never feeds a join.
   template <typename OutEdges>
-  void split_join(const Flow& f, const Graph& g, std::size_t start, std::size_t sink, const OutEdges& out_edges) {
+  void split_join(const Flow& f, const std::vector<std::size_t>& idom, const std::vector<std::size_t>& ipdom,
+                  const OutEdges& out_edges) {
     const std::size_t n = f.nodes.size();
     const auto none = static_cast<std::size_t>(-1);
-    const std::vector<std::size_t> idom = dominators(g, start);
-    const std::vector<std::size_t> ipdom = dominators(boost::make_reverse_graph(g), sink);
     auto forward_out = [&](std::size_t i) {
       std::size_t k = 0;
       for (const auto* e : out_edges[i]) k += e->edge->loop ? 0 : 1;

@@ -698,6 +698,70 @@ TEST_CASE("the certificate library may not have a material: the notice says so")
   CHECK(r.notice.deficiencies[0].message.find("electronic certificate library") != std::string::npos);
 }
 
+TEST_CASE("a material several items of a theme list is checked against each item's definition, once") {
+  // SHARE-A: site_plan optional (a copy will do), permit from the applicant,
+  // drawings up to 4 MB when over 10 floors; SHARE-B: site_plan required as
+  // an original PDF, permit from the certificate library, drawings up to
+  // 1 MB when over 5 floors.
+  auto loaded = load_catalog({fs::path(ONESTOP_TEST_DATA) / "runtime", fs::path(ONESTOP_TEST_DATA) / "materials"});
+  for (const auto& d : loaded.diagnostics) INFO(d.to_string());
+  REQUIRE(loaded.ok());
+  auto clock = std::make_shared<ManualClock>(std::chrono::sys_days{std::chrono::year{2026} / 3 / 2} + std::chrono::hours{1});
+  EngineOptions o;
+  o.clock = clock;
+  o.certificates = std::make_shared<Library>();
+  auto engine = open_engine(loaded.catalog, o);
+  Submission s;
+  s.target = "SHARED";
+  s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+  s.form["floors"] = Value(8);
+  s.materials = {{"drawings", "d.pdf", 2 << 20, MaterialForm::electronic}};
+
+  // Nothing else offered: site_plan is required by SHARE-B though SHARE-A
+  // lists it first as optional; permit comes from the library (SHARE-B's
+  // source), not demanded of the applicant; drawings (required by B only,
+  // at 8 floors) is over B's 1 MB.
+  SubmitResult r = engine->submit(s, Actor::applicant_of(person));
+  CHECK_FALSE(r.case_id.has_value());
+  REQUIRE(r.notice.deficiencies.size() == 2);
+  CHECK(r.notice.deficiencies[0].kind == Deficiency::Kind::missing);
+  CHECK(r.notice.deficiencies[0].material == "site_plan");
+  CHECK(r.notice.deficiencies[0].item == "SHARE-B");
+  CHECK(r.notice.deficiencies[1].kind == Deficiency::Kind::too_large);
+  CHECK(r.notice.deficiencies[1].material == "drawings");
+  CHECK(r.notice.deficiencies[1].item == "SHARE-B");
+
+  // A copy of the site plan suits A, not B; a DOCX suits neither form nor
+  // B's file types: each kind once, for B.
+  s.materials = {{"drawings", "d.pdf", 1 << 19, MaterialForm::electronic},
+                 {"site_plan", "plan.docx", 100, MaterialForm::copy}};
+  r = engine->submit(s, Actor::applicant_of(person));
+  REQUIRE(r.notice.deficiencies.size() == 2);
+  CHECK(r.notice.deficiencies[0].kind == Deficiency::Kind::wrong_form);
+  CHECK(r.notice.deficiencies[0].item == "SHARE-B");
+  CHECK(r.notice.deficiencies[1].kind == Deficiency::Kind::wrong_file_type);
+
+  // Suiting both: accepted, with the permit fetched once.
+  s.materials = {{"drawings", "d.pdf", 1 << 19, MaterialForm::electronic},
+                 {"site_plan", "plan.pdf", 100, MaterialForm::original}};
+  r = engine->submit(s, Actor::applicant_of(person));
+  REQUIRE(r.accepted());
+  const Case c = engine->get(*r.case_id);
+  CHECK(std::count_if(c.materials.begin(), c.materials.end(), [](const OfferedMaterial& m) { return m.id == "permit"; }) == 1);
+  CHECK(c.materials.size() == 3);
+
+  // With no library, the permit B fetches is not available (A, whose
+  // applicant must provide it, comes first: reported missing for A).
+  EngineOptions bare;
+  bare.clock = clock;
+  auto without = open_engine(loaded.catalog, bare);
+  r = without->submit(s, Actor::applicant_of(person));
+  REQUIRE(r.notice.deficiencies.size() == 1);
+  CHECK(r.notice.deficiencies[0].material == "permit");
+  CHECK(r.notice.deficiencies[0].item == "SHARE-A");
+  CHECK(r.notice.deficiencies[0].kind == Deficiency::Kind::missing);
+}
+
 TEST_CASE("applicants are identified by checked ID numbers") {
   Fixture f;
   Submission s;

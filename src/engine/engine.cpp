@@ -20,6 +20,7 @@
 #include <cctype>
 #include <mutex>
 #include <set>
+#include <span>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -688,83 +689,131 @@ class EngineImpl final : public Engine {
   }
 
   // Pre-review (预审): every deficiency at once; fetched materials are added.
+  // The items of a theme share one set of materials (一套材料): a material id
+  // several items list is looked at once, against every item's definition
+  // of it. It is required when any of them requires it, fetched when any of
+  // them has it from the certificate library or shared data, and an offered
+  // one must suit each (form, file type, size); each kind of deficiency is
+  // reported once, for the first item it concerns.
   PreReviewNotice pre_review(Submission& s, const std::vector<const Item*>& items) const {
-    PreReviewNotice notice;
-    std::vector<std::string_view> seen;  // material ids (in the catalog) already looked at
-    const std::size_t offered = s.materials.size();
-    std::size_t listed = 0, fetchable = 0;
+    // Each listing of a material, grouped by id (ids in order of first
+    // listing, listings in item order).
+    struct Listing {
+      std::uint32_t group;
+      const Item* item;
+      const Material* m;
+    };
+    std::vector<std::string_view> ids;
+    std::vector<Listing> listings;
     for (const Item* it : items) {
-      listed += it->materials.size();
-      if (!options_.certificates) continue;
       for (const Material& m : it->materials) {
-        if (m.source == MaterialSource::applicant) continue;
-        const bool given = std::any_of(s.materials.begin(), s.materials.end(),
-                                       [&](const OfferedMaterial& o) { return o.id == m.id; });
-        fetchable += given ? 0 : 1;
+        const auto group = static_cast<std::uint32_t>(std::find(ids.begin(), ids.end(), m.id) - ids.begin());
+        if (group == ids.size()) ids.push_back(m.id);
+        listings.push_back({group, it, &m});
       }
     }
-    seen.reserve(listed);
-    // Fetched ones are added: room once (the case keeps this list), not a
-    // copy per doubling.
-    if (fetchable > 0) s.materials.reserve(offered + fetchable);
-    for (const Item* it : items) {
-      const ApplicationContext ctx(s, offered, options_.clock->now());
-      for (const Material& m : it->materials) {
-        if (std::find(seen.begin(), seen.end(), m.id) != seen.end()) continue;
-        seen.push_back(m.id);
-        bool required = m.necessity == Necessity::required;
-        if (m.necessity == Necessity::conditional) {
+    std::stable_sort(listings.begin(), listings.end(), [](const Listing& a, const Listing& b) { return a.group < b.group; });
+    struct Listed {
+      std::string_view id;
+      std::span<const Listing> by;
+    };
+    std::vector<Listed> listed;
+    listed.reserve(ids.size());
+    for (std::size_t i = 0; i < listings.size();) {
+      std::size_t j = i + 1;
+      while (j < listings.size() && listings[j].group == listings[i].group) ++j;
+      listed.push_back({ids[listings[i].group], std::span<const Listing>(listings).subspan(i, j - i)});
+      i = j;
+    }
+    auto find_offered = [&](std::string_view id) {
+      return std::find_if(s.materials.begin(), s.materials.end(), [&](const OfferedMaterial& o) { return o.id == id; });
+    };
+    auto fetched_from = [](const Listed& l) -> const Listing* {
+      for (const Listing& x : l.by) {
+        if (x.m->source != MaterialSource::applicant) return &x;
+      }
+      return nullptr;
+    };
+    const std::size_t offered = s.materials.size();
+    if (options_.certificates) {
+      // Fetched ones are added: room once (the case keeps this list), not a
+      // copy per doubling.
+      std::size_t fetchable = 0;
+      for (const Listed& l : listed) fetchable += fetched_from(l) && find_offered(l.id) == s.materials.end() ? 1 : 0;
+      if (fetchable > 0) s.materials.reserve(offered + fetchable);
+    }
+    PreReviewNotice notice;
+    const ApplicationContext ctx(s, offered, options_.clock->now());
+    for (const Listed& l : listed) {
+      const Listing* required = nullptr;  // the first listing that requires it
+      bool unknown = false;               // a condition that cannot be evaluated
+      for (const Listing& x : l.by) {
+        bool needed = x.m->necessity == Necessity::required;
+        if (x.m->necessity == Necessity::conditional) {
           try {
-            required = m.required_if.test(ctx);
+            needed = x.m->required_if.test(ctx);
           } catch (const Error& e) {
-            notice.deficiencies.push_back({Deficiency::Kind::missing, it->code, m.id,
-                                           fmt::format("{}: its condition cannot be evaluated on this application ({})", m.name, e.what())});
+            if (!unknown) {
+              notice.deficiencies.push_back(
+                  {Deficiency::Kind::missing, x.item->code, x.m->id,
+                   fmt::format("{}: its condition cannot be evaluated on this application ({})", x.m->name, e.what())});
+            }
+            unknown = true;
             continue;
           }
         }
-        auto offered = std::find_if(s.materials.begin(), s.materials.end(),
-                                    [&](const OfferedMaterial& o) { return o.id == m.id; });
-        if (offered == s.materials.end() && m.source != MaterialSource::applicant) {
+        if (needed && !required) required = &x;
+      }
+      if (unknown) continue;
+      const auto given = find_offered(l.id);
+      if (given == s.materials.end()) {
+        if (const Listing* source = fetched_from(l)) {
           std::optional<OfferedMaterial> fetched;
-          if (options_.certificates) fetched = options_.certificates->fetch(s.applicant, m);
+          if (options_.certificates) fetched = options_.certificates->fetch(s.applicant, *source->m);
           if (fetched) {
-            fetched->id = m.id;
+            fetched->id = source->m->id;
             core::check_fetched_material(*fetched);
             s.materials.push_back(*fetched);
             continue;
           }
-          if (required) {
-            notice.deficiencies.push_back(
-                {Deficiency::Kind::not_available, it->code, m.id,
-                 fmt::format("{}: not available from the {} for this applicant; please provide it", m.name,
-                             m.source == MaterialSource::certificate_library ? "electronic certificate library" : "shared data")});
-          }
-          continue;
         }
-        if (offered == s.materials.end()) {
-          if (required) {
-            notice.deficiencies.push_back({Deficiency::Kind::missing, it->code, m.id,
-                                           fmt::format("{}: missing ({}, {} cop{})", m.name, to_string(m.form), m.copies,
-                                                       m.copies == 1 ? "y" : "ies")});
-          }
-          continue;
+        if (!required) continue;
+        const Material& m = *required->m;
+        if (m.source != MaterialSource::applicant) {
+          notice.deficiencies.push_back(
+              {Deficiency::Kind::not_available, required->item->code, m.id,
+               fmt::format("{}: not available from the {} for this applicant; please provide it", m.name,
+                           m.source == MaterialSource::certificate_library ? "electronic certificate library" : "shared data")});
+        } else {
+          notice.deficiencies.push_back({Deficiency::Kind::missing, required->item->code, m.id,
+                                         fmt::format("{}: missing ({}, {} cop{})", m.name, to_string(m.form), m.copies,
+                                                     m.copies == 1 ? "y" : "ies")});
         }
-        if (!form_fits(m.form, offered->form)) {
-          notice.deficiencies.push_back({Deficiency::Kind::wrong_form, it->code, m.id,
-                                         fmt::format("{}: must be {}, not {}", m.name, to_string(m.form), to_string(offered->form))});
+        continue;
+      }
+      const OfferedMaterial& o = *given;
+      bool form = false, type = false, size = false;  // reported already
+      for (const Listing& x : l.by) {
+        const Material& m = *x.m;
+        if (!form && !form_fits(m.form, o.form)) {
+          form = true;
+          notice.deficiencies.push_back({Deficiency::Kind::wrong_form, x.item->code, m.id,
+                                         fmt::format("{}: must be {}, not {}", m.name, to_string(m.form), to_string(o.form))});
         }
-        if (!m.file_types.empty() && !offered->file_name.empty()) {
-          const std::string ext = extension_of(offered->file_name);
+        if (!type && !m.file_types.empty() && !o.file_name.empty()) {
+          const std::string ext = extension_of(o.file_name);
           if (std::find(m.file_types.begin(), m.file_types.end(), ext) == m.file_types.end()) {
+            type = true;
             std::string allowed;
             for (const auto& t : m.file_types) allowed += (allowed.empty() ? "" : ", ") + t;
-            notice.deficiencies.push_back({Deficiency::Kind::wrong_file_type, it->code, m.id,
-                                           fmt::format("{}: file '{}' is not one of {}", m.name, offered->file_name, allowed)});
+            notice.deficiencies.push_back({Deficiency::Kind::wrong_file_type, x.item->code, m.id,
+                                           fmt::format("{}: file '{}' is not one of {}", m.name, o.file_name, allowed)});
           }
         }
-        if (m.max_bytes > 0 && offered->bytes > m.max_bytes) {
-          notice.deficiencies.push_back({Deficiency::Kind::too_large, it->code, m.id,
-                                         fmt::format("{}: {} bytes is over the limit of {} bytes", m.name, offered->bytes, m.max_bytes)});
+        if (!size && m.max_bytes > 0 && o.bytes > m.max_bytes) {
+          size = true;
+          notice.deficiencies.push_back({Deficiency::Kind::too_large, x.item->code, m.id,
+                                         fmt::format("{}: {} bytes is over the limit of {} bytes", m.name, o.bytes, m.max_bytes)});
         }
       }
     }

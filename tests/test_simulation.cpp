@@ -424,6 +424,31 @@ TEST_CASE("time limits apply as live: an unstaffed deem-consent step is deemed a
   CHECK(receive->timed_out > 0);
 }
 
+TEST_CASE("simulated applicants offer a material several items list in a form that suits every item") {
+  // SHARED's items list site_plan with different file types and forms, and
+  // permit once from the applicant, once from the certificate library
+  // (tests/data/materials/shared.yaml): complete applications pass
+  // pre-review, which checks each against both.
+  const auto catalog = catalog_of({fs::path(ONESTOP_TEST_DATA) / "runtime", fs::path(ONESTOP_TEST_DATA) / "materials"});
+  const SimulationReport r = simulate(parse_scenario(R"(scenario:
+  start: 2026-03-02
+  horizon: 15 days
+  seed: 11
+  form:
+    floors: { dist: uniform, min: 1, max: 20 }
+  arrivals: [{ target: SHARED, rate: 4, per: working_day }]
+  defaults: { service: { dist: fixed, value: 30 min } }
+  staff:
+    - { department: planning, count: 2 }
+    - { department: fire, count: 2 }
+)",
+                                                     "shared.yaml"),
+                                      catalog);
+  CHECK(r.arrived > 20);
+  CHECK(r.refused == 0);
+  CHECK(r.finished > 10);
+}
+
 TEST_CASE("what-if: one more reviewer shortens the waits") {
   const auto catalog = investment_catalog();
   Scenario a = small_investment(40, "10 days");

@@ -104,6 +104,48 @@ TEST_CASE("flow tests: a good script passes, with every kind of step and expecta
   CHECK(report.summary() == "2 passed, 0 failed");
 }
 
+TEST_CASE("flow tests: materials given by id suit every item of a theme that lists them") {
+  // tests/data/materials: SHARED's items list site_plan as an optional copy
+  // (docx or pdf) and as a required original PDF, permit from the applicant
+  // and from the certificate library.
+  const auto report = run(R"(definitions: [runtime, materials]
+start: 2026-03-02T09:00:00+08:00
+actors:
+  p: { departments: [planning] }
+tests:
+  - name: all
+    steps:
+      - submit:
+          case: c
+          target: SHARED
+          applicant: { kind: natural_person, id: "34052419800101001X", name: Zhang San }
+          form: { floors: 3 }
+          materials: all
+      - expect: { status: running }
+  - name: by id
+    steps:
+      - submit:
+          case: c
+          target: SHARED
+          applicant: { kind: natural_person, id: "34052419800101001X", name: Zhang San }
+          form: { floors: 3 }
+          materials: [site_plan]
+      - expect: { status: running }
+  - name: a copy will not do for the fire review
+    steps:
+      - submit:
+          case: c
+          target: SHARED
+          applicant: { kind: natural_person, id: "34052419800101001X", name: Zhang San }
+          form: { floors: 3 }
+          materials: [{ id: site_plan, form: copy }]
+          expect_notice: [site_plan]
+)");
+  INFO(all_failures(report));
+  CHECK(report.errors.empty());
+  CHECK(report.summary() == "3 passed, 0 failed");
+}
+
 TEST_CASE("flow tests: each failing expectation is reported with file:line, expected and actual") {
   const auto report = run(header + R"(tests:
   - name: wrong expectations

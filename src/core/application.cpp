@@ -63,4 +63,34 @@ Value application_field(std::string_view path, const std::map<std::string, Value
   return Value();
 }
 
+MaterialListing material_listing(std::string_view id, const std::vector<const Item*>& items) {
+  MaterialListing out;
+  std::vector<const Material*> defs;
+  for (const Item* it : items) {
+    if (const Material* m = it->find_material(id)) defs.push_back(m);
+  }
+  out.listed = !defs.empty();
+  for (const Material* m : defs) {
+    out.required = out.required || m->necessity == Necessity::required;
+    out.supplied = out.supplied || m->source != MaterialSource::applicant;
+    if (m->max_bytes > 0 && (out.max_bytes == 0 || m->max_bytes < out.max_bytes)) out.max_bytes = m->max_bytes;
+    if (m->form == MaterialForm::electronic || m->form == MaterialForm::original_and_copy) {
+      out.form = m->form;
+    } else if (m->form == MaterialForm::original && out.form == MaterialForm::copy) {
+      out.form = MaterialForm::original;
+    }
+    for (const auto& type : m->file_types) {
+      const bool everyone = std::all_of(defs.begin(), defs.end(), [&](const Material* o) {
+        return o->file_types.empty() || std::find(o->file_types.begin(), o->file_types.end(), type) != o->file_types.end();
+      });
+      if (everyone && out.file_type.empty()) out.file_type = type;
+    }
+  }
+  for (const Material* m : defs) {
+    if (out.file_type.empty() && !m->file_types.empty()) out.file_type = m->file_types.front();
+  }
+  if (out.file_type.empty()) out.file_type = "pdf";
+  return out;
+}
+
 }  // namespace onestop::core

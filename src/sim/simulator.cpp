@@ -6,6 +6,7 @@
 // through its Store (the same Commit a live store indexes).
 
 #include "common/percentile.hpp"
+#include "core/application.hpp"
 #include "core/state.hpp"
 #include "core/timer_index.hpp"
 #include "sim/random.hpp"
@@ -489,47 +490,20 @@ class Simulator {
   }
 
   // The complete set of materials an applicant of `t` offers: each material
-  // id the items list once, suiting every item's definition of it (pre-
-  // review checks a shared material against each), except those the
-  // certificate library supplies (the simulated one has everything).
-  // Required: those any item requires outright.
+  // id the items list once, suiting every item's definition of it, except
+  // those the certificate library supplies (the simulated one has
+  // everything). Required: those any item requires outright.
   static void offer_materials(TargetInfo& t, const std::vector<const Item*>& items) {
     std::vector<std::string_view> done;
     for (const Item* i : items) {
-      for (const Material& first : i->materials) {
-        if (std::find(done.begin(), done.end(), first.id) != done.end()) continue;
-        done.push_back(first.id);
-        std::vector<const Material*> defs;
-        for (const Item* j : items) {
-          if (const Material* m = j->find_material(first.id)) defs.push_back(m);
-        }
-        if (std::any_of(defs.begin(), defs.end(), [](const Material* m) { return m->source != MaterialSource::applicant; })) continue;
-        // A file type every definition that names types accepts (else the first's), the strictest form, the smallest size.
-        std::string ext;
-        for (const Material* m : defs) {
-          for (const auto& type : m->file_types) {
-            const bool everyone = std::all_of(defs.begin(), defs.end(), [&](const Material* o) {
-              return o->file_types.empty() || std::find(o->file_types.begin(), o->file_types.end(), type) != o->file_types.end();
-            });
-            if (everyone && ext.empty()) ext = type;
-          }
-        }
-        if (ext.empty()) {
-          for (const Material* m : defs) {
-            if (ext.empty() && !m->file_types.empty()) ext = m->file_types.front();
-          }
-        }
-        if (ext.empty()) ext = "pdf";
-        MaterialForm form = MaterialForm::original;
-        std::int64_t bytes = 1024;
-        bool required = false;
-        for (const Material* m : defs) {
-          if (m->form == MaterialForm::electronic || m->form == MaterialForm::original_and_copy) form = m->form;
-          if (m->max_bytes > 0) bytes = std::min<std::int64_t>(bytes, m->max_bytes);
-          required = required || m->necessity == Necessity::required;
-        }
-        if (required) t.required.push_back(t.materials.size());
-        t.materials.push_back(OfferedMaterial{first.id, first.id + "." + ext, bytes, form});
+      for (const Material& m : i->materials) {
+        if (std::find(done.begin(), done.end(), m.id) != done.end()) continue;
+        done.push_back(m.id);
+        const core::MaterialListing l = core::material_listing(m.id, items);
+        if (l.supplied) continue;
+        if (l.required) t.required.push_back(t.materials.size());
+        t.materials.push_back(OfferedMaterial{m.id, m.id + "." + l.file_type, l.max_bytes > 0 ? std::min<std::int64_t>(l.max_bytes, 1024) : 1024,
+                                              l.form == MaterialForm::copy ? MaterialForm::original : l.form});
       }
     }
   }

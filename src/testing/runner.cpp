@@ -3,6 +3,7 @@
 // compared and every difference reported with the script's file:line.
 
 #include "common/text_file.hpp"
+#include "core/application.hpp"
 #include "testing/script.hpp"
 
 #include <onestop/calendar.hpp>
@@ -223,23 +224,21 @@ class TestRun {
     const auto items = items_of(target);
     std::vector<OfferedMaterial> out;
     std::set<std::string> seen;
+    // Unless the script says, a file and form that suit every item listing
+    // the material (pre-review checks a theme's shared material against each).
     auto offer = [&](const MaterialSpec& s) {
-      const Material* def = nullptr;
-      for (const Item* it : items) {
-        if ((def = it->find_material(s.id)) != nullptr) break;
-      }
+      const core::MaterialListing l = core::material_listing(s.id, items);
       OfferedMaterial m;
       m.id = s.id;
-      const std::string ext = def && !def->file_types.empty() ? def->file_types.front() : "pdf";
-      m.file_name = s.file.empty() ? s.id + "." + ext : s.file;
+      m.file_name = s.file.empty() ? s.id + "." + l.file_type : s.file;
       m.bytes = s.bytes;
-      m.form = s.form ? *s.form : (def ? def->form : MaterialForm::electronic);
+      m.form = s.form ? *s.form : (l.listed ? l.form : MaterialForm::electronic);
       out.push_back(std::move(m));
     };
     if (spec.all) {
       for (const Item* it : items) {
         for (const auto& m : it->materials) {
-          if (m.source == MaterialSource::applicant && seen.insert(m.id).second) offer(MaterialSpec{m.id, {}, 1000, {}});
+          if (seen.insert(m.id).second && !core::material_listing(m.id, items).supplied) offer(MaterialSpec{m.id, {}, 1000, {}});
         }
       }
     }

@@ -268,7 +268,7 @@ class OutputFile {
 void export_command(const Options& o) {
   const auto ids = case_ids("export", o.cases);
   auto store = open_for_reading("export", o.store);
-  if (o.file.empty()) {
+  if (o.file.empty() || o.file == "-") {
     try {
       export_cases(*store, std::cout, ids);
     } catch (const Error&) {
@@ -299,11 +299,12 @@ void import_command(const Options& o) {
   eo.store = open_store(o.store);
   auto engine = open_engine(catalog, eo);
   std::ifstream file;
-  if (!o.file.empty()) {
+  const bool standard_input = o.file.empty() || o.file == "-";
+  if (!standard_input) {
     file.open(o.file, std::ios::binary);
     if (!file) fail("import", fmt::format("cannot read '{}'", o.file));
   }
-  std::istream& in = o.file.empty() ? std::cin : file;
+  std::istream& in = standard_input ? std::cin : file;
   ImportReport report;
   if (auto* sqlite = dynamic_cast<SqliteStore*>(eo.store.get())) {
     // One transaction for the whole archive: all of it is there, or the
@@ -438,12 +439,12 @@ void add_store_commands(CLI::App& app) {
   auto* ex = app.add_subcommand("export", "Write cases with their hash-chained history to a portable archive");
   ex->add_option("--store", o->store, store_help)->required();
   ex->add_option("--case", o->cases, "only these case ids, whole numbers from 1 (all by default)");
-  ex->add_option("-o,--output", o->file, "the archive file (standard output by default)");
+  ex->add_option("-o,--output", o->file, "the archive file (standard output by default, or '-')");
   ex->callback(guarded("export", o, export_command));
 
   auto* im = app.add_subcommand("import", "Read cases from an archive; each is checked and replayed");
   im->add_option("--store", o->store, store_help)->required();
-  im->add_option("-i,--input", o->file, "the archive file (standard input by default)");
+  im->add_option("-i,--input", o->file, "the archive file (standard input by default, or '-')");
   im->add_option("paths", o->paths, "definitions (YAML files or directories) holding the versions the cases ran on")->required();
   im->callback(guarded("import", o, import_command));
 

@@ -10,6 +10,34 @@
 
 namespace onestop::core {
 
+namespace {
+
+MaterialPlan plan_materials(std::vector<const Item*> items) {
+  MaterialPlan plan;
+  plan.items = std::move(items);
+  std::vector<std::vector<MaterialPlan::Listing>> by_id;
+  for (const Item* it : plan.items) {
+    for (const Material& m : it->materials) {
+      std::size_t g = 0;
+      while (g < plan.groups.size() && plan.groups[g].id != m.id) ++g;
+      if (g == plan.groups.size()) {
+        plan.groups.push_back({m.id, 0, 0, false});
+        by_id.emplace_back();
+      }
+      by_id[g].push_back({it, &m});
+      plan.groups[g].supplied = plan.groups[g].supplied || m.source != MaterialSource::applicant;
+    }
+  }
+  for (std::size_t g = 0; g < by_id.size(); ++g) {
+    plan.groups[g].first = static_cast<std::uint32_t>(plan.listings.size());
+    plan.groups[g].count = static_cast<std::uint32_t>(by_id[g].size());
+    plan.listings.insert(plan.listings.end(), by_id[g].begin(), by_id[g].end());
+  }
+  return plan;
+}
+
+}  // namespace
+
 CompiledCatalog::CompiledCatalog(std::shared_ptr<const Catalog> catalog)
     : catalog_(std::move(catalog)), serial_([] {
         static std::atomic<std::uint64_t> serials{0};
@@ -24,6 +52,14 @@ CompiledCatalog::CompiledCatalog(std::shared_ptr<const Catalog> catalog)
   for (auto& cf : flows_) compile(*cf);
   for (const auto& it : catalog_->items) targets_.emplace(it.code, &it.code);
   for (const auto& t : catalog_->themes) targets_.emplace(t.id, &t.id);
+  for (const auto& it : catalog_->items) plans_.emplace(&it, plan_materials({&it}));
+  for (const auto& t : catalog_->themes) {
+    std::vector<const Item*> items;
+    for (const auto& code : catalog_->theme_items(t)) {
+      if (const Item* it = catalog_->find_item(code)) items.push_back(it);
+    }
+    plans_.emplace(&t, plan_materials(std::move(items)));
+  }
   rules_ = catalog_->rules;
   if (rules_.empty()) {
     WarningRule yellow;

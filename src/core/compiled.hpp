@@ -60,6 +60,25 @@ struct CompiledFlow {
   }
 };
 
+// What pre-review goes through for an application: its items (the item, or
+// the theme's items) and each material id they list, once, with every
+// item's definition of it (a theme's items share one set of materials).
+struct MaterialPlan {
+  struct Listing {
+    const Item* item = nullptr;
+    const Material* material = nullptr;
+  };
+  struct Group {
+    std::string_view id;
+    std::uint32_t first = 0;  // into listings
+    std::uint32_t count = 0;
+    bool supplied = false;  // some item has it from the certificate library or shared data
+  };
+  std::vector<const Item*> items;
+  std::vector<Listing> listings;  // by group, in item order within one
+  std::vector<Group> groups;      // in the order of their first listing
+};
+
 // Every flow of a catalog, compiled. Built once per catalog.
 class CompiledCatalog {
  public:
@@ -78,6 +97,9 @@ class CompiledCatalog {
   // The catalog's own text of an item code or theme id, for cases to refer
   // to rather than each keep a copy; nullptr for any other text.
   const std::string* target_text(std::string_view code) const;
+  // The material plan of an item or a theme (any version the catalog holds).
+  const MaterialPlan& material_plan(const Item& item) const { return plans_.at(&item); }
+  const MaterialPlan& material_plan(const Theme& theme) const { return plans_.at(&theme); }
   // Unique per compiled catalog in this process, never reused: a key for
   // memos of what depends on the catalog.
   std::uint64_t serial() const noexcept { return serial_; }
@@ -90,6 +112,7 @@ class CompiledCatalog {
   std::vector<std::unique_ptr<CompiledFlow>> flows_;
   std::unordered_map<std::string, const CompiledFlow*> by_key_;  // "id@version"
   std::unordered_map<std::string_view, const std::string*> targets_;  // into catalog_
+  std::unordered_map<const void*, MaterialPlan> plans_;  // by Item or Theme
 };
 
 }  // namespace onestop::core

@@ -51,12 +51,13 @@ class ApplicationContext final : public ExprContext {
   Instant now_;
 };
 
-std::string extension_of(const std::string& file) {
+// Whether `file`'s extension (after the last dot), lower-cased, is `type`.
+bool has_extension(std::string_view file, std::string_view type) {
   const auto dot = file.rfind('.');
-  if (dot == std::string::npos) return {};
-  std::string ext = file.substr(dot + 1);
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext;
+  const std::string_view ext = dot == std::string_view::npos ? std::string_view() : file.substr(dot + 1);
+  return ext.size() == type.size() && std::equal(ext.begin(), ext.end(), type.begin(), [](char a, char b) {
+           return static_cast<char>(std::tolower(static_cast<unsigned char>(a))) == b;
+         });
 }
 
 bool form_fits(MaterialForm wanted, MaterialForm offered) {
@@ -164,12 +165,12 @@ class EngineImpl final : public Engine {
     if (item == nullptr && theme == nullptr) {
       throw Error(ErrorCode::not_found, fmt::format("no item or theme '{}' to apply for", submission.target));
     }
-    const std::vector<const Item*> items = items_of(item, theme);
-    check_applicant(submission, items);
+    const core::MaterialPlan& plan = theme ? compiled_->material_plan(*theme) : compiled_->material_plan(*item);
+    check_applicant(submission, plan.items);
 
     Submission complete = submission;
     SubmitResult result;
-    result.notice = pre_review(complete, items);
+    result.notice = pre_review(complete, plan);
     if (!result.notice.ok() && !submission.keep_draft_if_deficient) return result;
 
     auto snapshot = std::make_shared<CaseSnapshot>();
@@ -651,9 +652,9 @@ class EngineImpl final : public Engine {
     if (a.actor.kind != Actor::Kind::applicant || a.actor.user != s.applicant->id) return out;
     if (a.expected_version != 0 && a.expected_version != s.version) return out;
     const Catalog& cat = compiled_->catalog();
-    const std::vector<const Item*> items =
-        s.is_theme ? items_of(nullptr, cat.find_theme(*s.target, s.target_version))
-                   : items_of(cat.find_item(*s.target, s.target_version), nullptr);
+    const Theme* theme = s.is_theme ? cat.find_theme(*s.target, s.target_version) : nullptr;
+    const Item* item = s.is_theme ? nullptr : cat.find_item(*s.target, s.target_version);
+    if (theme == nullptr && item == nullptr) return out;  // no definitions to review it on (stores refuse such catalogs)
     Submission merged;
     merged.target = *s.target;
     merged.applicant = *s.applicant;
@@ -662,7 +663,7 @@ class EngineImpl final : public Engine {
     merged.materials = *s.materials;
     core::merge_materials(merged.materials, a.materials);
     const std::size_t given = merged.materials.size();
-    const PreReviewNotice notice = pre_review(merged, items);
+    const PreReviewNotice notice = pre_review(merged, theme ? compiled_->material_plan(*theme) : compiled_->material_plan(*item));
     if (!notice.ok()) {
       std::string list;
       for (const auto& d : notice.deficiencies) list += (list.empty() ? "" : "; ") + d.message;
@@ -674,20 +675,6 @@ class EngineImpl final : public Engine {
     return out;
   }
 
-  // The items an application is for: the item, or the theme's items.
-  std::vector<const Item*> items_of(const Item* item, const Theme* theme) const {
-    std::vector<const Item*> items;
-    if (item) {
-      items.push_back(item);
-    } else if (theme) {
-      const Catalog& cat = compiled_->catalog();
-      for (const auto& code : cat.theme_items(*theme)) {
-        if (const Item* it = cat.find_item(code)) items.push_back(it);
-      }
-    }
-    return items;
-  }
-
   // Pre-review (预审): every deficiency at once; fetched materials are added.
   // The items of a theme share one set of materials (一套材料): a material id
   // several items list is looked at once, against every item's definition
@@ -695,68 +682,39 @@ class EngineImpl final : public Engine {
   // them has it from the certificate library or shared data, and an offered
   // one must suit each (form, file type, size); each kind of deficiency is
   // reported once, for the first item it concerns.
-  PreReviewNotice pre_review(Submission& s, const std::vector<const Item*>& items) const {
-    // Each listing of a material, grouped by id (ids in order of first
-    // listing, listings in item order).
-    struct Listing {
-      std::uint32_t group;
-      const Item* item;
-      const Material* m;
-    };
-    std::vector<std::string_view> ids;
-    std::vector<Listing> listings;
-    for (const Item* it : items) {
-      for (const Material& m : it->materials) {
-        const auto group = static_cast<std::uint32_t>(std::find(ids.begin(), ids.end(), m.id) - ids.begin());
-        if (group == ids.size()) ids.push_back(m.id);
-        listings.push_back({group, it, &m});
-      }
-    }
-    std::stable_sort(listings.begin(), listings.end(), [](const Listing& a, const Listing& b) { return a.group < b.group; });
-    struct Listed {
-      std::string_view id;
-      std::span<const Listing> by;
-    };
-    std::vector<Listed> listed;
-    listed.reserve(ids.size());
-    for (std::size_t i = 0; i < listings.size();) {
-      std::size_t j = i + 1;
-      while (j < listings.size() && listings[j].group == listings[i].group) ++j;
-      listed.push_back({ids[listings[i].group], std::span<const Listing>(listings).subspan(i, j - i)});
-      i = j;
-    }
+  PreReviewNotice pre_review(Submission& s, const core::MaterialPlan& plan) const {
+    using Listing = core::MaterialPlan::Listing;
     auto find_offered = [&](std::string_view id) {
       return std::find_if(s.materials.begin(), s.materials.end(), [&](const OfferedMaterial& o) { return o.id == id; });
     };
-    auto fetched_from = [](const Listed& l) -> const Listing* {
-      for (const Listing& x : l.by) {
-        if (x.m->source != MaterialSource::applicant) return &x;
-      }
-      return nullptr;
-    };
+    // Where each group's material is among those offered (offered: none).
     const std::size_t offered = s.materials.size();
-    if (options_.certificates) {
-      // Fetched ones are added: room once (the case keeps this list), not a
-      // copy per doubling.
-      std::size_t fetchable = 0;
-      for (const Listed& l : listed) fetchable += fetched_from(l) && find_offered(l.id) == s.materials.end() ? 1 : 0;
-      if (fetchable > 0) s.materials.reserve(offered + fetchable);
+    std::vector<std::size_t> given_at(plan.groups.size());
+    std::size_t fetchable = 0;
+    for (std::size_t k = 0; k < plan.groups.size(); ++k) {
+      given_at[k] = static_cast<std::size_t>(find_offered(plan.groups[k].id) - s.materials.begin());
+      fetchable += plan.groups[k].supplied && given_at[k] == offered ? 1 : 0;
     }
+    // Fetched ones are added: room once (the case keeps this list), not a
+    // copy per doubling.
+    if (options_.certificates && fetchable > 0) s.materials.reserve(offered + fetchable);
     PreReviewNotice notice;
     const ApplicationContext ctx(s, offered, options_.clock->now());
-    for (const Listed& l : listed) {
+    for (std::size_t k = 0; k < plan.groups.size(); ++k) {
+      const core::MaterialPlan::Group& g = plan.groups[k];
+      const std::span<const Listing> listed(plan.listings.data() + g.first, g.count);
       const Listing* required = nullptr;  // the first listing that requires it
       bool unknown = false;               // a condition that cannot be evaluated
-      for (const Listing& x : l.by) {
-        bool needed = x.m->necessity == Necessity::required;
-        if (x.m->necessity == Necessity::conditional) {
+      for (const Listing& x : listed) {
+        bool needed = x.material->necessity == Necessity::required;
+        if (x.material->necessity == Necessity::conditional) {
           try {
-            needed = x.m->required_if.test(ctx);
+            needed = x.material->required_if.test(ctx);
           } catch (const Error& e) {
             if (!unknown) {
               notice.deficiencies.push_back(
-                  {Deficiency::Kind::missing, x.item->code, x.m->id,
-                   fmt::format("{}: its condition cannot be evaluated on this application ({})", x.m->name, e.what())});
+                  {Deficiency::Kind::missing, x.item->code, x.material->id,
+                   fmt::format("{}: its condition cannot be evaluated on this application ({})", x.material->name, e.what())});
             }
             unknown = true;
             continue;
@@ -765,20 +723,22 @@ class EngineImpl final : public Engine {
         if (needed && !required) required = &x;
       }
       if (unknown) continue;
-      const auto given = find_offered(l.id);
-      if (given == s.materials.end()) {
-        if (const Listing* source = fetched_from(l)) {
+      if (given_at[k] == offered) {
+        const auto source = std::find_if(listed.begin(), listed.end(), [](const Listing& x) {
+          return x.material->source != MaterialSource::applicant;
+        });
+        if (source != listed.end()) {
           std::optional<OfferedMaterial> fetched;
-          if (options_.certificates) fetched = options_.certificates->fetch(s.applicant, *source->m);
+          if (options_.certificates) fetched = options_.certificates->fetch(s.applicant, *source->material);
           if (fetched) {
-            fetched->id = source->m->id;
+            fetched->id = source->material->id;
             core::check_fetched_material(*fetched);
             s.materials.push_back(*fetched);
             continue;
           }
         }
         if (!required) continue;
-        const Material& m = *required->m;
+        const Material& m = *required->material;
         if (m.source != MaterialSource::applicant) {
           notice.deficiencies.push_back(
               {Deficiency::Kind::not_available, required->item->code, m.id,
@@ -791,18 +751,18 @@ class EngineImpl final : public Engine {
         }
         continue;
       }
-      const OfferedMaterial& o = *given;
+      const OfferedMaterial& o = s.materials[given_at[k]];
       bool form = false, type = false, size = false;  // reported already
-      for (const Listing& x : l.by) {
-        const Material& m = *x.m;
+      for (const Listing& x : listed) {
+        const Material& m = *x.material;
         if (!form && !form_fits(m.form, o.form)) {
           form = true;
           notice.deficiencies.push_back({Deficiency::Kind::wrong_form, x.item->code, m.id,
                                          fmt::format("{}: must be {}, not {}", m.name, to_string(m.form), to_string(o.form))});
         }
         if (!type && !m.file_types.empty() && !o.file_name.empty()) {
-          const std::string ext = extension_of(o.file_name);
-          if (std::find(m.file_types.begin(), m.file_types.end(), ext) == m.file_types.end()) {
+          if (std::none_of(m.file_types.begin(), m.file_types.end(),
+                           [&](const std::string& t) { return has_extension(o.file_name, t); })) {
             type = true;
             std::string allowed;
             for (const auto& t : m.file_types) allowed += (allowed.empty() ? "" : ", ") + t;

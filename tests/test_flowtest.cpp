@@ -108,39 +108,25 @@ TEST_CASE("flow tests: materials given by id suit every item of a theme that lis
   // tests/data/materials: SHARED's items list site_plan as an optional copy
   // (docx or pdf) and as a required original PDF, permit from the applicant
   // and from the certificate library.
+  auto test = [](const std::string& name, const std::string& materials, const std::string& then) {
+    return "  - name: " + name + R"(
+    steps:
+      - submit:
+          case: c
+          target: SHARED
+          applicant: { kind: natural_person, id: "34052419800101001X", name: Zhang San }
+          form: { floors: 3 }
+          materials: )" + materials + "\n" + then;
+  };
   const auto report = run(R"(definitions: [runtime, materials]
 start: 2026-03-02T09:00:00+08:00
 actors:
   p: { departments: [planning] }
 tests:
-  - name: all
-    steps:
-      - submit:
-          case: c
-          target: SHARED
-          applicant: { kind: natural_person, id: "34052419800101001X", name: Zhang San }
-          form: { floors: 3 }
-          materials: all
-      - expect: { status: running }
-  - name: by id
-    steps:
-      - submit:
-          case: c
-          target: SHARED
-          applicant: { kind: natural_person, id: "34052419800101001X", name: Zhang San }
-          form: { floors: 3 }
-          materials: [site_plan]
-      - expect: { status: running }
-  - name: a copy will not do for the fire review
-    steps:
-      - submit:
-          case: c
-          target: SHARED
-          applicant: { kind: natural_person, id: "34052419800101001X", name: Zhang San }
-          form: { floors: 3 }
-          materials: [{ id: site_plan, form: copy }]
-          expect_notice: [site_plan]
-)");
+)" + test("all", "all", "      - expect: { status: running }\n") +
+                          test("by id", "[site_plan]", "      - expect: { status: running }\n") +
+                          test("a copy will not do for the fire review", "[{ id: site_plan, form: copy }]",
+                               "          expect_notice: [site_plan]\n"));
   INFO(all_failures(report));
   CHECK(report.errors.empty());
   CHECK(report.summary() == "3 passed, 0 failed");

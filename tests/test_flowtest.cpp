@@ -127,6 +127,15 @@ tests:
                           test("by id", "[site_plan]", "      - expect: { status: running }\n") +
                           test("a copy will not do for the fire review", "[{ id: site_plan, form: copy }]",
                                "          expect_notice: [site_plan]\n"));
+  // `all` offers what any item takes from the applicant, though another
+  // takes it from the library (none here).
+  const auto without = run(R"(definitions: [runtime, materials]
+start: 2026-03-02T09:00:00+08:00
+certificates: none
+tests:
+)" + test("all, no library", "all", "      - expect: { status: running }\n"));
+  INFO(all_failures(without));
+  CHECK(without.summary() == "1 passed, 0 failed");
   INFO(all_failures(report));
   CHECK(report.errors.empty());
   CHECK(report.summary() == "3 passed, 0 failed");

@@ -741,6 +741,19 @@ TEST_CASE("a material several items of a theme list is checked against each item
   CHECK(r.notice.deficiencies[0].item == "SHARE-B");
   CHECK(r.notice.deficiencies[1].kind == Deficiency::Kind::wrong_file_type);
 
+  // Too large for both items (4 MB and 1 MB at 11 floors), and not
+  // electronic for either: each kind once, for the first item (A).
+  s.form["floors"] = Value(11);
+  s.materials = {{"drawings", "d.pdf", 5 << 20, MaterialForm::original},
+                 {"site_plan", "plan.pdf", 100, MaterialForm::original}};
+  r = engine->submit(s, Actor::applicant_of(person));
+  REQUIRE(r.notice.deficiencies.size() == 2);
+  CHECK(r.notice.deficiencies[0].kind == Deficiency::Kind::wrong_form);
+  CHECK(r.notice.deficiencies[0].item == "SHARE-A");
+  CHECK(r.notice.deficiencies[1].kind == Deficiency::Kind::too_large);
+  CHECK(r.notice.deficiencies[1].item == "SHARE-A");
+  s.form["floors"] = Value(8);
+
   // Suiting both: accepted, with the permit fetched once.
   s.materials = {{"drawings", "d.pdf", 1 << 19, MaterialForm::electronic},
                  {"site_plan", "plan.pdf", 100, MaterialForm::original}};
@@ -760,6 +773,72 @@ TEST_CASE("a material several items of a theme list is checked against each item
   CHECK(r.notice.deficiencies[0].material == "permit");
   CHECK(r.notice.deficiencies[0].item == "SHARE-A");
   CHECK(r.notice.deficiencies[0].kind == Deficiency::Kind::missing);
+}
+
+TEST_CASE("shared materials: a condition one item cannot evaluate leaves the others to decide; a fetched copy suits "
+          "the items that take it from the applicant, at submission and resubmission alike") {
+  // SHARED2 (tests/data/materials/shared.yaml): survey conditional in
+  // SHARE-C (number(form.area) > 100), required up to 1 MB in SHARE-D; deed
+  // a PDF from the applicant in C, from the library (business licence) in
+  // D; cert from the library as a land certificate in C, from shared data
+  // as a business licence in D. The test library holds business licences
+  // only, as licence.ofd.
+  auto loaded = load_catalog({fs::path(ONESTOP_TEST_DATA) / "runtime", fs::path(ONESTOP_TEST_DATA) / "materials"});
+  REQUIRE(loaded.ok());
+  Fixture f;
+  EngineOptions o;
+  o.clock = f.clock;
+  o.certificates = std::make_shared<Library>();
+  auto engine = open_engine(loaded.catalog, o);
+  Submission s;
+  s.target = "SHARED2";
+  s.applicant = Applicant{ApplicantKind::natural_person, person, "Zhang San"};
+  s.form["area"] = Value("n/a");
+  s.materials = {{"survey", "survey.pdf", 2 << 20, MaterialForm::electronic}};
+  SubmitResult r = engine->submit(s, Actor::applicant_of(person));
+  CHECK_FALSE(r.case_id.has_value());
+  std::vector<std::string> got;
+  for (const auto& d : r.notice.deficiencies) got.push_back(d.material + "/" + d.item + "/" + std::to_string(static_cast<int>(d.kind)));
+  // survey: C's condition, and still D's size; deed: the library's copy
+  // (licence.ofd, fetched for D) is not the PDF C wants; cert: C's
+  // library has no land certificate, D's shared data supplies it.
+  CHECK(got == std::vector<std::string>{"survey/SHARE-C/" + std::to_string(static_cast<int>(Deficiency::Kind::missing)),
+                                        "survey/SHARE-D/" + std::to_string(static_cast<int>(Deficiency::Kind::too_large)),
+                                        "deed/SHARE-C/" + std::to_string(static_cast<int>(Deficiency::Kind::wrong_file_type))});
+  CHECK(r.notice.deficiencies[0].message.find("cannot be evaluated") != std::string::npos);
+
+  s.form["area"] = Value(50);
+  s.materials = {{"survey", "survey.pdf", 1 << 19, MaterialForm::electronic}, {"deed", "deed.pdf", 100, MaterialForm::electronic}};
+  r = engine->submit(s, Actor::applicant_of(person));
+  REQUIRE(r.accepted());
+  const CaseId id = *r.case_id;
+  Case c = engine->get(id);
+  REQUIRE(c.materials.size() == 3);
+  CHECK(c.materials[2].id == "cert");
+  CHECK(c.materials[2].file_name == "licence.ofd");
+
+  // A correction answered: the fetched certificate is looked at again and
+  // still suits (no item takes it from the applicant).
+  TaskId review = 0;
+  for (const auto* t : c.open_tasks()) review = t->item == "SHARE-C" ? t->id : review;
+  REQUIRE(review != 0);
+  Action ask;
+  ask.kind = ActionKind::request_correction;
+  ask.case_id = id;
+  ask.task = review;
+  ask.actor = Actor::staff_member("p", {}, {"planning"});
+  ask.comment = "a clearer survey";
+  engine->act(ask);
+  Action answer;
+  answer.kind = ActionKind::resubmit;
+  answer.case_id = id;
+  answer.actor = Actor::applicant_of(person);
+  answer.materials = {{"survey", "survey2.pdf", 1 << 19, MaterialForm::electronic}};
+  engine->act(answer);
+  c = engine->get(id);
+  CHECK(c.status == CaseStatus::running);
+  CHECK(c.materials.size() == 3);
+  CHECK(engine->verify(id).ok);
 }
 
 TEST_CASE("applicants are identified by checked ID numbers") {

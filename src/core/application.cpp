@@ -65,14 +65,21 @@ Value application_field(std::string_view path, const std::map<std::string, Value
 
 MaterialListing material_listing(std::string_view id, const std::vector<const Item*>& items) {
   MaterialListing out;
+  // Those taking it from the applicant; when none does, every listing
+  // (what suits them is still what a host offering it would give).
   std::vector<const Material*> defs;
+  std::vector<const Material*> all;
   for (const Item* it : items) {
-    if (const Material* m = it->find_material(id)) defs.push_back(m);
+    const Material* m = it->find_material(id);
+    if (m == nullptr) continue;
+    all.push_back(m);
+    if (m->source == MaterialSource::applicant) defs.push_back(m);
   }
-  out.listed = !defs.empty();
+  out.listed = !all.empty();
+  out.from_applicant = !defs.empty();
+  for (const Material* m : defs) out.required = out.required || m->necessity == Necessity::required;
+  if (defs.empty()) defs = std::move(all);
   for (const Material* m : defs) {
-    out.required = out.required || m->necessity == Necessity::required;
-    out.supplied = out.supplied || m->source != MaterialSource::applicant;
     if (m->max_bytes > 0 && (out.max_bytes == 0 || m->max_bytes < out.max_bytes)) out.max_bytes = m->max_bytes;
     if (m->form == MaterialForm::electronic || m->form == MaterialForm::original_and_copy) {
       out.form = m->form;

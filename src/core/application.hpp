@@ -22,16 +22,22 @@ namespace onestop::core {
 void merge_materials(std::vector<OfferedMaterial>& into, const std::vector<OfferedMaterial>& given);
 
 // How the items of an application (a theme's share one set of materials)
-// list material `id`, and what suits all of them: pre-review checks a
-// shared material against every item's definition. One reading for the
-// simulator's applicants and the flow tests' `materials`.
+// list material `id`, and what an applicant offers for it: pre-review
+// checks a material, offered or fetched, against every item that takes it
+// from the applicant. One reading for the simulator's applicants and the
+// flow tests' `materials`.
 struct MaterialListing {
-  bool listed = false;    // some item lists it
-  bool required = false;  // some item requires it outright (necessity: required)
-  bool supplied = false;  // some item has it from the certificate library or shared data
-  std::string file_type;  // one every item naming file types accepts, else the first named, else "pdf"
-  MaterialForm form = MaterialForm::copy;  // the strictest: electronic or original and copy, else original, else copy
-  std::int64_t max_bytes = 0;              // the smallest size limit; 0: none
+  bool listed = false;          // some item lists it
+  bool from_applicant = false;  // some item takes it from the applicant
+  bool required = false;        // some item that takes it from the applicant requires it outright
+  // What suits every item that takes it from the applicant (none does:
+  // every item listing it): a file type
+  // each one naming types accepts (else the first named, else "pdf"), the
+  // strictest form (electronic or original and copy, else original, else
+  // copy), the smallest size limit (0: none).
+  std::string file_type;
+  MaterialForm form = MaterialForm::copy;
+  std::int64_t max_bytes = 0;
 };
 MaterialListing material_listing(std::string_view id, const std::vector<const Item*>& items);
 

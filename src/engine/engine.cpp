@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <atomic>
 #include <cctype>
@@ -678,10 +679,12 @@ class EngineImpl final : public Engine {
   // Pre-review (预审): every deficiency at once; fetched materials are added.
   // The items of a theme share one set of materials (一套材料): a material id
   // several items list is looked at once, against every item's definition
-  // of it. It is required when any of them requires it, fetched when any of
-  // them has it from the certificate library or shared data, and an offered
-  // one must suit each (form, file type, size); each kind of deficiency is
-  // reported once, for the first item it concerns.
+  // of it. It is required when any of them requires it (a condition that
+  // cannot be evaluated is a deficiency of its own, and leaves the other
+  // items to decide), fetched (when not offered) from the first item's
+  // source that has it, and, offered or fetched, must suit the form, file
+  // types and size of every item that takes it from the applicant; each
+  // kind of deficiency is reported once, for the first item it concerns.
   PreReviewNotice pre_review(Submission& s, const core::MaterialPlan& plan) const {
     using Listing = core::MaterialPlan::Listing;
     auto find_offered = [&](std::string_view id) {
@@ -722,21 +725,23 @@ class EngineImpl final : public Engine {
         }
         if (needed && !required) required = &x;
       }
-      if (unknown) continue;
-      if (given_at[k] == offered) {
-        const auto source = std::find_if(listed.begin(), listed.end(), [](const Listing& x) {
-          return x.material->source != MaterialSource::applicant;
-        });
-        if (source != listed.end()) {
-          std::optional<OfferedMaterial> fetched;
-          if (options_.certificates) fetched = options_.certificates->fetch(s.applicant, *source->material);
-          if (fetched) {
-            fetched->id = source->material->id;
-            core::check_fetched_material(*fetched);
-            s.materials.push_back(*fetched);
-            continue;
-          }
+      // The material: as offered, else as the first listing the certificate
+      // library or shared data answers for supplies it.
+      constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
+      std::size_t at = given_at[k] == offered ? none : given_at[k];
+      if (at == none && options_.certificates) {
+        for (const Listing& x : listed) {
+          if (x.material->source == MaterialSource::applicant) continue;
+          std::optional<OfferedMaterial> fetched = options_.certificates->fetch(s.applicant, *x.material);
+          if (!fetched) continue;
+          fetched->id = x.material->id;
+          core::check_fetched_material(*fetched);
+          at = s.materials.size();
+          s.materials.push_back(std::move(*fetched));
+          break;
         }
+      }
+      if (at == none) {
         if (!required) continue;
         const Material& m = *required->material;
         if (m.source != MaterialSource::applicant) {
@@ -751,10 +756,14 @@ class EngineImpl final : public Engine {
         }
         continue;
       }
-      const OfferedMaterial& o = s.materials[given_at[k]];
+      // Whether offered or fetched, it must suit every item that takes it
+      // from the applicant (an item that takes it from the library takes
+      // the library's copy): at submission and at every resubmission alike.
+      const OfferedMaterial& o = s.materials[at];
       bool form = false, type = false, size = false;  // reported already
       for (const Listing& x : listed) {
         const Material& m = *x.material;
+        if (m.source != MaterialSource::applicant) continue;
         if (!form && !form_fits(m.form, o.form)) {
           form = true;
           notice.deficiencies.push_back({Deficiency::Kind::wrong_form, x.item->code, m.id,

@@ -490,9 +490,10 @@ class Simulator {
   }
 
   // The complete set of materials an applicant of `t` offers: each material
-  // id the items list once, suiting every item's definition of it, except
-  // those the certificate library supplies (the simulated one has
-  // everything). Required: those any item requires outright.
+  // id some item takes from the applicant, once, suiting every such item
+  // (those only the certificate library supplies are left to it: the
+  // simulated one has everything). Required: those such an item requires
+  // outright.
   static void offer_materials(TargetInfo& t, const std::vector<const Item*>& items) {
     std::vector<std::string_view> done;
     for (const Item* i : items) {
@@ -500,7 +501,7 @@ class Simulator {
         if (std::find(done.begin(), done.end(), m.id) != done.end()) continue;
         done.push_back(m.id);
         const core::MaterialListing l = core::material_listing(m.id, items);
-        if (l.supplied) continue;
+        if (!l.from_applicant) continue;
         if (l.required) t.required.push_back(t.materials.size());
         t.materials.push_back(OfferedMaterial{m.id, m.id + "." + l.file_type, l.max_bytes > 0 ? std::min<std::int64_t>(l.max_bytes, 1024) : 1024,
                                               l.form == MaterialForm::copy ? MaterialForm::original : l.form});

@@ -224,8 +224,8 @@ class TestRun {
     const auto items = items_of(target);
     std::vector<OfferedMaterial> out;
     std::set<std::string> seen;
-    // Unless the script says, a file and form that suit every item listing
-    // the material (pre-review checks a theme's shared material against each).
+    // Unless the script says, a file and form that suit every item taking
+    // the material from the applicant (pre-review checks it against each).
     auto offer = [&](const MaterialSpec& s) {
       const core::MaterialListing l = core::material_listing(s.id, items);
       OfferedMaterial m;
@@ -238,7 +238,7 @@ class TestRun {
     if (spec.all) {
       for (const Item* it : items) {
         for (const auto& m : it->materials) {
-          if (seen.insert(m.id).second && !core::material_listing(m.id, items).supplied) offer(MaterialSpec{m.id, {}, 1000, {}});
+          if (m.source == MaterialSource::applicant && seen.insert(m.id).second) offer(MaterialSpec{m.id, {}, 1000, {}});
         }
       }
     }

@@ -167,3 +167,11 @@ INSERT INTO inbox (kind, name, created, case_id, task, item, flow, flow_version,
   FROM task_candidates k JOIN tasks t ON t.case_id = k.case_id AND t.task = k.task;
 DROP TABLE task_candidates;
 DROP TABLE tasks;
+
+-- migration 3: flow versions remember their structure
+-- definitions.fingerprint: for a flow, core::structure_fingerprint (hex
+-- SHA-256 of its nodes in order, edges and returns: what case states refer
+-- to by position), set when an engine binds it; NULL for other kinds and for
+-- rows written before. A catalog whose flow version has another structure
+-- is refused while unfinished cases may stand on it.
+ALTER TABLE definitions ADD COLUMN fingerprint TEXT;

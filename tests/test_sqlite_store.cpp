@@ -1024,6 +1024,73 @@ TEST_CASE("sqlite: running cases keep their definition version; listing shows bo
   CHECK(find("flow", 1)->running == 1);
 }
 
+TEST_CASE("sqlite: a flow version whose nodes changed in place is refused while unfinished cases may stand on it") {
+  TempDir dir;
+  const std::string file = dir.file("structure.db");
+  const std::string org = read_bytes((versions_dir() / "org.yaml").string());
+  const std::string permit = read_bytes((versions_dir() / "v1" / "permit.yaml").string());
+  auto catalog = [&](std::string text) {
+    auto r = load_catalog(std::vector<Source>{{"org.yaml", org}, {"permit.yaml", std::move(text)}});
+    for (const auto& d : r.diagnostics) INFO(d.to_string());
+    REQUIRE(r.ok());
+    return r.catalog;
+  };
+  auto edited = [&](const std::string& from, const std::string& to) {
+    std::string text = permit;
+    const auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    return text.replace(at, from.size(), to);
+  };
+  const auto original = catalog(permit);
+  // Version 1 edited in place: a step before the check moves every node after it.
+  std::string moved_text = edited("    check: { kind: task", "    intake: { kind: task, assignees: { department: planning } }\n    check: { kind: task");
+  const auto at = moved_text.find("    - start -> check");
+  REQUIRE(at != std::string::npos);
+  moved_text.replace(at, 20, "    - start -> intake\n    - intake -> check");
+  const auto moved = catalog(moved_text);
+  // Only the step's time limit changed: no state moves.
+  const auto longer = catalog(edited("time_limit: 5 working days", "time_limit: 7 working days"));
+
+  CaseId id = 0;
+  {
+    Host h(sqlite(file), original);
+    id = h.submit("XK-PLAN-0012");
+  }
+  try {
+    Host h(sqlite(file), moved);
+    FAIL("a flow whose nodes moved under a running case was accepted");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_input);
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("flow 'permit_review' version 1 (permit.yaml:") != std::string::npos);
+    CHECK(m.find("1 unfinished case, case " + std::to_string(id) + " first") != std::string::npos);
+    CHECK(m.find("deploy the change as a new version beside the old") != std::string::npos);
+  }
+  {
+    Host h(sqlite(file), longer);  // accepted: the states keep their meaning
+    CHECK(h.engine->get(id).status == CaseStatus::running);
+    Action a;
+    a.kind = ActionKind::approve;
+    a.case_id = id;
+    a.task = 1;
+    a.actor = Actor::staff_member("p", {}, {"planning"});
+    h.engine->act(a);
+    CHECK(h.engine->get(id).status == CaseStatus::finished);
+  }
+  // Nothing unfinished: the new structure is accepted and recorded, and the
+  // old one is then the changed one.
+  CaseId next = 0;
+  {
+    Host h(sqlite(file), moved);
+    next = h.submit("XK-PLAN-0012");
+    CHECK(h.engine->get(next).open_tasks().front()->node == "intake");
+  }
+  CHECK_THROWS_AS(Host(sqlite(file), original), Error);
+  Host h(sqlite(file), moved);
+  CHECK(h.engine->verify(next).ok);
+}
+
 TEST_CASE("sqlite: a schema version 1 database is upgraded with its inbox intact") {
   // tests/data/sqlite/schema-v1.db: the cases of tests/data/store (open,
   // finished, waiting, warned) in the tables of schema version 1.

@@ -4,11 +4,30 @@
 #include "graph/check.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 #include <atomic>
 #include <deque>
 
 namespace onestop::core {
+
+std::string structure_fingerprint(const Flow& flow) {
+  // Fields separated by U+001F, records by U+001E: ids cannot hold either.
+  std::string text = fmt::format("flow\x1f{}\x1f{}\x1e", flow.id, flow.version);
+  for (const auto& n : flow.nodes) {
+    text += fmt::format("node\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1e", n.id, to_string(n.kind), n.item, n.flow,
+                        fmt::join(n.signers, "\x1d"));
+  }
+  for (const auto& e : flow.edges) text += fmt::format("edge\x1f{}\x1f{}\x1f{}\x1e", e.from, e.to, e.loop ? 1 : 0);
+  for (const auto& r : flow.returns) {
+    text += fmt::format("return\x1f{}\x1f{}\x1f{}\x1e", r.from, fmt::join(r.to, "\x1d"), static_cast<int>(r.siblings));
+  }
+  Hash digest{};
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest.data());
+  return to_hex(digest);
+}
 
 namespace {
 

@@ -60,6 +60,15 @@ struct CompiledFlow {
   }
 };
 
+// A digest (lower-case hex SHA-256) of what case states refer to in a flow:
+// its nodes in order (id, kind, the item or flow a subflow runs, the fixed
+// signers of a countersign), its edges in order (from, to, loop) and its
+// declared returns. States name nodes by position: a flow version whose
+// digest changed under unfinished cases would have them stand on other
+// nodes (persistent stores refuse it). Guards, assignees, names and time
+// limits are left out: changing them does not move a state.
+std::string structure_fingerprint(const Flow& flow);
+
 // What pre-review goes through for an application: its items (the item, or
 // the theme's items) and each material id they list, once, with every
 // item's definition of it (a theme's items share one set of materials).

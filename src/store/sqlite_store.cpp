@@ -5,6 +5,7 @@
 // A deferred batch keeps the latest commit of each case in memory and writes
 // them in one transaction (see begin_batch in sqlite_store.hpp).
 
+#include "core/compiled.hpp"
 #include "store/sqlite_db.hpp"
 #include "store/sqlite_schema.hpp"
 
@@ -248,6 +249,35 @@ class SqliteStoreImpl final : public SqliteStore {
                               path_, s.integer(1), is_theme ? "theme" : "item", target, version, running,
                               running == 1 ? "" : "s"));
     }
+    // Refuse a flow version whose structure is not the one recorded while
+    // unfinished cases may stand on it: states name nodes by position.
+    std::vector<std::pair<const Flow*, std::string>> fingerprints;  // to record
+    for (const auto& f : cat.flows) {
+      std::string now_is = core::structure_fingerprint(f);
+      Stmt& s = st_.flow_fingerprint;
+      std::optional<std::string> recorded;
+      {
+        Reset r(s);
+        s.bind(1, f.id).bind(2, std::int64_t{f.version});
+        if (s.step() && !s.is_null(0)) recorded = std::string(s.text(0));
+      }
+      if (recorded == now_is) continue;
+      if (recorded) {
+        Stmt& u = st_.count_unfinished;
+        Reset r(u);
+        u.step();
+        if (const std::int64_t unfinished = u.integer(0); unfinished > 0) {
+          throw Error(ErrorCode::invalid_input,
+                      fmt::format("{}: flow '{}' version {}{} is not the one this store recorded: its nodes, edges or "
+                                  "returns changed, and the states of unfinished cases refer to its nodes by position "
+                                  "({} unfinished case{}, case {} first); deploy the change as a new version beside the old",
+                                  path_, f.id, f.version,
+                                  f.where.file.empty() ? std::string() : fmt::format(" ({}:{})", f.where.file, f.where.line),
+                                  unfinished, unfinished == 1 ? "" : "s", u.integer(1)));
+        }
+      }
+      fingerprints.emplace_back(&f, std::move(now_is));
+    }
     if (!options_.read_only) {
       std::optional<Tx> tx;
       if (batch_depth_ == 0) tx.emplace(*this);
@@ -260,6 +290,10 @@ class SqliteStoreImpl final : public SqliteStore {
       for (const auto& i : cat.items) record("item", i.code, i.version, i.name);
       for (const auto& f : cat.flows) record("flow", f.id, f.version, f.name);
       for (const auto& t : cat.themes) record("theme", t.id, t.version, t.name);
+      for (const auto& [f, fingerprint] : fingerprints) {
+        st_.set_fingerprint.bind(1, f->id).bind(2, std::int64_t{f->version}).bind(3, fingerprint);
+        st_.set_fingerprint.run();
+      }
       if (tx) tx->commit();
     }
     // Snapshots an engine still open on an earlier binding commits land in
@@ -669,6 +703,7 @@ class SqliteStoreImpl final : public SqliteStore {
     Stmt insert_inbox, delete_inbox;
     Stmt due, case_ids, reserve_ids, bump_ids;
     Stmt insert_definition, next_version, next_target, next_kind, count_running, count_by_status;
+    Stmt flow_fingerprint, set_fingerprint, count_unfinished;
   };
 
   void open(const std::vector<SqliteMigration>& migrations) {
@@ -901,6 +936,9 @@ class SqliteStoreImpl final : public SqliteStore {
     st_.count_running = p(fmt::format(
         "SELECT count(*), min(id) FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version = ?3 AND status < {}",
         finished_status));
+    st_.flow_fingerprint = p("SELECT fingerprint FROM definitions WHERE kind = 'flow' AND id = ?1 AND version = ?2");
+    st_.set_fingerprint = p("UPDATE definitions SET fingerprint = ?3 WHERE kind = 'flow' AND id = ?1 AND version = ?2");
+    st_.count_unfinished = p(fmt::format("SELECT count(*), min(id) FROM cases WHERE status < {}", finished_status));
     st_.count_by_status = p(fmt::format(
         "SELECT (SELECT count(*) FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version = ?3 AND status < {0}),"
         " (SELECT count(*) FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version = ?3 AND status = {0})",

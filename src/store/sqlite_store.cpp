@@ -250,7 +250,8 @@ class SqliteStoreImpl final : public SqliteStore {
                               running == 1 ? "" : "s"));
     }
     // Refuse a flow version whose structure is not the one recorded while
-    // unfinished cases may stand on it: states name nodes by position.
+    // the store holds cases: their states name its nodes by position, and
+    // their histories replay (verify, import) on it.
     std::vector<std::pair<const Flow*, std::string>> fingerprints;  // to record
     for (const auto& f : cat.flows) {
       std::string now_is = core::structure_fingerprint(f);
@@ -263,17 +264,17 @@ class SqliteStoreImpl final : public SqliteStore {
       }
       if (recorded == now_is) continue;
       if (recorded) {
-        Stmt& u = st_.count_unfinished;
+        Stmt& u = st_.count_cases;
         Reset r(u);
         u.step();
-        if (const std::int64_t unfinished = u.integer(0); unfinished > 0) {
+        if (const std::int64_t cases = u.integer(0); cases > 0) {
           throw Error(ErrorCode::invalid_input,
                       fmt::format("{}: flow '{}' version {}{} is not the one this store recorded: its nodes, edges or "
-                                  "returns changed, and the states of unfinished cases refer to its nodes by position "
-                                  "({} unfinished case{}, case {} first); deploy the change as a new version beside the old",
+                                  "returns changed, and the store's cases refer to its nodes by position in their states "
+                                  "and histories ({} case{}, case {} first); deploy the change as a new version beside the old",
                                   path_, f.id, f.version,
                                   f.where.file.empty() ? std::string() : fmt::format(" ({}:{})", f.where.file, f.where.line),
-                                  unfinished, unfinished == 1 ? "" : "s", u.integer(1)));
+                                  cases, cases == 1 ? "" : "s", u.integer(1)));
         }
       }
       fingerprints.emplace_back(&f, std::move(now_is));
@@ -703,7 +704,7 @@ class SqliteStoreImpl final : public SqliteStore {
     Stmt insert_inbox, delete_inbox;
     Stmt due, case_ids, reserve_ids, bump_ids;
     Stmt insert_definition, next_version, next_target, next_kind, count_running, count_by_status;
-    Stmt flow_fingerprint, set_fingerprint, count_unfinished;
+    Stmt flow_fingerprint, set_fingerprint, count_cases;
   };
 
   void open(const std::vector<SqliteMigration>& migrations) {
@@ -938,7 +939,7 @@ class SqliteStoreImpl final : public SqliteStore {
         finished_status));
     st_.flow_fingerprint = p("SELECT fingerprint FROM definitions WHERE kind = 'flow' AND id = ?1 AND version = ?2");
     st_.set_fingerprint = p("UPDATE definitions SET fingerprint = ?3 WHERE kind = 'flow' AND id = ?1 AND version = ?2");
-    st_.count_unfinished = p(fmt::format("SELECT count(*), min(id) FROM cases WHERE status < {}", finished_status));
+    st_.count_cases = p("SELECT count(*), min(id) FROM cases");
     st_.count_by_status = p(fmt::format(
         "SELECT (SELECT count(*) FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version = ?3 AND status < {0}),"
         " (SELECT count(*) FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version = ?3 AND status = {0})",

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -94,7 +95,8 @@ double example_theme(int cases) {
   s.applicant = Applicant{ApplicantKind::legal_person, company, "Investor Ltd"};
   for (const auto& code : cat.theme_items(cat.themes.front())) {
     for (const auto& m : cat.find_item(code)->materials) {
-      if (m.source == MaterialSource::applicant) {
+      const bool offered = std::any_of(s.materials.begin(), s.materials.end(), [&](const OfferedMaterial& o) { return o.id == m.id; });
+      if (m.source == MaterialSource::applicant && !offered) {  // a material several items list, once
         s.materials.push_back({m.id, m.id + "." + (m.file_types.empty() ? "pdf" : m.file_types.front()), 1, m.form});
       }
     }

@@ -817,6 +817,29 @@ TEST_CASE("shared materials: a condition one item cannot evaluate leaves the oth
   CHECK(c.materials[2].id == "cert");
   CHECK(c.materials[2].file_name == "licence.ofd");
 
+  // cert_copy (required_if: not has(cert)) is not asked for: has() sees
+  // the certificate fetched for the application, as the flow's guards do.
+  CHECK(std::none_of(c.materials.begin(), c.materials.end(), [](const OfferedMaterial& m) { return m.id == "cert_copy"; }));
+
+  // A copy the applicant offers is checked against every item, those that
+  // take it from the library too (SHARE-D wants an OFD file); one material
+  // offered twice is refused outright.
+  Submission own = s;
+  own.materials.push_back({"cert", "cert.exe", 100, MaterialForm::electronic});
+  r = engine->submit(own, Actor::applicant_of(person));
+  REQUIRE(r.notice.deficiencies.size() == 1);
+  CHECK(r.notice.deficiencies[0].material == "cert");
+  CHECK(r.notice.deficiencies[0].item == "SHARE-D");
+  CHECK(r.notice.deficiencies[0].kind == Deficiency::Kind::wrong_file_type);
+  own.materials.back() = {"deed", "deed2.pdf", 100, MaterialForm::electronic};
+  try {
+    engine->submit(own, Actor::applicant_of(person));
+    FAIL("a material offered twice was taken");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_input);
+    CHECK(std::string(e.what()).find("material 3 (\"deed\") is offered twice (also material 2)") != std::string::npos);
+  }
+
   // A correction answered: the fetched certificate is looked at again and
   // still suits (no item takes it from the applicant).
   TaskId review = 0;

@@ -102,7 +102,8 @@ struct Host {
     }
     for (const auto& code : codes) {
       for (const auto& m : cat.find_item(code)->materials) {
-        if (m.source == MaterialSource::applicant) {
+        const bool offered = std::any_of(s.materials.begin(), s.materials.end(), [&](const OfferedMaterial& o) { return o.id == m.id; });
+        if (m.source == MaterialSource::applicant && !offered) {  // a material several items list, once
           s.materials.push_back({m.id, m.id + "." + (m.file_types.empty() ? "pdf" : m.file_types.front()), 1, m.form});
         }
       }

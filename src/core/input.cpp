@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <string_view>
+#include <unordered_map>
 
 namespace onestop::core {
 
@@ -112,9 +113,16 @@ std::string material_problem(const OfferedMaterial& m) {
 }
 
 std::string materials_problem(const std::vector<OfferedMaterial>& materials) {
+  // One copy per material: pre-review looks at one, and a resubmission
+  // replaces one.
+  std::unordered_map<std::string_view, std::size_t> first;
   for (std::size_t i = 0; i < materials.size(); ++i) {
     if (std::string p = material_problem(materials[i]); !p.empty()) {
       return fmt::format("material {} ({}): {}", i + 1, shown_text(materials[i].id), p);
+    }
+    if (const auto [at, fresh] = first.emplace(materials[i].id, i); !fresh) {
+      return fmt::format("material {} ({}) is offered twice (also material {}); offer one copy of each", i + 1,
+                         shown_text(materials[i].id), at->second + 1);
     }
   }
   return {};

@@ -37,18 +37,16 @@ class SystemClock final : public Clock {
 // What `required_if` reads during pre-review.
 class ApplicationContext final : public ExprContext {
  public:
-  // `offered`: how many of the submission's materials the applicant offered
-  // (those fetched on their behalf come after them).
-  ApplicationContext(const Submission& s, std::size_t offered, Instant now) : s_(s), offered_(offered), now_(now) {}
+  // has(): the materials offered and those fetched for the application, as
+  // the flow's guards see the case's.
+  ApplicationContext(const Submission& s, Instant now) : s_(s), now_(now) {}
   Value field(std::string_view path) const override { return core::application_field(path, s_.form, s_.applicant, now_); }
   bool has_material(std::string_view id) const override {
-    const auto end = s_.materials.begin() + static_cast<std::ptrdiff_t>(offered_);
-    return std::any_of(s_.materials.begin(), end, [&](const OfferedMaterial& m) { return m.id == id; });
+    return std::any_of(s_.materials.begin(), s_.materials.end(), [&](const OfferedMaterial& m) { return m.id == id; });
   }
 
  private:
   const Submission& s_;
-  std::size_t offered_;
   Instant now_;
 };
 
@@ -664,7 +662,15 @@ class EngineImpl final : public Engine {
     merged.materials = *s.materials;
     core::merge_materials(merged.materials, a.materials);
     const std::size_t given = merged.materials.size();
-    const PreReviewNotice notice = pre_review(merged, theme ? compiled_->material_plan(*theme) : compiled_->material_plan(*item));
+    // The case's materials the action leaves as they are: among them those
+    // the library supplied at submission, reviewed as such.
+    std::vector<bool> kept(given, false);
+    for (std::size_t i = 0; i < given; ++i) {
+      kept[i] = std::none_of(a.materials.begin(), a.materials.end(),
+                             [&](const OfferedMaterial& m) { return m.id == merged.materials[i].id; });
+    }
+    const PreReviewNotice notice =
+        pre_review(merged, theme ? compiled_->material_plan(*theme) : compiled_->material_plan(*item), &kept);
     if (!notice.ok()) {
       std::string list;
       for (const auto& d : notice.deficiencies) list += (list.empty() ? "" : "; ") + d.message;
@@ -685,24 +691,43 @@ class EngineImpl final : public Engine {
   // source that has it, and, offered or fetched, must suit the form, file
   // types and size of every item that takes it from the applicant; each
   // kind of deficiency is reported once, for the first item it concerns.
-  PreReviewNotice pre_review(Submission& s, const core::MaterialPlan& plan) const {
+  // `kept`: which of the materials a resubmission's application holds come
+  // unchanged from the case (any may be a copy the library supplied).
+  PreReviewNotice pre_review(Submission& s, const core::MaterialPlan& plan, const std::vector<bool>* kept = nullptr) const {
     using Listing = core::MaterialPlan::Listing;
     auto find_offered = [&](std::string_view id) {
       return std::find_if(s.materials.begin(), s.materials.end(), [&](const OfferedMaterial& o) { return o.id == id; });
     };
-    // Where each group's material is among those offered (offered: none).
+    // Where each group's material is: as offered, else as the first listing
+    // whose source (certificate library, shared data) supplies it. Fetched
+    // first: has() in a required_if sees them, as the flow's guards do.
+    constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
     const std::size_t offered = s.materials.size();
-    std::vector<std::size_t> given_at(plan.groups.size());
+    std::vector<std::size_t> at_of(plan.groups.size(), none);
     std::size_t fetchable = 0;
     for (std::size_t k = 0; k < plan.groups.size(); ++k) {
-      given_at[k] = static_cast<std::size_t>(find_offered(plan.groups[k].id) - s.materials.begin());
-      fetchable += plan.groups[k].supplied && given_at[k] == offered ? 1 : 0;
+      const auto it = find_offered(plan.groups[k].id);
+      if (it != s.materials.end()) at_of[k] = static_cast<std::size_t>(it - s.materials.begin());
+      fetchable += plan.groups[k].supplied && at_of[k] == none ? 1 : 0;
     }
-    // Fetched ones are added: room once (the case keeps this list), not a
-    // copy per doubling.
-    if (options_.certificates && fetchable > 0) s.materials.reserve(offered + fetchable);
+    if (options_.certificates && fetchable > 0) {
+      s.materials.reserve(offered + fetchable);  // room once (the case keeps this list)
+      for (std::size_t k = 0; k < plan.groups.size(); ++k) {
+        if (!plan.groups[k].supplied || at_of[k] != none) continue;
+        for (const Listing& x : std::span<const Listing>(plan.listings.data() + plan.groups[k].first, plan.groups[k].count)) {
+          if (x.material->source == MaterialSource::applicant) continue;
+          std::optional<OfferedMaterial> fetched = options_.certificates->fetch(s.applicant, *x.material);
+          if (!fetched) continue;
+          fetched->id = x.material->id;
+          core::check_fetched_material(*fetched);
+          at_of[k] = s.materials.size();
+          s.materials.push_back(std::move(*fetched));
+          break;
+        }
+      }
+    }
     PreReviewNotice notice;
-    const ApplicationContext ctx(s, offered, options_.clock->now());
+    const ApplicationContext ctx(s, options_.clock->now());
     for (std::size_t k = 0; k < plan.groups.size(); ++k) {
       const core::MaterialPlan::Group& g = plan.groups[k];
       const std::span<const Listing> listed(plan.listings.data() + g.first, g.count);
@@ -725,22 +750,7 @@ class EngineImpl final : public Engine {
         }
         if (needed && !required) required = &x;
       }
-      // The material: as offered, else as the first listing the certificate
-      // library or shared data answers for supplies it.
-      constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
-      std::size_t at = given_at[k] == offered ? none : given_at[k];
-      if (at == none && options_.certificates) {
-        for (const Listing& x : listed) {
-          if (x.material->source == MaterialSource::applicant) continue;
-          std::optional<OfferedMaterial> fetched = options_.certificates->fetch(s.applicant, *x.material);
-          if (!fetched) continue;
-          fetched->id = x.material->id;
-          core::check_fetched_material(*fetched);
-          at = s.materials.size();
-          s.materials.push_back(std::move(*fetched));
-          break;
-        }
-      }
+      const std::size_t at = at_of[k];
       if (at == none) {
         if (!required) continue;
         const Material& m = *required->material;
@@ -756,14 +766,16 @@ class EngineImpl final : public Engine {
         }
         continue;
       }
-      // Whether offered or fetched, it must suit every item that takes it
-      // from the applicant (an item that takes it from the library takes
-      // the library's copy): at submission and at every resubmission alike.
+      // An offered copy must suit every item's definition; a fetched one
+      // (now, or kept from the case, where a copy the library supplied at
+      // submission sits) every item that takes it from the applicant (an
+      // item that takes it from the library takes the library's copy as it is).
       const OfferedMaterial& o = s.materials[at];
+      const bool fetched = at >= offered || (kept != nullptr && at < kept->size() && (*kept)[at]);
       bool form = false, type = false, size = false;  // reported already
       for (const Listing& x : listed) {
         const Material& m = *x.material;
-        if (m.source != MaterialSource::applicant) continue;
+        if (fetched && m.source != MaterialSource::applicant) continue;
         if (!form && !form_fits(m.form, o.form)) {
           form = true;
           notice.deficiencies.push_back({Deficiency::Kind::wrong_form, x.item->code, m.id,

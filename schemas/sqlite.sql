@@ -170,8 +170,10 @@ DROP TABLE tasks;
 
 -- migration 3: flow versions remember their structure
 -- definitions.fingerprint: for a flow, core::structure_fingerprint (hex
--- SHA-256 of its nodes in order, edges and returns: what case states refer
--- to by position), set when an engine binds it; NULL for other kinds and for
--- rows written before. A catalog whose flow version has another structure
--- is refused while unfinished cases may stand on it.
+-- SHA-256 of what case states refer to by position and replay reads: its
+-- nodes in order with their settings, edges, returns, limits), set when an
+-- engine binds it; NULL for other kinds and for rows written before. A
+-- catalog whose flow version has another is refused while the store holds
+-- cases that may have run it. (meta 'warning_rules' likewise keeps
+-- core::rules_fingerprint of the warning rules.)
 ALTER TABLE definitions ADD COLUMN fingerprint TEXT;

@@ -1025,32 +1025,44 @@ TEST_CASE("sqlite: running cases keep their definition version; listing shows bo
   CHECK(find("flow", 1)->running == 1);
 }
 
-TEST_CASE("sqlite: a flow version whose nodes changed in place is refused while the store holds cases") {
+TEST_CASE("sqlite: a flow version or warning rules changed in place are refused while the store holds cases they concern") {
   TempDir dir;
   const std::string file = dir.file("structure.db");
   const std::string org = read_bytes((versions_dir() / "org.yaml").string());
   const std::string permit = read_bytes((versions_dir() / "v1" / "permit.yaml").string());
-  auto catalog = [&](std::string text) {
-    auto r = load_catalog(std::vector<Source>{{"org.yaml", org}, {"permit.yaml", std::move(text)}});
+  // Another flow no item runs, and warning rules.
+  const std::string other = "flow:\n  id: spare\n  nodes:\n    start: { kind: start }\n    done: { kind: end }\n"
+                            "  edges:\n    - start -> done\n";
+  const std::string rules = "rules:\n  - { id: y, when: \"used >= 50%\", warn: yellow, notify: [assignee] }\n"
+                            "  - { id: r, when: \"used >= 100%\", warn: red, notify: [assignee] }\n";
+  auto catalog = [&](std::string text, std::string spare = {}, std::string warnings = {}) {
+    std::vector<Source> sources{{"org.yaml", org}, {"permit.yaml", std::move(text)}, {"spare.yaml", spare.empty() ? other : spare}};
+    sources.push_back({"rules.yaml", warnings.empty() ? rules : warnings});
+    auto r = load_catalog(sources);
     for (const auto& d : r.diagnostics) INFO(d.to_string());
     REQUIRE(r.ok());
     return r.catalog;
   };
-  auto edited = [&](const std::string& from, const std::string& to) {
-    std::string text = permit;
+  auto edited = [&](std::string text, const std::string& from, const std::string& to) {
     const auto at = text.find(from);
     REQUIRE(at != std::string::npos);
     return text.replace(at, from.size(), to);
   };
   const auto original = catalog(permit);
   // Version 1 edited in place: a step before the check moves every node after it.
-  std::string moved_text = edited("    check: { kind: task", "    intake: { kind: task, assignees: { department: planning } }\n    check: { kind: task");
-  const auto at = moved_text.find("    - start -> check");
-  REQUIRE(at != std::string::npos);
-  moved_text.replace(at, 20, "    - start -> intake\n    - intake -> check");
-  const auto moved = catalog(moved_text);
-  // Only the step's time limit changed: no state moves.
-  const auto longer = catalog(edited("time_limit: 5 working days", "time_limit: 7 working days"));
+  const auto moved = catalog(edited(edited(permit, "    check: { kind: task",
+                                           "    intake: { kind: task, assignees: { department: planning } }\n    check: { kind: task"),
+                                    "    - start -> check", "    - start -> intake\n    - intake -> check"));
+  // A time limit changed: warnings fire elsewhere on replay.
+  const auto longer = catalog(edited(permit, "time_limit: 5 working days", "time_limit: 7 working days"));
+  // What no state or replay reads: a step's display name, the order of edges leaving different steps.
+  const auto renamed = catalog(edited(edited(permit, "check: { kind: task,", "check: { kind: task, name: Check the plan,"),
+                                      "    - start -> check\n    - check -> approved: { when: approved }\n",
+                                      "    - check -> approved: { when: approved }\n    - start -> check\n"));
+  const auto spare_changed = catalog(permit, edited(other, "done: { kind: end }", "done: { kind: end, outcome: approved }"));
+  const auto rules_swapped = catalog(permit, {},
+                                     "rules:\n  - { id: r, when: \"used >= 100%\", warn: red, notify: [assignee] }\n"
+                                     "  - { id: y, when: \"used >= 50%\", warn: yellow, notify: [assignee] }\n");
 
   // An empty store takes either, and records the last.
   { Host h(sqlite(file), moved); }
@@ -1059,23 +1071,25 @@ TEST_CASE("sqlite: a flow version whose nodes changed in place is refused while 
     Host h(sqlite(file), original);
     id = h.submit("XK-PLAN-0012");
   }
-  auto refused = [&](const std::shared_ptr<const Catalog>& cat, const std::string& count) {
+  auto refused = [&](const std::shared_ptr<const Catalog>& cat, const std::string& what) {
     try {
       Host h(sqlite(file), cat);
-      FAIL("a flow whose nodes moved under the store's cases was accepted");
+      FAIL("a catalog changed in place under the store's cases was accepted");
     } catch (const Error& e) {
       CHECK(e.code() == ErrorCode::invalid_input);
       const std::string m = e.what();
       INFO(m);
-      CHECK(m.find("flow 'permit_review' version 1 (permit.yaml:") != std::string::npos);
-      CHECK(m.find(count + ", case " + std::to_string(id) + " first") != std::string::npos);
-      CHECK(m.find("deploy the change as a new version beside the old") != std::string::npos);
+      CHECK(m.find(what) != std::string::npos);
+      CHECK(m.find("(1 case, case " + std::to_string(id) + " first)") != std::string::npos);
     }
   };
-  refused(moved, "1 case");
+  const std::string flow_changed = "flow 'permit_review' version 1 (permit.yaml:14) is not the one this store recorded";
+  refused(moved, flow_changed);
+  refused(longer, flow_changed);
+  refused(rules_swapped, "the catalog's warning rules are not the ones this store recorded");
+  { Host h(sqlite(file), spare_changed); }  // no case runs the spare flow
   {
-    Host h(sqlite(file), longer);  // accepted: states and histories keep their meaning
-    CHECK(h.engine->get(id).status == CaseStatus::running);
+    Host h(sqlite(file), renamed);  // accepted: states and histories keep their meaning
     Action a;
     a.kind = ActionKind::approve;
     a.case_id = id;
@@ -1083,9 +1097,10 @@ TEST_CASE("sqlite: a flow version whose nodes changed in place is refused while 
     a.actor = Actor::staff_member("p", {}, {"planning"});
     h.engine->act(a);
     CHECK(h.engine->get(id).status == CaseStatus::finished);
+    CHECK(h.engine->verify(id).ok);
   }
   // Finished, the case's history still replays on the flow it ran: refused.
-  refused(moved, "1 case");
+  refused(moved, flow_changed);
   Host h(sqlite(file), original);
   CHECK(h.engine->verify(id).ok);
 }

@@ -8,25 +8,67 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 
 namespace onestop::core {
 
-std::string structure_fingerprint(const Flow& flow) {
-  // Fields separated by U+001F, records by U+001E: ids cannot hold either.
-  std::string text = fmt::format("flow\x1f{}\x1f{}\x1e", flow.id, flow.version);
-  for (const auto& n : flow.nodes) {
-    text += fmt::format("node\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1e", n.id, to_string(n.kind), n.item, n.flow,
-                        fmt::join(n.signers, "\x1d"));
-  }
-  for (const auto& e : flow.edges) text += fmt::format("edge\x1f{}\x1f{}\x1f{}\x1e", e.from, e.to, e.loop ? 1 : 0);
-  for (const auto& r : flow.returns) {
-    text += fmt::format("return\x1f{}\x1f{}\x1f{}\x1e", r.from, fmt::join(r.to, "\x1d"), static_cast<int>(r.siblings));
-  }
+namespace {
+
+std::string hex_sha256(const std::string& text) {
   Hash digest{};
   SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest.data());
   return to_hex(digest);
+}
+
+std::string limit_text(const std::optional<TimeLimit>& l) {
+  return l ? fmt::format("{}:{}", l->amount, static_cast<int>(l->unit)) : std::string("-");
+}
+
+}  // namespace
+
+std::string structure_fingerprint(const Flow& flow) {
+  // Fields separated by U+001F, lists by U+001D, records by U+001E: ids
+  // cannot hold them. Display names and source positions are left out.
+  std::string text = fmt::format("flow\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1e", flow.id, flow.version,
+                                 limit_text(flow.time_limit.statutory), limit_text(flow.time_limit.promised), flow.calendar);
+  std::unordered_map<std::string_view, std::size_t> position;
+  for (const auto& n : flow.nodes) {
+    position.emplace(n.id, position.size());
+    text += fmt::format("node\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1e",
+                        n.id, to_string(n.kind), fmt::join(n.assignees.users, "\x1d"), fmt::join(n.assignees.roles, "\x1d"),
+                        fmt::join(n.assignees.departments, "\x1d"), limit_text(n.time_limit), static_cast<int>(n.on_timeout),
+                        n.escalate_to, static_cast<int>(n.complete_when), n.quota, n.quota_share,
+                        fmt::join(n.signers, "\x1d"), n.item, n.flow, n.handler, limit_text(n.wait), static_cast<int>(n.outcome));
+  }
+  // Edges as the engine orders them: by source node, in definition order
+  // within one (guards are tried in that order).
+  std::vector<const Edge*> edges;
+  for (const auto& e : flow.edges) edges.push_back(&e);
+  auto from = [&](const Edge* e) {
+    auto it = position.find(e->from);
+    return it == position.end() ? position.size() : it->second;
+  };
+  std::stable_sort(edges.begin(), edges.end(), [&](const Edge* x, const Edge* y) { return from(x) < from(y); });
+  for (const Edge* e : edges) {
+    text += fmt::format("edge\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1e", e->from, e->to, e->guard.valid() ? e->guard.text() : std::string(),
+                        e->is_default ? 1 : 0, e->loop ? 1 : 0);
+  }
+  for (const auto& r : flow.returns) {
+    text += fmt::format("return\x1f{}\x1f{}\x1f{}\x1e", r.from, fmt::join(r.to, "\x1d"), static_cast<int>(r.siblings));
+  }
+  return hex_sha256(text);
+}
+
+std::string rules_fingerprint(const std::vector<WarningRule>& rules) {
+  std::string text;
+  for (const auto& r : rules) {
+    text += fmt::format("rule\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1e", r.id, static_cast<int>(r.scope),
+                        r.used_share ? fmt::format("{}", *r.used_share) : std::string("-"), limit_text(r.before_deadline),
+                        static_cast<int>(r.level), fmt::join(r.notify, "\x1d"), r.escalate_to);
+  }
+  return hex_sha256(text);
 }
 
 namespace {

@@ -60,14 +60,18 @@ struct CompiledFlow {
   }
 };
 
-// A digest (lower-case hex SHA-256) of what case states refer to in a flow:
-// its nodes in order (id, kind, the item or flow a subflow runs, the fixed
-// signers of a countersign), its edges in order (from, to, loop) and its
-// declared returns. States name nodes by position: a flow version whose
-// digest changed under unfinished cases would have them stand on other
-// nodes (persistent stores refuse it). Guards, assignees, names and time
-// limits are left out: changing them does not move a state.
+// A digest (lower-case hex SHA-256) of everything in a flow that case
+// states refer to or that replaying a history reads: its nodes in order
+// (id, kind, assignees, time limit and what its running out does,
+// countersign rule and signers, subflow item or flow, handler, timer,
+// outcome), its edges in the engine's order (by source node; guards,
+// defaults, loops), its returns, its time limits and calendar id. Display
+// names and source positions are left out. States name nodes by position
+// and histories replay on the flow: a flow version whose digest changed
+// under a store's cases would move them (persistent stores refuse it).
 std::string structure_fingerprint(const Flow& flow);
+// The same for the catalog's warning rules, which cases name by position.
+std::string rules_fingerprint(const std::vector<WarningRule>& rules);
 
 // What pre-review goes through for an application: its items (the item, or
 // the theme's items) and each material id they list, once, with every

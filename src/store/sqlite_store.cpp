@@ -25,6 +25,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 
@@ -249,39 +250,69 @@ class SqliteStoreImpl final : public SqliteStore {
                               path_, s.integer(1), is_theme ? "theme" : "item", target, version, running,
                               running == 1 ? "" : "s"));
     }
-    // Refuse a flow version whose structure is not the one recorded while
-    // the store holds cases: their states name its nodes by position, and
-    // their histories replay (verify, import) on it.
+    // Checked and recorded in one write transaction (a read one when
+    // read-only): two engines binding at once see each other's record.
+    std::optional<Tx> tx;
+    std::optional<ReadTx> read;
+    if (batch_depth_ == 0) {
+      if (options_.read_only) {
+        read.emplace(*this);
+      } else {
+        tx.emplace(*this);
+      }
+    }
+    // Refuse a flow version changed in place (core::structure_fingerprint)
+    // while the store holds cases that may have run it: their states name
+    // its nodes by position, and their histories replay (verify, import)
+    // on it. Likewise the warning rules, which states name by position.
     std::vector<std::pair<const Flow*, std::string>> fingerprints;  // to record
     for (const auto& f : cat.flows) {
       std::string now_is = core::structure_fingerprint(f);
-      Stmt& s = st_.flow_fingerprint;
       std::optional<std::string> recorded;
       {
+        Stmt& s = st_.flow_fingerprint;
         Reset r(s);
         s.bind(1, f.id).bind(2, std::int64_t{f.version});
         if (s.step() && !s.is_null(0)) recorded = std::string(s.text(0));
       }
       if (recorded == now_is) continue;
       if (recorded) {
-        Stmt& u = st_.count_cases;
-        Reset r(u);
-        u.step();
-        if (const std::int64_t cases = u.integer(0); cases > 0) {
+        const auto [cases, first] = cases_reaching(cat, f.id);
+        if (cases > 0) {
           throw Error(ErrorCode::invalid_input,
-                      fmt::format("{}: flow '{}' version {}{} is not the one this store recorded: its nodes, edges or "
-                                  "returns changed, and the store's cases refer to its nodes by position in their states "
-                                  "and histories ({} case{}, case {} first); deploy the change as a new version beside the old",
+                      fmt::format("{}: flow '{}' version {}{} is not the one this store recorded: it changed in place, "
+                                  "and the store's cases that may have run it refer to its nodes by position in their "
+                                  "states and replay their histories on it ({} case{}, case {} first); deploy the change "
+                                  "as a new version beside the old",
                                   path_, f.id, f.version,
                                   f.where.file.empty() ? std::string() : fmt::format(" ({}:{})", f.where.file, f.where.line),
-                                  cases, cases == 1 ? "" : "s", u.integer(1)));
+                                  cases, cases == 1 ? "" : "s", first));
         }
       }
       fingerprints.emplace_back(&f, std::move(now_is));
     }
+    const std::string rules = core::rules_fingerprint(cat.rules);
+    std::optional<std::string> recorded_rules;
+    {
+      Stmt& s = st_.meta_value;
+      Reset r(s);
+      s.bind(1, "warning_rules");
+      if (s.step() && !s.is_null(0)) recorded_rules = std::string(s.text(0));
+    }
+    if (recorded_rules && *recorded_rules != rules) {
+      Stmt& u = st_.count_cases;
+      Reset r(u);
+      u.step();
+      if (const std::int64_t cases = u.integer(0); cases > 0) {
+        throw Error(ErrorCode::invalid_input,
+                    fmt::format("{}: the catalog's warning rules are not the ones this store recorded (changed, added, "
+                                "removed or reordered), and the store's cases name the warnings they raised by the "
+                                "rules' positions ({} case{}, case {} first); keep the rules as they were, adding new "
+                                "ones after them",
+                                path_, cases, cases == 1 ? "" : "s", u.integer(1)));
+      }
+    }
     if (!options_.read_only) {
-      std::optional<Tx> tx;
-      if (batch_depth_ == 0) tx.emplace(*this);
       const std::int64_t now =
           seconds(std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
       auto record = [&](std::string_view kind, const std::string& id, int version, const std::string& name) {
@@ -295,8 +326,13 @@ class SqliteStoreImpl final : public SqliteStore {
         st_.set_fingerprint.bind(1, f->id).bind(2, std::int64_t{f->version}).bind(3, fingerprint);
         st_.set_fingerprint.run();
       }
-      if (tx) tx->commit();
+      if (recorded_rules != rules) {
+        st_.set_meta.bind(1, "warning_rules").bind(2, rules);
+        st_.set_meta.run();
+      }
     }
+    if (tx) tx->commit();
+    read.reset();
     // Snapshots an engine still open on an earlier binding commits land in
     // the cache and refer into its catalog: every binding is kept, once.
     std::erase(earlier_bindings_, binding);
@@ -704,7 +740,7 @@ class SqliteStoreImpl final : public SqliteStore {
     Stmt insert_inbox, delete_inbox;
     Stmt due, case_ids, reserve_ids, bump_ids;
     Stmt insert_definition, next_version, next_target, next_kind, count_running, count_by_status;
-    Stmt flow_fingerprint, set_fingerprint, count_cases;
+    Stmt flow_fingerprint, set_fingerprint, count_cases, count_target, meta_value, set_meta;
   };
 
   void open(const std::vector<SqliteMigration>& migrations) {
@@ -940,6 +976,9 @@ class SqliteStoreImpl final : public SqliteStore {
     st_.flow_fingerprint = p("SELECT fingerprint FROM definitions WHERE kind = 'flow' AND id = ?1 AND version = ?2");
     st_.set_fingerprint = p("UPDATE definitions SET fingerprint = ?3 WHERE kind = 'flow' AND id = ?1 AND version = ?2");
     st_.count_cases = p("SELECT count(*), min(id) FROM cases");
+    st_.count_target = p("SELECT count(*), min(id) FROM cases WHERE is_theme = ?1 AND target = ?2");
+    st_.meta_value = p("SELECT value FROM meta WHERE key = ?1");
+    st_.set_meta = p("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)");
     st_.count_by_status = p(fmt::format(
         "SELECT (SELECT count(*) FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version = ?3 AND status < {0}),"
         " (SELECT count(*) FROM cases WHERE is_theme = ?1 AND target = ?2 AND target_version = ?3 AND status = {0})",
@@ -1034,6 +1073,45 @@ class SqliteStoreImpl final : public SqliteStore {
 
   // The distinct (is_theme, target, target_version) of all cases, by a loose
   // index scan over cases_definition (a few seeks, whatever the case count).
+  // The store's cases whose item or theme may run flow `flow` (any version)
+  // by the catalog: directly, or through subflows; their count and the
+  // first of them.
+  std::pair<std::int64_t, std::int64_t> cases_reaching(const Catalog& cat, const std::string& flow) {
+    std::set<std::string> flows{flow};  // the flow and those that run it as a subflow
+    for (bool grew = true; grew;) {
+      grew = false;
+      for (const auto& f : cat.flows) {
+        if (flows.count(f.id)) continue;
+        for (const auto& n : f.nodes) {
+          const Item* item = n.item.empty() ? nullptr : cat.find_item(n.item);
+          if ((!n.flow.empty() && flows.count(n.flow)) || (item && flows.count(item->flow))) {
+            flows.insert(f.id);
+            grew = true;
+            break;
+          }
+        }
+      }
+    }
+    std::set<std::pair<bool, std::string>> targets;
+    for (const auto& i : cat.items) {
+      if (flows.count(i.flow)) targets.emplace(false, i.code);
+    }
+    for (const auto& t : cat.themes) {
+      if (flows.count(t.flow)) targets.emplace(true, t.id);
+    }
+    std::int64_t count = 0, first = 0;
+    for (const auto& [is_theme, target] : targets) {
+      Stmt& s = st_.count_target;
+      Reset r(s);
+      s.bind(1, std::int64_t{is_theme}).bind(2, target);
+      s.step();
+      if (s.integer(0) == 0) continue;
+      count += s.integer(0);
+      first = first == 0 ? s.integer(1) : std::min(first, s.integer(1));
+    }
+    return {count, first};
+  }
+
   std::vector<std::tuple<bool, std::string, std::int64_t>> used_definitions() {
     std::vector<std::tuple<bool, std::string, std::int64_t>> out;
     std::int64_t is_theme = -1;

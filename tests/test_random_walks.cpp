@@ -117,6 +117,9 @@ struct Walker {
     for (const Item* it : items) {
       for (const auto& m : it->materials) {
         if (m.source != MaterialSource::applicant) continue;
+        if (std::any_of(s.materials.begin(), s.materials.end(), [&](const OfferedMaterial& o) { return o.id == m.id; })) {
+          continue;  // a material several items list, offered once
+        }
         const std::string ext = m.file_types.empty() ? "pdf" : m.file_types.front();
         s.materials.push_back({m.id, m.id + "." + ext, 1, m.form});
       }

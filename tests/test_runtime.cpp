@@ -840,6 +840,27 @@ TEST_CASE("shared materials: a condition one item cannot evaluate leaves the oth
     CHECK(std::string(e.what()).find("material 3 (\"deed\") is offered twice (also material 2)") != std::string::npos);
   }
 
+  // The applicant's own copy, kept in a draft, is not taken for the
+  // library's at the resubmission: still the wrong file for SHARE-D.
+  own.materials.back() = {"cert", "cert.exe", 100, MaterialForm::electronic};
+  own.keep_draft_if_deficient = true;
+  r = engine->submit(own, Actor::applicant_of(person));
+  REQUIRE(r.case_id.has_value());
+  CHECK(engine->get(*r.case_id).status == CaseStatus::draft);
+  Action complete;
+  complete.kind = ActionKind::resubmit;
+  complete.case_id = *r.case_id;
+  complete.actor = Actor::applicant_of(person);
+  complete.materials = {{"survey", "survey3.pdf", 1 << 19, MaterialForm::electronic}};
+  try {
+    engine->act(complete);
+    FAIL("a draft still holding a wrong file was completed");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_input);
+    CHECK(std::string(e.what()).find("file 'cert.exe' is not one of ofd") != std::string::npos);
+  }
+  CHECK(engine->get(*r.case_id).status == CaseStatus::draft);
+
   // A correction answered: the fetched certificate is looked at again and
   // still suits (no item takes it from the applicant).
   TaskId review = 0;

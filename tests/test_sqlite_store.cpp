@@ -1035,9 +1035,13 @@ TEST_CASE("sqlite: a flow version or warning rules changed in place are refused 
                             "  edges:\n    - start -> done\n";
   const std::string rules = "rules:\n  - { id: y, when: \"used >= 50%\", warn: yellow, notify: [assignee] }\n"
                             "  - { id: r, when: \"used >= 100%\", warn: red, notify: [assignee] }\n";
-  auto catalog = [&](std::string text, std::string spare = {}, std::string warnings = {}) {
+  // Version 2 of the flow, which the item (pinned to version 1) never runs.
+  std::string v2 = permit.substr(permit.find("\nflow:") + 1);
+  v2.replace(v2.find("version: 1"), 10, "version: 2");
+  auto catalog = [&](std::string text, std::string spare = {}, std::string warnings = {}, std::string second = {}) {
     std::vector<Source> sources{{"org.yaml", org}, {"permit.yaml", std::move(text)}, {"spare.yaml", spare.empty() ? other : spare}};
     sources.push_back({"rules.yaml", warnings.empty() ? rules : warnings});
+    sources.push_back({"permit-v2.yaml", second.empty() ? v2 : second});
     auto r = load_catalog(sources);
     for (const auto& d : r.diagnostics) INFO(d.to_string());
     REQUIRE(r.ok());
@@ -1060,6 +1064,7 @@ TEST_CASE("sqlite: a flow version or warning rules changed in place are refused 
                                       "    - start -> check\n    - check -> approved: { when: approved }\n",
                                       "    - check -> approved: { when: approved }\n    - start -> check\n"));
   const auto spare_changed = catalog(permit, edited(other, "done: { kind: end }", "done: { kind: end, outcome: approved }"));
+  const auto v2_changed = catalog(permit, {}, {}, edited(v2, "time_limit: 5 working days", "time_limit: 9 working days"));
   const auto rules_swapped = catalog(permit, {},
                                      "rules:\n  - { id: r, when: \"used >= 100%\", warn: red, notify: [assignee] }\n"
                                      "  - { id: y, when: \"used >= 50%\", warn: yellow, notify: [assignee] }\n");
@@ -1088,6 +1093,28 @@ TEST_CASE("sqlite: a flow version or warning rules changed in place are refused 
   refused(longer, flow_changed);
   refused(rules_swapped, "the catalog's warning rules are not the ones this store recorded");
   { Host h(sqlite(file), spare_changed); }  // no case runs the spare flow
+  { Host h(sqlite(file), v2_changed); }     // nor version 2: the item is pinned to version 1
+  {
+    // Bound inside a batch that is then aborted: the record is made again,
+    // and the case committed after it keeps the flow as it was.
+    const std::string batch_file = dir.file("batch.db");
+    CaseId in_batch = 0;
+    {
+      auto store = sqlite(batch_file);
+      store->begin_batch();
+      Host h(store, original);
+      store->abort_batch();
+      in_batch = h.submit("XK-PLAN-0012");
+    }
+    try {
+      Host h(sqlite(batch_file), longer);
+      FAIL("a flow changed in place was accepted after an aborted batch");
+    } catch (const Error& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find(flow_changed) != std::string::npos);
+      CHECK(std::string(e.what()).find("case " + std::to_string(in_batch) + " first") != std::string::npos);
+    }
+  }
   {
     Host h(sqlite(file), renamed);  // accepted: states and histories keep their meaning
     Action a;
@@ -1103,6 +1130,70 @@ TEST_CASE("sqlite: a flow version or warning rules changed in place are refused 
   refused(moved, flow_changed);
   Host h(sqlite(file), original);
   CHECK(h.engine->verify(id).ok);
+}
+
+TEST_CASE("sqlite: a theme case that ran a flow through an older item version keeps that flow from changing in place") {
+  TempDir dir;
+  const std::string file = dir.file("older-item.db");
+  const std::string org = read_bytes((versions_dir() / "org.yaml").string());
+  const std::string flow_a = R"(flow:
+  id: fa
+  nodes:
+    start: { kind: start }
+    check: { kind: task, assignees: { department: planning } }
+    done: { kind: end, outcome: approved }
+  edges:
+    - start -> check
+    - check -> done
+)";
+  const std::string theme = R"(items:
+  - { code: XK-A, name: A, type: administrative_licence, department: planning, applicants: [legal_person], time_limit: 5 working days, flow: fa }
+flows:
+  - id: tf
+    nodes:
+      start: { kind: start }
+      sub: { kind: subflow, item: XK-A }
+      done: { kind: end, outcome: approved }
+    edges:
+      - start -> sub
+      - sub -> done
+themes:
+  - { id: TH, name: Theme, lead_department: planning, flow: tf, time_limit: 10 working days }
+)";
+  // Later: XK-A version 2 runs another flow, and fa version 1 gains a step in place.
+  const std::string item_v2 = R"(items:
+  - { code: XK-A, version: 2, name: A, type: administrative_licence, department: planning, applicants: [legal_person], time_limit: 5 working days, flow: fb }
+flows:
+  - id: fb
+    nodes:
+      start: { kind: start }
+      done: { kind: end, outcome: approved }
+    edges:
+      - start -> done
+)";
+  std::string moved = flow_a;
+  moved.replace(moved.find("    check:"), 10, "    intake: { kind: task, assignees: { department: planning } }\n    check:");
+  moved.replace(moved.find("    - start -> check"), 20, "    - start -> intake\n    - intake -> check");
+  auto catalog = [&](std::vector<Source> sources) {
+    sources.push_back({"org.yaml", org});
+    auto r = load_catalog(sources);
+    for (const auto& d : r.diagnostics) INFO(d.to_string());
+    REQUIRE(r.ok());
+    return r.catalog;
+  };
+  CaseId id = 0;
+  {
+    Host h(sqlite(file), catalog({{"fa.yaml", flow_a}, {"theme.yaml", theme}}));
+    id = h.submit("TH");
+  }
+  try {
+    Host h(sqlite(file), catalog({{"fa.yaml", moved}, {"theme.yaml", theme}, {"item-v2.yaml", item_v2}}));
+    FAIL("flow fa changed in place under a theme case that ran it was accepted");
+  } catch (const Error& e) {
+    INFO(e.what());
+    CHECK(std::string(e.what()).find("flow 'fa' version 1") != std::string::npos);
+    CHECK(std::string(e.what()).find("case " + std::to_string(id) + " first") != std::string::npos);
+  }
 }
 
 TEST_CASE("sqlite: a schema version 1 database is upgraded with its inbox intact") {

@@ -691,8 +691,22 @@ class EngineImpl final : public Engine {
   // source that has it, and, offered or fetched, must suit the form, file
   // types and size of every item that takes it from the applicant; each
   // kind of deficiency is reported once, for the first item it concerns.
+  // Whether `o`, kept from a case, is the copy the first of `listed` whose
+  // source supplies the material gives (what pre-review fetched at submission).
+  bool is_library_copy(const Applicant& applicant, const OfferedMaterial& o,
+                       std::span<const core::MaterialPlan::Listing> listed) const {
+    if (!options_.certificates) return false;
+    for (const auto& x : listed) {
+      if (x.material->source == MaterialSource::applicant) continue;
+      const std::optional<OfferedMaterial> f = options_.certificates->fetch(applicant, *x.material);
+      if (f) return f->file_name == o.file_name && f->bytes == o.bytes && f->form == o.form;
+    }
+    return false;
+  }
+
   // `kept`: which of the materials a resubmission's application holds come
-  // unchanged from the case (any may be a copy the library supplied).
+  // unchanged from the case (those the library supplied at submission among
+  // them: is_library_copy tells which).
   PreReviewNotice pre_review(Submission& s, const core::MaterialPlan& plan, const std::vector<bool>* kept = nullptr) const {
     using Listing = core::MaterialPlan::Listing;
     auto find_offered = [&](std::string_view id) {
@@ -771,7 +785,8 @@ class EngineImpl final : public Engine {
       // submission sits) every item that takes it from the applicant (an
       // item that takes it from the library takes the library's copy as it is).
       const OfferedMaterial& o = s.materials[at];
-      const bool fetched = at >= offered || (kept != nullptr && at < kept->size() && (*kept)[at]);
+      const bool fetched = at >= offered || (kept != nullptr && at < kept->size() && (*kept)[at] && g.supplied &&
+                                             is_library_copy(s.applicant, o, listed));
       bool form = false, type = false, size = false;  // reported already
       for (const Listing& x : listed) {
         const Material& m = *x.material;

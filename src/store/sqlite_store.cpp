@@ -230,7 +230,7 @@ class SqliteStoreImpl final : public SqliteStore {
     std::lock_guard lock(mu_);
     // Engines opened one after another on one catalog share its binding:
     // its definitions are recorded and its cache is good.
-    if (binding == binding_) return;
+    if (binding == binding_ && !unrecorded_) return;
     if (batch_depth_ > 0) flush();
     const Catalog& cat = binding->catalog();
     // Refuse a catalog that lacks a version running cases still use.
@@ -250,93 +250,13 @@ class SqliteStoreImpl final : public SqliteStore {
                               path_, s.integer(1), is_theme ? "theme" : "item", target, version, running,
                               running == 1 ? "" : "s"));
     }
-    // Checked and recorded in one write transaction (a read one when
-    // read-only): two engines binding at once see each other's record.
-    std::optional<Tx> tx;
-    std::optional<ReadTx> read;
-    if (batch_depth_ == 0) {
-      if (options_.read_only) {
-        read.emplace(*this);
-      } else {
-        tx.emplace(*this);
-      }
-    }
-    // Refuse a flow version changed in place (core::structure_fingerprint)
-    // while the store holds cases that may have run it: their states name
-    // its nodes by position, and their histories replay (verify, import)
-    // on it. Likewise the warning rules, which states name by position.
-    std::vector<std::pair<const Flow*, std::string>> fingerprints;  // to record
-    for (const auto& f : cat.flows) {
-      std::string now_is = core::structure_fingerprint(f);
-      std::optional<std::string> recorded;
-      {
-        Stmt& s = st_.flow_fingerprint;
-        Reset r(s);
-        s.bind(1, f.id).bind(2, std::int64_t{f.version});
-        if (s.step() && !s.is_null(0)) recorded = std::string(s.text(0));
-      }
-      if (recorded == now_is) continue;
-      if (recorded) {
-        const auto [cases, first] = cases_reaching(cat, f.id);
-        if (cases > 0) {
-          throw Error(ErrorCode::invalid_input,
-                      fmt::format("{}: flow '{}' version {}{} is not the one this store recorded: it changed in place, "
-                                  "and the store's cases that may have run it refer to its nodes by position in their "
-                                  "states and replay their histories on it ({} case{}, case {} first); deploy the change "
-                                  "as a new version beside the old",
-                                  path_, f.id, f.version,
-                                  f.where.file.empty() ? std::string() : fmt::format(" ({}:{})", f.where.file, f.where.line),
-                                  cases, cases == 1 ? "" : "s", first));
-        }
-      }
-      fingerprints.emplace_back(&f, std::move(now_is));
-    }
-    const std::string rules = core::rules_fingerprint(cat.rules);
-    std::optional<std::string> recorded_rules;
-    {
-      Stmt& s = st_.meta_value;
-      Reset r(s);
-      s.bind(1, "warning_rules");
-      if (s.step() && !s.is_null(0)) recorded_rules = std::string(s.text(0));
-    }
-    if (recorded_rules && *recorded_rules != rules) {
-      Stmt& u = st_.count_cases;
-      Reset r(u);
-      u.step();
-      if (const std::int64_t cases = u.integer(0); cases > 0) {
-        throw Error(ErrorCode::invalid_input,
-                    fmt::format("{}: the catalog's warning rules are not the ones this store recorded (changed, added, "
-                                "removed or reordered), and the store's cases name the warnings they raised by the "
-                                "rules' positions ({} case{}, case {} first); keep the rules as they were, adding new "
-                                "ones after them",
-                                path_, cases, cases == 1 ? "" : "s", u.integer(1)));
-      }
-    }
-    if (!options_.read_only) {
-      const std::int64_t now =
-          seconds(std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
-      auto record = [&](std::string_view kind, const std::string& id, int version, const std::string& name) {
-        st_.insert_definition.bind(1, kind).bind(2, id).bind(3, std::int64_t{version}).bind(4, name).bind(5, now);
-        st_.insert_definition.run();
-      };
-      for (const auto& i : cat.items) record("item", i.code, i.version, i.name);
-      for (const auto& f : cat.flows) record("flow", f.id, f.version, f.name);
-      for (const auto& t : cat.themes) record("theme", t.id, t.version, t.name);
-      for (const auto& [f, fingerprint] : fingerprints) {
-        st_.set_fingerprint.bind(1, f->id).bind(2, std::int64_t{f->version}).bind(3, fingerprint);
-        st_.set_fingerprint.run();
-      }
-      if (recorded_rules != rules) {
-        st_.set_meta.bind(1, "warning_rules").bind(2, rules);
-        st_.set_meta.run();
-      }
-    }
-    if (tx) tx->commit();
-    read.reset();
+    check_and_record(cat);
+    recorded_in_batch_ = batch_depth_ > 0;
+    unrecorded_ = false;
     // Snapshots an engine still open on an earlier binding commits land in
     // the cache and refer into its catalog: every binding is kept, once.
     std::erase(earlier_bindings_, binding);
-    if (binding_) earlier_bindings_.push_back(std::move(binding_));
+    if (binding_ && binding_ != binding) earlier_bindings_.push_back(std::move(binding_));
     binding_ = std::move(binding);
     cache_.clear();
     cache_index_.clear();
@@ -1071,30 +991,122 @@ class SqliteStoreImpl final : public SqliteStore {
     return row;
   }
 
-  // The distinct (is_theme, target, target_version) of all cases, by a loose
-  // index scan over cases_definition (a few seeks, whatever the case count).
-  // The store's cases whose item or theme may run flow `flow` (any version)
-  // by the catalog: directly, or through subflows; their count and the
-  // first of them.
-  std::pair<std::int64_t, std::int64_t> cases_reaching(const Catalog& cat, const std::string& flow) {
+  // Refuses a catalog whose flow versions or warning rules changed in place
+  // under the store's cases, and records those of `cat`: checked and
+  // recorded in one write transaction (a read one when read-only, and the
+  // batch's inside a batch), so two engines binding at once see each
+  // other's record.
+  void check_and_record(const Catalog& cat) {
+    std::optional<Tx> tx;
+    std::optional<ReadTx> read;
+    if (batch_depth_ == 0) {
+      if (options_.read_only) {
+        read.emplace(*this);
+      } else {
+        tx.emplace(*this);
+      }
+    }
+    // Refuse a flow version changed in place (core::structure_fingerprint)
+    // while the store holds cases that may have run it: their states name
+    // its nodes by position, and their histories replay (verify, import)
+    // on it. Likewise the warning rules, which states name by position.
+    std::vector<std::pair<const Flow*, std::string>> fingerprints;  // to record
+    for (const auto& f : cat.flows) {
+      std::string now_is = core::structure_fingerprint(f);
+      std::optional<std::string> recorded;
+      {
+        Stmt& s = st_.flow_fingerprint;
+        Reset r(s);
+        s.bind(1, f.id).bind(2, std::int64_t{f.version});
+        if (s.step() && !s.is_null(0)) recorded = std::string(s.text(0));
+      }
+      if (recorded == now_is) continue;
+      if (recorded) {
+        const auto [cases, first] = cases_reaching(cat, f.id, f.version);
+        if (cases > 0) {
+          throw Error(ErrorCode::invalid_input,
+                      fmt::format("{}: flow '{}' version {}{} is not the one this store recorded: it changed in place, "
+                                  "and the store's cases that may have run it refer to its nodes by position in their "
+                                  "states and replay their histories on it ({} case{}, case {} first); deploy the change "
+                                  "as a new version beside the old",
+                                  path_, f.id, f.version,
+                                  f.where.file.empty() ? std::string() : fmt::format(" ({}:{})", f.where.file, f.where.line),
+                                  cases, cases == 1 ? "" : "s", first));
+        }
+      }
+      fingerprints.emplace_back(&f, std::move(now_is));
+    }
+    const std::string rules = core::rules_fingerprint(cat.rules);
+    std::optional<std::string> recorded_rules;
+    {
+      Stmt& s = st_.meta_value;
+      Reset r(s);
+      s.bind(1, "warning_rules");
+      if (s.step() && !s.is_null(0)) recorded_rules = std::string(s.text(0));
+    }
+    if (recorded_rules && *recorded_rules != rules) {
+      Stmt& u = st_.count_cases;
+      Reset r(u);
+      u.step();
+      if (const std::int64_t cases = u.integer(0); cases > 0) {
+        throw Error(ErrorCode::invalid_input,
+                    fmt::format("{}: the catalog's warning rules are not the ones this store recorded (changed, added, "
+                                "removed or reordered), and the store's cases name the warnings they raised by the "
+                                "rules' positions ({} case{}, case {} first); keep the rules as they were, adding new "
+                                "ones after them",
+                                path_, cases, cases == 1 ? "" : "s", u.integer(1)));
+      }
+    }
+    if (!options_.read_only) {
+      const std::int64_t now =
+          seconds(std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+      auto record = [&](std::string_view kind, const std::string& id, int version, const std::string& name) {
+        st_.insert_definition.bind(1, kind).bind(2, id).bind(3, std::int64_t{version}).bind(4, name).bind(5, now);
+        st_.insert_definition.run();
+      };
+      for (const auto& i : cat.items) record("item", i.code, i.version, i.name);
+      for (const auto& f : cat.flows) record("flow", f.id, f.version, f.name);
+      for (const auto& t : cat.themes) record("theme", t.id, t.version, t.name);
+      for (const auto& [f, fingerprint] : fingerprints) {
+        st_.set_fingerprint.bind(1, f->id).bind(2, std::int64_t{f->version}).bind(3, fingerprint);
+        st_.set_fingerprint.run();
+      }
+      if (recorded_rules != rules) {
+        st_.set_meta.bind(1, "warning_rules").bind(2, rules);
+        st_.set_meta.run();
+      }
+    }
+    if (tx) tx->commit();
+  }
+
+  // The store's cases whose item or theme may run flow `flow` version
+  // `version` by the catalog: directly, or through subflows, with any
+  // version of an item (a case keeps the one it started on); their count
+  // and the first of them.
+  std::pair<std::int64_t, std::int64_t> cases_reaching(const Catalog& cat, const std::string& flow, int version) {
+    // An item runs the flow unless it is pinned to another version of it.
+    auto runs = [&](const Item& i, const std::set<std::string>& flows) {
+      return flows.count(i.flow) > 0 && !(i.flow == flow && i.flow_version && *i.flow_version != version);
+    };
     std::set<std::string> flows{flow};  // the flow and those that run it as a subflow
     for (bool grew = true; grew;) {
       grew = false;
       for (const auto& f : cat.flows) {
         if (flows.count(f.id)) continue;
-        for (const auto& n : f.nodes) {
-          const Item* item = n.item.empty() ? nullptr : cat.find_item(n.item);
-          if ((!n.flow.empty() && flows.count(n.flow)) || (item && flows.count(item->flow))) {
-            flows.insert(f.id);
-            grew = true;
-            break;
-          }
+        const bool calls = std::any_of(f.nodes.begin(), f.nodes.end(), [&](const Node& n) {
+          return (!n.flow.empty() && flows.count(n.flow)) ||
+                 (!n.item.empty() && std::any_of(cat.items.begin(), cat.items.end(),
+                                                 [&](const Item& i) { return i.code == n.item && runs(i, flows); }));
+        });
+        if (calls) {
+          flows.insert(f.id);
+          grew = true;
         }
       }
     }
     std::set<std::pair<bool, std::string>> targets;
     for (const auto& i : cat.items) {
-      if (flows.count(i.flow)) targets.emplace(false, i.code);
+      if (runs(i, flows)) targets.emplace(false, i.code);
     }
     for (const auto& t : cat.themes) {
       if (flows.count(t.flow)) targets.emplace(true, t.id);
@@ -1112,6 +1124,8 @@ class SqliteStoreImpl final : public SqliteStore {
     return {count, first};
   }
 
+  // The distinct (is_theme, target, target_version) of all cases, by a loose
+  // index scan over cases_definition (a few seeks, whatever the case count).
   std::vector<std::tuple<bool, std::string, std::int64_t>> used_definitions() {
     std::vector<std::tuple<bool, std::string, std::int64_t>> out;
     std::int64_t is_theme = -1;
@@ -1305,6 +1319,7 @@ class SqliteStoreImpl final : public SqliteStore {
       throw;
     }
     batch_depth_ = 0;
+    recorded_in_batch_ = false;
     for (auto& [id, p] : pending_) remember(id, p.version, std::move(p.latest.snapshot));
     pending_.clear();
     pending_events_ = 0;
@@ -1315,6 +1330,16 @@ class SqliteStoreImpl final : public SqliteStore {
     batch_depth_ = 0;
     pending_.clear();
     pending_events_ = 0;
+    if (recorded_in_batch_ && binding_) {
+      // The binding's record was rolled back with the batch: made again,
+      // else at the next bind (the engine open now goes on as bound).
+      recorded_in_batch_ = false;
+      try {
+        check_and_record(binding_->catalog());
+      } catch (...) {
+        unrecorded_ = true;
+      }
+    }
     if (ids_reserved_in_batch_) {
       // The reservation was rolled back with the batch: other processes may
       // get those ids now, so this one must not.
@@ -1464,6 +1489,8 @@ class SqliteStoreImpl final : public SqliteStore {
   CaseId reserved_top_ = 0;  // ids below this were reserved by this store object
   CaseId reserved_top_before_batch_ = 0;
   bool ids_reserved_in_batch_ = false;
+  bool recorded_in_batch_ = false;  // bind recorded the catalog inside the open batch
+  bool unrecorded_ = false;         // an aborted batch took the record, and making it again failed
 
   std::list<Cached> cache_;
   std::unordered_map<CaseId, std::list<Cached>::iterator> cache_index_;
